@@ -1,0 +1,271 @@
+"""The canonical binary encoding: msgpack of fixed-order arrays.
+
+Rules (DESIGN.md section 2):
+
+* a record is a msgpack array of its fields in declaration order, never a map;
+* bytes are msgpack bin, text is msgpack str, integers are msgpack ints;
+* a tagged message is ``[tag, field1, field2, ...]``;
+* decoding is strict: a wrong type, a wrong arity, trailing bytes, an oversized
+  field or a non-canonical form of the same value raises ``DecodeError`` naming
+  the field; nothing is silently fixed.
+
+A record class is a frozen dataclass with a ``SCHEMA`` class attribute: one
+``Kind`` per dataclass field, in the same order.  ``encode`` and ``decode`` work
+for any such class; ``MessageCodec`` adds the class's integer ``TAG`` in front
+so several record classes can share one wire.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import msgpack
+
+from primitives.errors import DecodeError, UsageError
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+U64_MAX = 2**64 - 1
+
+
+R = TypeVar("R")
+
+
+class Kind:
+    """How one field looks on the wire and how it is checked when decoded."""
+
+    def to_wire(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        raise NotImplementedError
+
+
+class UInt(Kind):
+    def __init__(self, maximum: int = U64_MAX) -> None:
+        self.maximum = maximum
+
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not int or not 0 <= value <= self.maximum:
+            raise UsageError(f"not an integer in [0, {self.maximum}]: {value!r}")
+        return value
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        if type(obj) is not int:
+            raise DecodeError(f"{where}: expected an integer, got {type(obj).__name__}")
+        if not 0 <= obj <= self.maximum:
+            raise DecodeError(f"{where}: integer {obj} outside [0, {self.maximum}]")
+        return obj
+
+
+class Bool(Kind):
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not bool:
+            raise UsageError(f"not a bool: {value!r}")
+        return value
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        if type(obj) is not bool:
+            raise DecodeError(f"{where}: expected a bool, got {type(obj).__name__}")
+        return obj
+
+
+class Bytes(Kind):
+    def __init__(self, max_len: int, exact: bool = False) -> None:
+        self.max_len = max_len
+        self.exact = exact
+
+    def _check(self, value: Any) -> str | None:
+        if type(value) is not bytes:
+            return f"expected bytes, got {type(value).__name__}"
+        if self.exact and len(value) != self.max_len:
+            return f"expected exactly {self.max_len} bytes, got {len(value)}"
+        if len(value) > self.max_len:
+            return f"{len(value)} bytes is over the limit of {self.max_len}"
+        return None
+
+    def to_wire(self, value: Any) -> Any:
+        problem = self._check(value)
+        if problem:
+            raise UsageError(problem)
+        return value
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        problem = self._check(obj)
+        if problem:
+            raise DecodeError(f"{where}: {problem}")
+        return obj
+
+
+class Text(Kind):
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not str or len(value) > self.max_len:
+            raise UsageError(f"not a string of at most {self.max_len} characters: {value!r}")
+        return value
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        if type(obj) is not str:
+            raise DecodeError(f"{where}: expected text, got {type(obj).__name__}")
+        if len(obj) > self.max_len:
+            raise DecodeError(f"{where}: {len(obj)} characters is over the limit of {self.max_len}")
+        return obj
+
+
+class Optional(Kind):
+    """``None`` on the wire is msgpack nil; anything else is the inner kind."""
+
+    def __init__(self, inner: Kind) -> None:
+        self.inner = inner
+
+    def to_wire(self, value: Any) -> Any:
+        return None if value is None else self.inner.to_wire(value)
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        return None if obj is None else self.inner.from_wire(obj, where)
+
+
+class ListOf(Kind):
+    """A homogeneous list; Python side is a tuple (so records stay hashable)."""
+
+    def __init__(self, inner: Kind, max_items: int) -> None:
+        self.inner = inner
+        self.max_items = max_items
+
+    def to_wire(self, value: Any) -> Any:
+        if not isinstance(value, tuple | list) or len(value) > self.max_items:
+            raise UsageError(f"not a sequence of at most {self.max_items} items")
+        return [self.inner.to_wire(v) for v in value]
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        if type(obj) is not list:
+            raise DecodeError(f"{where}: expected a list, got {type(obj).__name__}")
+        if len(obj) > self.max_items:
+            raise DecodeError(f"{where}: {len(obj)} items is over the limit of {self.max_items}")
+        inner = self.inner
+        if type(inner) is Bytes:  # the hot case (transactions in a block): no per-item frames
+            for i, item in enumerate(obj):
+                problem = inner._check(item)
+                if problem:
+                    raise DecodeError(f"{where}[{i}]: {problem}")
+            return tuple(obj)
+        return tuple(inner.from_wire(item, f"{where}[{i}]") for i, item in enumerate(obj))
+
+
+class Nested(Kind):
+    """A record inside a record, encoded as its own field array (no tag)."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.cls = cls
+
+    def to_wire(self, value: Any) -> Any:
+        if type(value) is not self.cls:
+            raise UsageError(f"expected {self.cls.__name__}, got {type(value).__name__}")
+        return record_to_wire(value)
+
+    def from_wire(self, obj: Any, where: str) -> Any:
+        return record_from_wire(self.cls, obj, where)
+
+
+def _schema(cls: type[Any]) -> tuple[tuple[str, Kind], ...]:
+    cached: tuple[tuple[str, Kind], ...] | None = cls.__dict__.get("_WIRE_FIELDS")
+    if cached is not None:
+        return cached
+    # Fields with init=False (derived values such as a cached hash) are not encoded.
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kinds: tuple[Kind, ...] = cls.SCHEMA
+    if len(names) != len(kinds):
+        raise UsageError(f"{cls.__name__}: SCHEMA has {len(kinds)} kinds for {len(names)} fields")
+    pairs = tuple(zip(names, kinds, strict=True))
+    type.__setattr__(cls, "_WIRE_FIELDS", pairs)
+    return pairs
+
+
+def record_to_wire(value: Any) -> list[Any]:
+    return [kind.to_wire(getattr(value, name)) for name, kind in _schema(type(value))]
+
+
+def record_from_wire(cls: type[R], obj: Any, where: str = "") -> R:
+    where = where or cls.__name__
+    fields = _schema(cls)
+    if type(obj) is not list:
+        raise DecodeError(f"{where}: expected an array, got {type(obj).__name__}")
+    if len(obj) != len(fields):
+        raise DecodeError(f"{where}: expected {len(fields)} fields, got {len(obj)}")
+    values = [kind.from_wire(item, f"{where}.{name}") for (name, kind), item in zip(fields, obj, strict=True)]
+    try:
+        return cls(*values)
+    except (ValueError, TypeError) as exc:  # a record's own __post_init__ checks
+        raise DecodeError(f"{where}: {exc}") from None
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack_strict(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    """Unpack one msgpack value; reject trailing bytes and non-canonical forms."""
+    if type(data) is not bytes:
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise DecodeError(f"{len(data)} bytes is over the limit of {max_bytes}")
+    try:
+        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except msgpack.ExtraData:
+        raise DecodeError("trailing bytes after the value") from None
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise DecodeError(f"not valid msgpack: {exc}") from None
+    # Re-packing must give the same bytes, so that a hash or signature over the
+    # received bytes always equals one over our own encoding of the value.
+    try:
+        again = pack(obj)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DecodeError(f"value cannot be encoded canonically: {exc}") from None
+    if again != data:
+        raise DecodeError("not the canonical encoding of its value")
+    return obj
+
+
+def encode(value: Any) -> bytes:
+    """Canonical bytes of a record (no type tag)."""
+    return pack(record_to_wire(value))
+
+
+def decode(cls: type[R], data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> R:
+    """Strictly decode canonical bytes into a record of ``cls``."""
+    return record_from_wire(cls, unpack_strict(data, max_bytes))
+
+
+class MessageCodec:
+    """Tagged records on one wire: ``[tag, field1, ...]``."""
+
+    def __init__(self, classes: Sequence[type[Any]], max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._by_tag: dict[int, type[Any]] = {}
+        self._tag_of: dict[type[Any], int] = {}
+        for cls in classes:
+            tag: int = cls.TAG
+            if tag in self._by_tag:
+                raise UsageError(f"tag {tag} used twice ({cls.__name__})")
+            self._by_tag[tag] = cls
+            self._tag_of[cls] = tag
+            _schema(cls)
+
+    def encode(self, message: Any) -> bytes:
+        tag = self._tag_of.get(type(message))
+        if tag is None:
+            raise UsageError(f"{type(message).__name__} is not a message of this codec")
+        return pack([tag, *record_to_wire(message)])
+
+    def decode(self, data: bytes) -> Any:
+        obj = unpack_strict(data, self.max_bytes)
+        if type(obj) is not list or not obj:
+            raise DecodeError("a message must be a non-empty array")
+        tag = obj[0]
+        cls = self._by_tag.get(tag) if type(tag) is int else None
+        if cls is None:
+            raise DecodeError(f"unknown message tag {tag!r}")
+        return record_from_wire(cls, obj[1:])
