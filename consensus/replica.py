@@ -585,6 +585,9 @@ class Replica:
             del self.checkpoint_votes[h]
         for h in [h for h in self.my_checkpoints if h <= height]:
             del self.my_checkpoints[h]
+        for key in [k for k in self.my_hashes if k[0] == "checkpoint" and k[2] <= height]:
+            del self.my_hashes[key]
+            self.my_messages.pop(key, None)
         out.checkpoints.append(StableCheckpoint(height, block_hash, app_hash))
 
     # ------------------------------------------------------------ view change
