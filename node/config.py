@@ -1,0 +1,158 @@
+"""A node's home folder: its config (TOML), keys and data directory.
+
+Layout of ``--home DIR``::
+
+    config.toml        this file's settings (see ``NodeConfig``)
+    node_key.json      the node's Ed25519 seed (mode 0600)
+    tls/cert.pem       self-signed X.509 certificate over the node key
+    tls/key.pem        its private key (mode 0600)
+    data/              LevelDB: blocks, certificates, state, WAL
+
+The genesis file is named in config.toml (a path relative to the home).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from primitives.errors import UsageError
+from primitives.signing import SigningKey
+
+
+class ConfigError(UsageError):
+    """A config or key file is missing, unreadable or wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    name: str
+    address: str  # host:port of its P2P listener
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusSettings:
+    progress_timeout_ms: int = 2_000
+    checkpoint_interval: int = 100
+    max_block_txs: int = 2_000
+    max_block_bytes: int = 4 * 1024 * 1024
+    batch_timeout_ms: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class MempoolSettings:
+    max_txs: int = 50_000
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    role: str  # "validator" or "observer"
+    genesis: str
+    p2p_listen: str
+    api_listen: str
+    peers: tuple[Peer, ...] = ()
+    data_dir: str = "data"
+    consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
+    mempool: MempoolSettings = field(default_factory=MempoolSettings)
+    home: Path = Path(".")
+
+    def path(self, relative: str) -> Path:
+        return (self.home / relative).resolve()
+
+    def to_toml(self) -> str:
+        raw: dict[str, Any] = asdict(self)
+        raw.pop("home")
+        raw["peers"] = [asdict(p) for p in self.peers]
+        return tomli_w.dumps(raw)
+
+
+def _section(raw: dict[str, Any], name: str, cls: type[Any], where: Path) -> Any:
+    data = raw.get(name, {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    known = set(cls.__dataclass_fields__)
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) in [{name}]: {', '.join(sorted(unknown))}")
+    for key, value in data.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"{where}: [{name}].{key} must be a positive integer, got {value!r}")
+    return cls(**data)
+
+
+def load_config(home: Path) -> NodeConfig:
+    path = home / "config.toml"
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        hint = f"run 'medchain node init --home {home}' or 'medchain testnet'"
+        raise ConfigError(f"no config at {path}: {hint}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    for key in ("name", "role", "genesis", "p2p_listen", "api_listen"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise ConfigError(f"{path}: '{key}' must be a non-empty string")
+    if raw["role"] not in ("validator", "observer"):
+        raise ConfigError(f"{path}: 'role' must be 'validator' or 'observer', got {raw['role']!r}")
+    for key in ("p2p_listen", "api_listen"):
+        parse_address(raw[key], f"{path}: {key}")
+    peers = []
+    for i, item in enumerate(raw.get("peers", [])):
+        fields_ok = isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("name", "address"))
+        if not fields_ok:
+            raise ConfigError(f"{path}: peers[{i}] needs a 'name' and an 'address'")
+        parse_address(item["address"], f"{path}: peers[{i}].address")
+        peers.append(Peer(item["name"], item["address"]))
+    return NodeConfig(
+        name=raw["name"],
+        role=raw["role"],
+        genesis=raw["genesis"],
+        p2p_listen=raw["p2p_listen"],
+        api_listen=raw["api_listen"],
+        peers=tuple(peers),
+        data_dir=str(raw.get("data_dir", "data")),
+        consensus=_section(raw, "consensus", ConsensusSettings, path),
+        mempool=_section(raw, "mempool", MempoolSettings, path),
+        home=home.resolve(),
+    )
+
+
+def parse_address(text: str, where: str = "address") -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: {text!r} is not host:port")
+    return host, int(port)
+
+
+def write_key(path: Path, key: SigningKey) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"type": "ed25519", "public": key.verify_key.hex(), "seed": key.seed.hex()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=2)
+
+
+def read_key(path: Path) -> SigningKey:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no key file at {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read key file {path}: {exc}") from None
+    try:
+        key = SigningKey(bytes.fromhex(doc["seed"]))
+    except (KeyError, TypeError, ValueError, UsageError):
+        raise ConfigError(f"key file {path} has no valid 32-byte hex 'seed'") from None
+    if doc.get("public") not in (None, key.verify_key.hex()):
+        raise ConfigError(f"key file {path}: 'public' does not match the seed")
+    return key

@@ -1,0 +1,113 @@
+"""The genesis file: the network's chain id, its validators, observers and clients.
+
+JSON, written once by ``medchain testnet`` and shared by every node.  Its
+hash (SHA-256 of the canonical JSON: sorted keys, no spaces) is stored in each
+node's database, so a node never opens a data directory of another network.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from primitives.errors import UsageError
+from primitives.hashing import sha256
+from primitives.signing import VerifyKey
+
+
+class GenesisError(UsageError):
+    """The genesis file is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    name: str
+    key: VerifyKey
+    cert_pem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    chain_id: str
+    genesis_time_ms: int
+    validators: tuple[Member, ...]
+    observers: tuple[Member, ...]
+    clients: tuple[Member, ...]
+    raw: dict[str, Any]
+
+    @property
+    def hash(self) -> bytes:
+        return sha256(canonical_json(self.raw))
+
+    def validator_index(self, key: VerifyKey) -> int | None:
+        for i, member in enumerate(self.validators):
+            if member.key == key:
+                return i
+        return None
+
+    def node(self, name: str) -> Member | None:
+        for member in (*self.validators, *self.observers):
+            if member.name == name:
+                return member
+        return None
+
+    @property
+    def nodes(self) -> tuple[Member, ...]:
+        return (*self.validators, *self.observers)
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _members(raw: Any, where: str) -> tuple[Member, ...]:
+    if not isinstance(raw, list):
+        raise GenesisError(f"genesis: '{where}' must be a list")
+    out = []
+    names = set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(item.get("key"), str):
+            raise GenesisError(f"genesis: {where}[{i}] needs a 'name' and a hex 'key'")
+        if item["name"] in names:
+            raise GenesisError(f"genesis: {where}[{i}]: name {item['name']!r} is used twice")
+        names.add(item["name"])
+        try:
+            key = VerifyKey(bytes.fromhex(item["key"]))
+        except (ValueError, Exception) as exc:
+            raise GenesisError(f"genesis: {where}[{i}].key is not a 32-byte hex Ed25519 key: {exc}") from None
+        out.append(Member(item["name"], key, str(item.get("cert", ""))))
+    return tuple(out)
+
+
+def parse_genesis(raw: Any) -> Genesis:
+    if not isinstance(raw, dict):
+        raise GenesisError("genesis: the top level must be an object")
+    chain_id = raw.get("chain_id")
+    if not isinstance(chain_id, str) or not 0 < len(chain_id) <= 64:
+        raise GenesisError("genesis: 'chain_id' must be a string of 1 to 64 characters")
+    time_ms = raw.get("genesis_time_ms")
+    if not isinstance(time_ms, int) or time_ms < 0:
+        raise GenesisError("genesis: 'genesis_time_ms' must be a non-negative integer")
+    validators = _members(raw.get("validators"), "validators")
+    if not validators:
+        raise GenesisError("genesis: at least one validator is needed")
+    observers = _members(raw.get("observers", []), "observers")
+    clients = _members(raw.get("clients", []), "clients")
+    keys = [m.key for m in (*validators, *observers)]
+    if len(set(keys)) != len(keys):
+        raise GenesisError("genesis: two nodes share one key")
+    return Genesis(chain_id, time_ms, validators, observers, clients, raw)
+
+
+def load_genesis(path: Path) -> Genesis:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GenesisError(f"genesis file {path} is not valid JSON: {exc}") from None
+    return parse_genesis(raw)

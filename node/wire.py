@@ -1,0 +1,76 @@
+"""What nodes say to each other over the P2P transport, one tagged record per frame.
+
+* ``ConsensusFrame`` carries a consensus message's canonical bytes as signed by
+  its author (relayed unchanged, so a relay cannot alter it);
+* ``TxGossip`` carries client transactions;
+* ``SyncRequest`` / ``SyncResponse`` fetch committed blocks with certificates;
+* ``HeadAnnounce`` tells peers (observers above all) a new head exists;
+* ``PeerSet`` tells peers whom we are directly connected to, so that a
+  message is relayed only to peers that cannot hear its author themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from consensus.messages import Block, CommitCertificate
+from primitives.codec import MAX_MESSAGE_BYTES, Bytes, Kind, ListOf, MessageCodec, Nested, Text, UInt
+
+MAX_SYNC_BLOCKS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusFrame:
+    TAG: ClassVar[int] = 1
+    data: bytes
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (Bytes(MAX_MESSAGE_BYTES),)
+
+
+@dataclass(frozen=True, slots=True)
+class TxGossip:
+    TAG: ClassVar[int] = 2
+    txs: tuple[bytes, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (ListOf(Bytes(64 * 1024), 4096),)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    TAG: ClassVar[int] = 3
+    from_height: int
+    max_blocks: int
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), UInt(MAX_SYNC_BLOCKS))
+
+
+@dataclass(frozen=True, slots=True)
+class CertifiedBlock:
+    block: Block
+    certificate: CommitCertificate
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (Nested(Block), Nested(CommitCertificate))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResponse:
+    TAG: ClassVar[int] = 4
+    head_height: int
+    blocks: tuple[CertifiedBlock, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), ListOf(Nested(CertifiedBlock), MAX_SYNC_BLOCKS))
+
+
+@dataclass(frozen=True, slots=True)
+class HeadAnnounce:
+    TAG: ClassVar[int] = 5
+    height: int
+    block_hash: bytes
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), Bytes(32, exact=True))
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSet:
+    TAG: ClassVar[int] = 6
+    peers: tuple[str, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (ListOf(Text(64), 1024),)
+
+
+NodeMessage = ConsensusFrame | TxGossip | SyncRequest | SyncResponse | HeadAnnounce | PeerSet
+NODE_CODEC = MessageCodec([ConsensusFrame, TxGossip, SyncRequest, SyncResponse, HeadAnnounce, PeerSet])

@@ -1,0 +1,102 @@
+"""The anchoring application and the client transaction envelope (pure logic, no I/O)."""
+
+import pytest
+
+from consensus.messages import Block, BlockHeader
+from node.application import Application, Rejected, check_transaction
+from node.mempool import Mempool, MempoolFull, MempoolLimits
+from node.transaction import Anchor, make_transaction, parse_transaction, tx_id
+from primitives.codec import encode
+from primitives.errors import DecodeError
+from primitives.hashing import sha256
+from primitives.merkle import merkle_root
+from primitives.signing import SigningKey
+
+CHAIN = "app-test"
+CLIENT = SigningKey.from_seed_text("client-0")
+STRANGER = SigningKey.from_seed_text("stranger")
+
+
+class DictState(dict):
+    def get(self, key, default=None):
+        return super().get(key, default)
+
+
+def _block(height, txs):
+    header = BlockHeader(CHAIN, height, bytes(32), 0, 0, 1, merkle_root(txs), len(txs), bytes(32))
+    return Block(header, tuple(txs))
+
+
+def _anchor(key=CLIENT, doc=b"doc", label="protocol v1", chain=CHAIN):
+    return make_transaction(key, chain, Anchor(sha256(doc), label), 1000)
+
+
+def test_a_signed_anchor_round_trips_and_verifies():
+    data = _anchor()
+    tx = parse_transaction(data)
+    assert tx.check_signature()
+    assert tx.decoded_body() == Anchor(sha256(b"doc"), "protocol v1")
+    assert encode(tx) == data
+
+
+def _flip(data, pos):
+    out = bytearray(data)
+    out[pos] ^= 0x01
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"\x00garbage", "malformed"),
+        (_anchor(chain="other"), "wrong-chain"),
+        (_flip(_anchor(), -10), "bad-signature"),
+    ],
+)
+def test_stateless_checks_name_the_problem(data, code):
+    with pytest.raises(Rejected) as err:
+        check_transaction(data, CHAIN)
+    assert err.value.code == code
+
+
+def test_oversized_transactions_are_refused():
+    with pytest.raises(DecodeError):
+        parse_transaction(b"\x96" + b"\x00" * 70_000)
+
+
+def test_anchoring_rules_and_deterministic_app_hash():
+    app = Application(CHAIN, {CLIENT.verify_key.raw})
+    txs = [_anchor(doc=b"a"), _anchor(doc=b"b"), _anchor(doc=b"a"), _anchor(STRANGER, doc=b"c")]
+    state = DictState()
+    result = app.execute_block(_block(1, txs), state, bytes(32))
+    assert [(r.ok, r.code) for r in result.results] == [
+        (True, "ok"), (True, "ok"), (False, "already-anchored"), (False, "not-enrolled"),
+    ]
+    assert len(result.writes) == 2
+    again = app.execute_block(_block(1, txs), DictState(), bytes(32))
+    assert again.app_hash == result.app_hash
+    other = app.execute_block(_block(1, txs[:1]), DictState(), bytes(32))
+    assert other.app_hash != result.app_hash
+    # committed state is seen by the next block
+    state.update(result.writes)
+    nxt = app.execute_block(_block(2, [_anchor(doc=b"b")]), state, result.app_hash)
+    assert nxt.results[0].code == "already-anchored"
+
+
+def test_mempool_bounds_dedups_and_evicts():
+    pool = Mempool(MempoolLimits(max_txs=3, max_bytes=10_000))
+    txs = [_anchor(doc=bytes([i])) for i in range(4)]
+    for data in txs[:3]:
+        assert pool.add(tx_id(data), data)
+    assert not pool.add(tx_id(txs[0]), txs[0])
+    with pytest.raises(MempoolFull):
+        pool.add(tx_id(txs[3]), txs[3])
+    assert [t for t, _ in pool.batch(2, 10**6)] == [tx_id(txs[0]), tx_id(txs[1])]
+    assert pool.remove([tx_id(txs[0]), tx_id(txs[3])]) == 1
+    assert len(pool) == 2 and pool.size_bytes == len(txs[1]) + len(txs[2])
+    pool.add(tx_id(txs[3]), txs[3])
+    assert len(pool) == 3
+    small = Mempool(MempoolLimits(max_txs=100, max_bytes=len(txs[0]) + 1))
+    small.add(tx_id(txs[0]), txs[0])
+    with pytest.raises(MempoolFull):
+        small.add(tx_id(txs[1]), txs[1])
