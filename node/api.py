@@ -96,6 +96,7 @@ class Api:
                 web.post("/txs", self.submit),
                 web.get("/txs/{id}", self.tx),
                 web.get("/proofs/{id}", self.proof),
+                web.get("/anchors/{hash}", self.anchor),
                 web.get("/events", self.events),
                 web.get("/evidence", self.evidence),
                 web.get("/metrics", self.metrics),
@@ -139,6 +140,13 @@ class Api:
         if proof is None:
             raise ApiError(404, "not-found", f"transaction {tid.hex()} is not committed")
         return web.json_response(proof)
+
+    async def anchor(self, request: web.Request) -> web.Response:
+        doc_hash = _hex_param(request, "hash", 32)
+        found = self.node.anchor_json(doc_hash)
+        if found is None:
+            raise ApiError(404, "not-found", f"document {doc_hash.hex()} is not anchored")
+        return web.json_response(found)
 
     async def evidence(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.evidence_json())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from node.cli_ops import COMMANDS
 from node.sim_command import sim
 
 
@@ -12,8 +13,15 @@ from node.sim_command import sim
 def main() -> None:
     """medchain: a permissioned PBFT blockchain for healthcare.
 
-    Run a deterministic simulation of the consensus engine with `medchain sim`.
+    \b
+    Start here:
+      medchain cluster up --nodes 4 --dir ./net     a local 4-validator cluster
+      medchain cluster status --dir ./net           what every node is doing
+      medchain anchor put FILE --node URL --key K   anchor a document
+      medchain sim --nodes 4 --seeds 20 --json      simulate the consensus engine
     """
 
 
 main.add_command(sim)
+for command in COMMANDS:
+    main.add_command(command)

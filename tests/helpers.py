@@ -14,8 +14,8 @@ from consensus.messages import (
     Checkpoint,
     Commit,
     NewView,
-    PrePrepare,
     Prepare,
+    PrePrepare,
     ViewChange,
 )
 from consensus.replica import Replica

@@ -2,7 +2,7 @@
 
 from consensus.certificates import verify_commit_certificate
 from consensus.events import PendingWork, Propose, RequestSync, Verdict, WalPrepared, WalSigned
-from consensus.messages import CONSENSUS_CODEC, Commit, PrePrepare, Prepare
+from consensus.messages import CONSENSUS_CODEC, Commit, Prepare, PrePrepare
 from tests.helpers import (
     CHAIN,
     T0,

@@ -44,19 +44,31 @@ def test_waiting_work_times_out_into_a_view_change_that_is_logged_before_it_leav
     assert r.vc_target == 1
 
 
-def test_view_change_timeouts_double_until_a_new_view_arrives():
-    r = replica(4, 1, progress_timeout_ms=1000)
+def test_view_change_timeouts_double_while_a_quorum_waits_for_a_new_view():
+    r = replica(4, 0, progress_timeout_ms=1000)  # primary of none of views 1..3
     out = r.handle(PendingWork(), T0)
     out, _ = _fire(r, out, "progress")
     deadlines = []
-    for _ in range(3):
+    for step in range(3):
+        target = r.vc_target
+        # two others joined this view change: with ours, a quorum waits (section 4.5.2)
+        for s in (1, 2):
+            deliver(r, view_change(target, 1, s))
         timer = next(t for t in out.timers if isinstance(t, SetTimer) and t.name == "view-change")
         deadlines.append(timer.deadline_ms)
         out = r.handle(TimerFired("view-change", timer.token), timer.deadline_ms)
-        assert sent_of(out, ViewChange)[0].new_view == r.vc_target
+        assert r.vc_target == target + 1, step
     gaps = [deadlines[0] - (T0 + 1000), deadlines[1] - deadlines[0], deadlines[2] - deadlines[1]]
     assert gaps == [2000, 4000, 8000]
-    assert r.vc_target == 4
+
+
+def test_a_replica_alone_in_a_view_change_asks_again_instead_of_racing_ahead():
+    r = replica(4, 1, progress_timeout_ms=1000)
+    out = r.handle(PendingWork(), T0)
+    out, _ = _fire(r, out, "progress")
+    out, _ = _fire(r, out, "view-change")
+    assert r.vc_target == 1
+    assert [vc.new_view for vc in sent_of(out, ViewChange)] == [1]
 
 
 def test_a_stale_timer_token_does_nothing():

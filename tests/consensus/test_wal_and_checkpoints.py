@@ -1,7 +1,7 @@
 """Safety over restarts (the WAL) and checkpoints with garbage collection (section 4.3)."""
 
 from consensus.events import Executed, PendingWork, SetTimer, StableCheckpoint, TimerFired, WalRecord
-from consensus.messages import Checkpoint, Commit, PrePrepare, Prepare, ViewChange
+from consensus.messages import Checkpoint, Commit, Prepare, PrePrepare, ViewChange
 from consensus.replica import Replica
 from tests.helpers import (
     T0,
@@ -94,7 +94,7 @@ def _commit_height(r, b):
 
 
 def _chain(length):
-    blocks, prev, app = [], None, None
+    blocks, prev = [], None
     for h in range(1, length + 1):
         kwargs = {} if prev is None else {"prev": prev.hash, "app": app_after(prev)}
         b = block(h, ts=T0 + h, txs=(f"tx-{h}".encode(),), **kwargs)

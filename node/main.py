@@ -1,0 +1,66 @@
+"""Run one node process in the foreground until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from node.api import Api
+from node.config import load_config, parse_address, read_key
+from node.genesis import load_genesis
+from node.logs import setup_logging
+from node.runtime import Node
+from node.transport_setup import build_transport
+from primitives.errors import UsageError
+from storage.chainstore import ChainStore
+
+log = logging.getLogger("medchain.node")
+
+
+class StartupError(UsageError):
+    """The node cannot start: the message says what to fix."""
+
+
+async def run_node(home: Path, log_level: str = "info") -> None:
+    config = load_config(home)
+    genesis = load_genesis(config.path(config.genesis))
+    key = read_key(home / "node_key.json")
+    me = next((m for m in genesis.nodes if m.key == key.verify_key), None)
+    if me is None:
+        raise StartupError(f"this node's key {key.verify_key.hex()[:16]}... is not in the genesis file")
+    is_validator = genesis.validator_index(key.verify_key) is not None
+    if is_validator != (config.role == "validator"):
+        raise StartupError(f"config says role {config.role!r} but genesis lists this key as "
+                           f"{'a validator' if is_validator else 'an observer'}")
+    setup_logging(config.name, log_level)
+    store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
+    try:
+        transport = build_transport(config, genesis, key, home)
+        node = Node(config, genesis, key, store, transport)
+        runner = web.AppRunner(Api(node).app(), access_log=None)
+        await runner.setup()
+        host, port = parse_address(config.api_listen)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await node.start()
+        await web.TCPSite(runner, host, port).start()
+        log.info("node %s started: api http://%s:%d, p2p %s, height %d", config.name, host, port,
+                 config.p2p_listen, node.tip.height, extra={"event": "started"})
+        drive = next(t for t in node._tasks if t.get_name() == "drive")
+        done, _ = await asyncio.wait(
+            [asyncio.create_task(stop.wait()), drive], return_when=asyncio.FIRST_COMPLETED
+        )
+        log.info("node %s stopping", config.name, extra={"event": "stopping"})
+        await runner.cleanup()
+        await node.stop()
+        if drive in done and drive.exception() is not None:
+            raise drive.exception()  # type: ignore[misc]
+    finally:
+        store.close()
+    log.info("node %s stopped cleanly", config.name, extra={"event": "stopped"})

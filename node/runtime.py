@@ -1,0 +1,628 @@
+"""One full node: the thin driver between the pure replica and the world.
+
+Everything that touches the replica goes through one inbox queue and one task
+(``_drive``), so the engine needs no locks.  For each output the driver keeps
+the documented order: persist the WAL records (a synchronous LevelDB batch,
+run off the event loop), then send, then commit (execute the block, one
+synchronous batch with block, certificate, state, tx index and head), then
+feed ``Executed`` back.  Observers have no replica: ``_follow`` fetches
+certified blocks, checks every certificate against the genesis validators,
+re-executes and compares ``app_hash``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from consensus.certificates import Verifier
+from consensus.config import ChainTip, ReplicaConfig
+from consensus.events import (
+    CancelTimer,
+    CommitBlock,
+    Event,
+    Executed,
+    Output,
+    PendingWork,
+    Propose,
+    Received,
+    RequestSync,
+    ServeSync,
+    SetTimer,
+    SyncedBlock,
+    TimerFired,
+    Verdict,
+)
+from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate
+from consensus.replica import Replica
+from node.api import ApiError
+from node.application import ANCHOR_PREFIX, Application, BlockResult
+from node.config import NodeConfig
+from node.genesis import Genesis
+from node.mempool import Mempool, MempoolFull, MempoolLimits
+from node.metrics import NodeMetrics
+from node.proofs import build_proof
+from node.transaction import tx_id
+from node.validation import TxChecker, validate_block
+from node.wire import (
+    NODE_CODEC,
+    CertifiedBlock,
+    ConsensusFrame,
+    HeadAnnounce,
+    PeerSet,
+    SyncRequest,
+    SyncResponse,
+    TxGossip,
+)
+from primitives.codec import pack, unpack_strict
+from primitives.errors import DecodeError
+from primitives.hashing import sha256
+from primitives.signing import SigningKey
+from storage.chainstore import ChainStore
+
+log = logging.getLogger("medchain.node")
+T = TypeVar("T")
+
+RESULT_PREFIX = b"txr/"
+SYNC_BATCH_BYTES = 4 * 1024 * 1024
+SYNC_INTERVAL_S = 1.0
+
+
+def genesis_tip(genesis: Genesis) -> ChainTip:
+    return ChainTip(0, genesis.hash, sha256(b"medchain/v1/app-genesis" + genesis.hash), genesis.genesis_time_ms)
+
+
+class Node:
+    def __init__(self, config: NodeConfig, genesis: Genesis, key: SigningKey, store: ChainStore, transport: Any):
+        self.cfg = config
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.key = key
+        self.store = store
+        self.transport = transport
+        self.validator_names = [m.name for m in genesis.validators]
+        self.index = genesis.validator_index(key.verify_key)
+        self.is_validator = self.index is not None and config.role == "validator"
+        self.app = Application(self.chain_id, {m.key.raw for m in genesis.clients})
+        self.checker = TxChecker(self.chain_id)
+        self.verifier = Verifier(self.chain_id, [m.key for m in genesis.validators])
+        self.mempool = Mempool(MempoolLimits(config.mempool.max_txs, config.mempool.max_bytes))
+        self.metrics = NodeMetrics()
+        self.inbox: asyncio.Queue[Event | Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self.tip = store.head() or genesis_tip(genesis)
+        self.replica: Replica | None = None
+        if self.is_validator:
+            assert self.index is not None
+            rc = ReplicaConfig(
+                self.chain_id,
+                tuple(m.key for m in genesis.validators),
+                self.index,
+                key,
+                progress_timeout_ms=config.consensus.progress_timeout_ms,
+                checkpoint_interval=config.consensus.checkpoint_interval,
+            )
+            self.replica = Replica.restore(rc, self.tip, store.wal_records())
+        self.metrics.watch(lambda: dict(self.replica.stats) if self.replica else {}, self._peer_stats)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._admitted_at: OrderedDict[bytes, float] = OrderedDict()
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._gossip_out: list[bytes] = []
+        self._gossip_scheduled = False
+        self._propose_scheduled = False
+        self._peer_heads: dict[str, int] = {}
+        self._peer_sets: dict[str, frozenset[str]] = {}
+        self._sync_inflight_until = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_commit_at: float | None = None
+        self.started_at = time.time()
+        self.stopping = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self.transport.on_message = self._on_p2p
+        self.transport.on_peer_change = self._on_peer_change
+        await self.transport.start()
+        self._tasks.append(asyncio.create_task(self._drive(), name="drive"))
+        self._tasks.append(asyncio.create_task(self._sync_loop(), name="sync"))
+        if self.replica is not None:
+            replica = self.replica
+            self.inbox.put_nowait(lambda: self._carry_out_and_follow(replica.start(self._now_ms())))
+        self._update_gauges()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for handle in self._timers.values():
+            handle.cancel()
+        await self.transport.stop()
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.cancel()
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking storage call off the event loop (LevelDB sync writes take ms)."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    # ------------------------------------------------------------ the drive loop
+
+    async def _drive(self) -> None:
+        while True:
+            item = await self.inbox.get()
+            try:
+                if callable(item):
+                    await item()
+                elif self.replica is not None:
+                    await self._feed(item)
+            except Exception:  # an invariant broke: stop loudly rather than go on wrong
+                log.exception("driver failed; stopping the node")
+                raise
+
+    async def _carry_out_and_follow(self, out: Output) -> None:
+        for event in await self._carry_out(out):
+            await self._feed(event)
+        self._maybe_propose()
+        self._update_gauges()
+
+    async def _feed(self, event: Event) -> None:
+        """Give one event to the replica and carry out everything that follows from it."""
+        assert self.replica is not None
+        queue: deque[Event] = deque([event])
+        while queue:
+            out = self.replica.handle(queue.popleft(), self._now_ms())
+            queue.extend(await self._carry_out(out))
+        self._maybe_propose()
+        self._update_gauges()
+
+    async def _carry_out(self, out: Output) -> list[Event]:
+        follow: list[Event] = []
+        if out.persist:
+            await self._io(self.store.append_wal, out.persist)
+        for send in out.send:
+            frame = NODE_CODEC.encode(ConsensusFrame(send.data))
+            if send.to is None:
+                self.transport.broadcast(frame, only=self.validator_names)
+            else:
+                self.transport.send(self.validator_names[send.to], frame)
+        for commit in out.commit:
+            follow.append(await self._commit(commit))
+        for request in out.validate:
+            reason = validate_block(request.block, self.checker, self.store.has_tx)
+            if reason is not None:
+                log.warning(
+                    "refusing block %s at height %d: %s", request.block.hash.hex()[:16], request.block.height, reason
+                )
+            follow.append(Verdict(request.block.hash, reason is None, reason or ""))
+        for timer in out.timers:
+            self._apply_timer(timer)
+        for item in out.sync:
+            if isinstance(item, RequestSync):
+                peers = [self.validator_names[p] for p in item.peers] or None
+                self._request_blocks(item.from_height, peers)
+            elif isinstance(item, ServeSync):
+                await self._serve_blocks(self.validator_names[item.peer], item.from_height)
+        for evidence in out.evidence:
+            self.metrics.evidence.inc()
+            await self._io(self.store.add_evidence, evidence)
+            log.warning("evidence: validator %d sent conflicting %s messages", evidence.validator, evidence.kind)
+        for change in out.view_changes:
+            self.metrics.view_changes.inc()
+            log.info(
+                "view change: %d -> %d at height %d, primary %s (%s)",
+                change.old_view,
+                change.new_view,
+                change.height,
+                self.validator_names[change.primary],
+                change.reason,
+                extra={
+                    "event": "view-change",
+                    "old_view": change.old_view,
+                    "new_view": change.new_view,
+                    "height": change.height,
+                    "primary": self.validator_names[change.primary],
+                    "reason": change.reason,
+                },
+            )
+        for cp in out.checkpoints:
+            await self._io(self.store.prune_wal, cp.height)
+        return follow
+
+    def _apply_timer(self, timer: SetTimer | CancelTimer) -> None:
+        old = self._timers.pop(timer.name, None)
+        if old is not None:
+            old.cancel()
+        if isinstance(timer, SetTimer):
+            delay = max(0.0, timer.deadline_ms / 1000 - time.time())
+            event = TimerFired(timer.name, timer.token)
+            self._timers[timer.name] = asyncio.get_running_loop().call_later(delay, self.inbox.put_nowait, event)
+
+    # ------------------------------------------------------------ committing
+
+    async def _commit(self, commit: CommitBlock) -> Event:
+        block, cert = commit.block, commit.certificate
+        result = await self._apply_block(block, cert)
+        if commit.via_sync:
+            self.metrics.blocks_synced.inc()
+        return Executed(block.height, result.app_hash)
+
+    async def _apply_block(self, block: Block, cert: CommitCertificate) -> BlockResult:
+        result = self.app.execute_block(block, self.store, self.tip.app_hash)
+        writes = dict(result.writes)
+        for r in result.results:
+            writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
+        await self._io(self.store.commit_block, block, cert, writes, result.app_hash)
+        self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
+        self._after_commit(block, cert, result)
+        return result
+
+    def _after_commit(self, block: Block, cert: CommitCertificate, result: BlockResult) -> None:
+        now = time.monotonic()
+        if self._last_commit_at is not None:
+            self.metrics.block_interval.observe(now - self._last_commit_at)
+        self._last_commit_at = now
+        self.metrics.block_txs.observe(len(block.txs))
+        ids = [r.tx_id for r in result.results]
+        self.mempool.remove(ids)
+        for index, r in enumerate(result.results):
+            (self.metrics.txs_committed if r.ok else self.metrics.txs_rejected).inc()
+            admitted = self._admitted_at.pop(r.tx_id, None)
+            if admitted is not None:
+                self.metrics.commit_latency.observe(now - admitted)
+            for fut in self._waiters.pop(r.tx_id, []):
+                if not fut.done():
+                    fut.set_result(self._committed_json(r.tx_id, block.height, index, r.ok, r.code, r.message))
+        event = {
+            "height": block.height,
+            "hash": block.hash.hex(),
+            "txs": len(block.txs),
+            "rejected": sum(1 for r in result.results if not r.ok),
+            "view": cert.view,
+            "time_ms": block.header.timestamp_ms,
+            "app_hash": result.app_hash.hex(),
+        }
+        for queue in list(self._subscribers):
+            if queue.qsize() < 1000:
+                queue.put_nowait(event)
+        self.transport.broadcast(NODE_CODEC.encode(HeadAnnounce(block.height, block.hash)))
+        self._update_gauges()
+
+    # ------------------------------------------------------------ proposing
+
+    def _maybe_propose(self) -> None:
+        replica = self.replica
+        if replica is None or not len(self.mempool) or not replica.wants_proposal:
+            return
+        if not self._propose_scheduled:
+            self._propose_scheduled = True
+            full = len(self.mempool) >= self.cfg.consensus.max_block_txs
+            delay = 0.0 if full else self.cfg.consensus.batch_timeout_ms / 1000
+            asyncio.get_running_loop().call_later(delay, self.inbox.put_nowait, self._propose_now)
+
+    async def _propose_now(self) -> None:
+        self._propose_scheduled = False
+        replica = self.replica
+        if replica is None or not replica.wants_proposal:
+            return
+        batch = self.mempool.batch(self.cfg.consensus.max_block_txs, self.cfg.consensus.max_block_bytes)
+        if batch:
+            await self._feed(Propose(tuple(data for _, data in batch)))
+
+    # ------------------------------------------------------------ transactions
+
+    def _committed_json(self, tid: bytes, height: int, index: int, ok: bool, code: str, msg: str) -> dict[str, Any]:
+        return {
+            "tx_id": tid.hex(),
+            "status": "committed" if ok else "rejected",
+            "height": height,
+            "index": index,
+            "code": code,
+            "message": msg,
+        }
+
+    def _admit(self, data: bytes, tid: bytes) -> bool:
+        """Checks, then the mempool; True when new.  Raises ApiError with the reason."""
+        if self.store.has_tx(tid):
+            raise ApiError(409, "already-committed", f"transaction {tid.hex()} is already committed")
+        problem = self.checker.check(data, tid)
+        if problem is not None:
+            code, _, message = problem.partition(": ")
+            raise ApiError(422 if code != "malformed" else 400, code, message)
+        try:
+            added = self.mempool.add(tid, data)
+        except MempoolFull as exc:
+            self.metrics.mempool_full.inc()
+            raise ApiError(503, "mempool-full", f"{exc}; retry later", {"Retry-After": "1"}) from None
+        if added:
+            self._admitted_at[tid] = time.monotonic()
+            if len(self._admitted_at) > 500_000:
+                self._admitted_at.popitem(last=False)
+            if len(self.mempool) == 1 or not self._propose_scheduled:
+                self.inbox.put_nowait(PendingWork())
+        return added
+
+    async def submit(self, data: bytes, wait_commit: bool, timeout: float) -> dict[str, Any]:
+        tid = tx_id(data)
+        if wait_commit and self.store.has_tx(tid):
+            return self.tx_status(tid)
+        if self._admit(data, tid):
+            self._gossip_tx(data)
+        if not wait_commit:
+            return {"tx_id": tid.hex(), "status": "pending"}
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tid, []).append(fut)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise ApiError(504, "timeout", f"transaction {tid.hex()} not committed within {timeout:g}s") from None
+
+    def _gossip_tx(self, data: bytes) -> None:
+        self._gossip_out.append(data)
+        if not self._gossip_scheduled:
+            self._gossip_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_gossip)
+
+    def _flush_gossip(self) -> None:
+        self._gossip_scheduled = False
+        batch, self._gossip_out = self._gossip_out, []
+        for i in range(0, len(batch), 1024):
+            self.transport.broadcast(NODE_CODEC.encode(TxGossip(tuple(batch[i : i + 1024]))))
+
+    # ------------------------------------------------------------ P2P
+
+    def _on_peer_change(self, peer: str, connected: bool) -> None:
+        self._update_gauges()
+        if connected:
+            names = tuple(sorted(self.transport.connected_peers()))
+            self.transport.broadcast(NODE_CODEC.encode(PeerSet(names)))
+            self.transport.send(peer, NODE_CODEC.encode(HeadAnnounce(self.tip.height, self.tip.block_hash)))
+
+    def _on_p2p(self, peer: str, payload: bytes) -> None:
+        try:
+            message = NODE_CODEC.decode(payload)
+        except DecodeError as exc:
+            log.warning("undecodable frame from %s: %s", peer, exc)
+            self.transport.penalize(peer, f"undecodable frame: {exc}")
+            return
+        match message:
+            case ConsensusFrame(data):
+                self._relay_consensus(peer, data, payload)
+                if self.replica is not None:
+                    self.inbox.put_nowait(Received(data))
+            case TxGossip(txs):
+                self._on_tx_gossip(peer, txs)
+            case SyncRequest(from_height, max_blocks):
+                asyncio.get_running_loop().create_task(self._serve_blocks(peer, from_height, max_blocks))
+            case SyncResponse(head_height, blocks):
+                self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), head_height)
+                self.inbox.put_nowait(lambda: self._apply_synced(peer, blocks))
+            case HeadAnnounce(height, _):
+                self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), height)
+            case PeerSet(peers):
+                self._peer_sets[peer] = frozenset(peers)
+
+    def _relay_consensus(self, source: str, data: bytes, frame: bytes) -> None:
+        """Relay to connected validators that cannot hear the author directly."""
+        connected = set(self.transport.connected_peers())
+        missing = [
+            p
+            for p in connected & set(self.validator_names)
+            if p != source and source not in self._peer_sets.get(p, frozenset((source,)))
+        ]
+        if not missing:
+            return
+        try:
+            author = self.validator_names[CONSENSUS_CODEC.decode(data).sender]
+        except (DecodeError, IndexError):
+            return
+        for p in missing:
+            if p != author and author not in self._peer_sets.get(p, frozenset()):
+                self.transport.send(p, frame)
+
+    def _on_tx_gossip(self, peer: str, txs: tuple[bytes, ...]) -> None:
+        fresh = []
+        for data in txs:
+            tid = tx_id(data)
+            if tid in self.mempool:
+                continue
+            try:
+                if self._admit(data, tid):
+                    fresh.append(data)
+            except ApiError:
+                continue
+        if fresh:
+            relay = [
+                p for p in self.transport.connected_peers() if p != peer and peer not in self._peer_sets.get(p, ())
+            ]
+            for p in relay:
+                self.transport.send(p, NODE_CODEC.encode(TxGossip(tuple(fresh))))
+
+    # ------------------------------------------------------------ catch-up
+
+    def _request_blocks(self, from_height: int, peers: list[str] | None = None) -> None:
+        now = time.monotonic()
+        if now < self._sync_inflight_until:
+            return
+        connected = set(self.transport.connected_peers())
+        candidates = [p for p in (peers or []) if p in connected] or sorted(
+            (p for p in connected if self._peer_heads.get(p, 0) >= from_height),
+            key=lambda p: -self._peer_heads.get(p, 0),
+        )
+        if not candidates:
+            return
+        self._sync_inflight_until = now + 2.0
+        self.transport.send(candidates[0], NODE_CODEC.encode(SyncRequest(from_height, 64)))
+
+    async def _serve_blocks(self, peer: str, from_height: int, max_blocks: int = 64) -> None:
+        blocks = await self._io(self.store.certified_range, from_height, max_blocks, SYNC_BATCH_BYTES)
+        response = SyncResponse(self.tip.height, tuple(CertifiedBlock(b, c) for b, c in blocks))
+        self.transport.send(peer, NODE_CODEC.encode(response))
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL_S / 4)
+            best = max(self._peer_heads.values(), default=0)
+            if best > self.tip.height:
+                self._request_blocks(self.tip.height + 1)
+
+    async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
+        self._sync_inflight_until = 0.0
+        for item in blocks:
+            if item.block.height != self.tip.height + 1:
+                continue
+            if self.replica is not None:
+                await self._feed(SyncedBlock(item.block, item.certificate))
+                continue
+            reason = self.verifier.check_commit_certificate(item.certificate, item.block)
+            if reason is None and item.block.header.prev_hash != self.tip.block_hash:
+                reason = "block does not extend our head"
+            if reason is None and item.block.header.app_hash != self.tip.app_hash:
+                reason = "block's app_hash differs from our state"
+            if reason is None:
+                reason = validate_block(item.block, self.checker, self.store.has_tx)
+            if reason is not None:
+                log.warning("refusing block %d from %s: %s", item.block.height, peer, reason)
+                self.metrics.blocks_refused.inc()
+                self.transport.penalize(peer, reason)
+                return
+            await self._apply_block(item.block, item.certificate)
+            self.metrics.blocks_synced.inc()
+        if blocks and max(self._peer_heads.values(), default=0) > self.tip.height:
+            self._request_blocks(self.tip.height + 1)
+
+    # ------------------------------------------------------------ queries (API)
+
+    def _peer_stats(self) -> dict[str, dict[str, int]]:
+        stats: dict[str, dict[str, int]] = self.transport.peer_stats()
+        return stats
+
+    def _update_gauges(self) -> None:
+        self.metrics.height.set(self.tip.height)
+        self.metrics.view.set(self.replica.view if self.replica else self.tip.view)
+        self.metrics.mempool_txs.set(len(self.mempool))
+        self.metrics.mempool_bytes.set(self.mempool.size_bytes)
+        self.metrics.peers.set(len(self.transport.connected_peers()))
+
+    def status(self) -> dict[str, Any]:
+        r = self.replica
+        view = r.view if r else self.tip.view
+        best = max(self._peer_heads.values(), default=0)
+        return {
+            "chain_id": self.chain_id,
+            "node_id": self.cfg.name,
+            "role": "validator" if self.is_validator else "observer",
+            "node_key": self.key.verify_key.hex(),
+            "height": self.tip.height,
+            "head_hash": self.tip.block_hash.hex(),
+            "app_hash": self.tip.app_hash.hex(),
+            "view": view,
+            "primary": self.validator_names[view % len(self.validator_names)],
+            "in_view_change": bool(r and r.vc_target is not None),
+            "peers": sorted(self.transport.connected_peers()),
+            "mempool": {"txs": len(self.mempool), "bytes": self.mempool.size_bytes},
+            "syncing": best > self.tip.height + 1,
+            "best_peer_height": best,
+            "stable_checkpoint": r.stable_checkpoint if r else None,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        peers = len(self.transport.connected_peers())
+        return not self.stopping, {"height": self.tip.height, "peers": peers}
+
+    def block_json(self, height: int) -> dict[str, Any] | None:
+        found = self.store.certified_block(height)
+        if found is None:
+            return None
+        block, cert = found
+        h = block.header
+        return {
+            "height": block.height,
+            "hash": block.hash.hex(),
+            "header": {
+                "chain_id": h.chain_id,
+                "height": h.height,
+                "prev_hash": h.prev_hash.hex(),
+                "proposer": self.validator_names[h.proposer],
+                "view": h.view,
+                "timestamp_ms": h.timestamp_ms,
+                "tx_root": h.tx_root.hex(),
+                "tx_count": h.tx_count,
+                "app_hash": h.app_hash.hex(),
+            },
+            "txs": [tx_id(t).hex() for t in block.txs],
+            "certificate": {
+                "height": cert.height,
+                "view": cert.view,
+                "block_hash": cert.block_hash.hex(),
+                "votes": [
+                    {"validator": self.validator_names[v.validator], "signature": v.signature.hex()} for v in cert.votes
+                ],
+            },
+        }
+
+    def tx_status(self, tid: bytes) -> dict[str, Any]:
+        where = self.store.tx_location(tid)
+        if where is not None:
+            height, index = where
+            raw = self.store.get(RESULT_PREFIX + tid)
+            ok, code, message = (True, "ok", "")
+            if raw is not None:
+                ok, code, message = unpack_strict(raw)
+            return self._committed_json(tid, height, index, ok, code, message)
+        if tid in self.mempool:
+            return {"tx_id": tid.hex(), "status": "pending"}
+        return {"tx_id": tid.hex(), "status": "unknown"}
+
+    def proof_json(self, tid: bytes) -> dict[str, Any] | None:
+        where = self.store.tx_location(tid)
+        if where is None:
+            return None
+        found = self.store.certified_block(where[0])
+        if found is None:
+            return None
+        return build_proof(found[0], found[1], where[1])
+
+    def anchor_json(self, doc_hash: bytes) -> dict[str, Any] | None:
+        raw = self.store.get(ANCHOR_PREFIX + doc_hash)
+        if raw is None:
+            return None
+        height, tid, label, signer = unpack_strict(raw)
+        return {"sha256": doc_hash.hex(), "height": height, "tx_id": tid.hex(), "label": label, "signer": signer.hex()}
+
+    def evidence_json(self) -> list[dict[str, Any]]:
+        out = []
+        for item in self.store.evidence(limit=1000):
+            out.append(
+                {
+                    "validator": self.validator_names[item.validator]
+                    if item.validator < len(self.validator_names)
+                    else item.validator,
+                    "kind": item.kind,
+                    "height": item.first.height,
+                    "first": CONSENSUS_CODEC.encode(item.first).hex(),
+                    "second": CONSENSUS_CODEC.encode(item.second).hex(),
+                }
+            )
+        return out
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        return self.metrics.text(), "text/plain; version=0.0.4; charset=utf-8"
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)

@@ -1,0 +1,139 @@
+"""A node's durable store: one LevelDB per data directory (layout in storage/keys.py).
+
+Rules:
+
+* ``ChainStore.open`` creates or checks the directory (schema version, chain
+  id, genesis hash; see storage/metadata.py) and holds LevelDB's lock until
+  ``close``: a second process gets ``DatabaseLocked``;
+* ``commit_block`` is exactly one synchronous write batch holding the block,
+  its certificate, the hash and transaction index entries, the application's
+  state writes, the new head and (optionally) the pruning of the WAL; a block
+  that does not extend the head is refused before anything is written, so a
+  crash at any moment leaves the previous head or the next, never a mix;
+* ``append_wal`` is one synchronous batch per call; ``prune_wal`` is not
+  synchronous (losing it in a crash only leaves old records to be pruned again);
+* writes are serialised by a lock, so they may run on worker threads while
+  reads go on elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from consensus.config import ChainTip
+from consensus.events import Evidence, WalRecord
+from consensus.messages import Block, CommitCertificate
+from storage import blockstore, evidence, metadata, state, wal
+from storage.chainview import ChainView
+from storage.database import Batch, Database
+from storage.state import StateWrites
+
+
+class ChainStore(ChainView):
+    def __init__(self, db: Database, chain_id: str, genesis_hash: bytes, head: ChainTip | None) -> None:
+        super().__init__(db)
+        self._db = db
+        self.chain_id = chain_id
+        self.genesis_hash = genesis_hash
+        self._head = head
+        self._lock = threading.Lock()
+        self._wal_next = wal.read_next_seq(db)
+        self._evidence_next = evidence.read_next_seq(db)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], chain_id: str, genesis_hash: bytes) -> ChainStore:
+        """Open the store in directory ``path`` (created if missing) for this chain.
+
+        A new directory is stamped with the schema version, ``chain_id`` and
+        ``genesis_hash``; an existing one must carry the same three.
+        """
+        db = Database.open(path)
+        try:
+            head = metadata.open_chain(db, chain_id, genesis_hash)
+            return cls(db, chain_id, genesis_hash, head)
+        except BaseException:
+            db.close()
+            raise
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ChainStore:
+        return self
+
+    def head(self) -> ChainTip | None:
+        """The last committed block, the state after it and its commit view; None at genesis."""
+        return self._head
+
+    def snapshot(self) -> ChainView:
+        """A consistent read-only view; use as a context manager (or call ``close``)."""
+        snap = self._db.snapshot()
+        return ChainView(snap, snap.release)
+
+    # ------------------------------------------------------------ writes
+
+    def commit_block(
+        self,
+        block: Block,
+        certificate: CommitCertificate,
+        writes: StateWrites,
+        app_hash: bytes,
+        *,
+        prune_wal_below: int | None = None,
+    ) -> ChainTip:
+        """Store ``block`` as the new head, durably and atomically; return the new head.
+
+        ``writes`` are the application's state changes for this block (value
+        None deletes) and ``app_hash`` the state hash after it.  Raises
+        ``CommitRefused`` (nothing written) unless the block extends the head.
+        """
+        with self._lock:
+            head = self._head
+            blockstore.check_extends(head, self.genesis_hash, self.chain_id, block, certificate, app_hash)
+            batch = Batch()
+            blockstore.add_block(batch, block, certificate)
+            state.add_state_writes(batch, writes)
+            new_head = ChainTip(block.height, block.hash, app_hash, block.header.timestamp_ms, certificate.view)
+            metadata.put_head(batch, new_head)
+            if prune_wal_below is not None:
+                wal.add_prune(self._db, batch, prune_wal_below)
+            self._db.write(batch, sync=True)
+            self._head = new_head
+            return new_head
+
+    def append_wal(self, records: Sequence[WalRecord]) -> None:
+        """Persist ``records`` durably (one synchronous batch) before their messages are sent."""
+        if not records:
+            return
+        with self._lock:
+            batch = Batch()
+            next_seq = wal.add_records(batch, self._wal_next, list(records))
+            self._db.write(batch, sync=True)
+            self._wal_next = next_seq
+
+    def prune_wal(self, below_height: int) -> int:
+        """Forget WAL records of heights below ``below_height``; return how many."""
+        with self._lock:
+            batch = Batch()
+            count = wal.add_prune(self._db, batch, below_height)
+            if count:
+                self._db.write(batch, sync=False)
+            return count
+
+    def add_evidence(self, item: Evidence) -> bool:
+        """Persist equivocation evidence; False if the same evidence is already stored."""
+        with self._lock:
+            batch = Batch()
+            if not evidence.add_evidence(self._db, batch, self._evidence_next, item):
+                return False
+            self._db.write(batch, sync=True)
+            self._evidence_next += 1
+            return True
