@@ -217,7 +217,8 @@ def unpack_strict(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
     except msgpack.ExtraData:
         raise DecodeError("trailing bytes after the value") from None
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise DecodeError(f"not valid msgpack: {exc}") from None
+        # Some msgpack errors (a reserved byte, nesting too deep) carry no text.
+        raise DecodeError(f"not valid msgpack: {str(exc) or type(exc).__name__}") from None
     # Re-packing must give the same bytes, so that a hash or signature over the
     # received bytes always equals one over our own encoding of the value.
     try:
@@ -265,7 +266,10 @@ class MessageCodec:
         if type(obj) is not list or not obj:
             raise DecodeError("a message must be a non-empty array")
         tag = obj[0]
-        cls = self._by_tag.get(tag) if type(tag) is int else None
+        if type(tag) is not int:
+            # Never repr() the peer's value: a deeply nested array overflows the recursion limit.
+            raise DecodeError(f"unknown message tag: expected an integer, got {type(tag).__name__}")
+        cls = self._by_tag.get(tag)
         if cls is None:
-            raise DecodeError(f"unknown message tag {tag!r}")
+            raise DecodeError(f"unknown message tag {tag}")
         return record_from_wire(cls, obj[1:])
