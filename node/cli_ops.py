@@ -107,7 +107,7 @@ def node_init(home: Path, name: str | None) -> None:
     list the node in the genesis file; then put genesis.json and config.toml
     in HOME.
     """
-    from node.tls import write_node_tls
+    from node.certs import write_node_tls
 
     if (home / "node_key.json").exists():
         raise Fail(f"{home} already has a node key; refusing to overwrite it")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from node.config import NodeConfig, Peer, read_key, write_key
 from node.genesis import Genesis, parse_genesis
-from node.tls import write_node_tls
+from node.certs import write_node_tls
 from primitives.errors import UsageError
 from primitives.signing import SigningKey
 
