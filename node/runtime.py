@@ -70,6 +70,7 @@ T = TypeVar("T")
 RESULT_PREFIX = b"txr/"
 SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
+REGOSSIP_MAX = 4096
 
 
 def genesis_tip(genesis: Genesis) -> ChainTip:
@@ -182,6 +183,10 @@ class Node:
         while queue:
             out = self.replica.handle(queue.popleft(), self._now_ms())
             queue.extend(await self._carry_out(out))
+            if not queue and len(self.mempool) and not self.replica.pending:
+                # Work is still waiting after a commit: keep the progress timer armed,
+                # so a primary that never proposes it is replaced.
+                queue.append(PendingWork())
         self._maybe_propose()
         self._update_gauges()
 
@@ -469,11 +474,24 @@ class Node:
         self.transport.send(peer, NODE_CODEC.encode(response))
 
     async def _sync_loop(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(SYNC_INTERVAL_S / 4)
+            ticks += 1
             best = max(self._peer_heads.values(), default=0)
             if best > self.tip.height:
                 self._request_blocks(self.tip.height + 1)
+            if ticks % 8 == 0:
+                self._regossip()
+
+    def _regossip(self) -> None:
+        """Offer transactions waiting over a second again: a peer may have missed them
+        (its mempool was full, or the link was down) and may be the next primary."""
+        cutoff = time.monotonic() - 1.0
+        stale = [data for tid, data in self.mempool.batch(REGOSSIP_MAX, 1 << 30)
+                 if self._admitted_at.get(tid, 0.0) < cutoff]
+        for i in range(0, len(stale), 1024):
+            self.transport.broadcast(NODE_CODEC.encode(TxGossip(tuple(stale[i : i + 1024]))))
 
     async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
         self._sync_inflight_until = 0.0

@@ -41,18 +41,41 @@ def free_base_port(count: int) -> int:
 
 
 class Cluster:
-    def __init__(self, root: Path, validators: int = 4, observers: int = 0, progress_timeout_ms: int = 1000):
+    def __init__(
+        self,
+        root: Path,
+        validators: int = 4,
+        observers: int = 0,
+        progress_timeout_ms: int = 1000,
+        mempool_max_txs: int | None = None,
+    ):
         self.root = root
         base = free_base_port(validators + observers)
         self.genesis: Genesis = generate_testnet(
             root, validators, observers, base, chain_id="test-net", progress_timeout_ms=progress_timeout_ms
         )
+        if mempool_max_txs is not None:
+            for home in clusters.node_homes(root):
+                text = (home / "config.toml").read_text()
+                (home / "config.toml").write_text(text.replace("max_txs = 50000", f"max_txs = {mempool_max_txs}"))
         self.client: SigningKey = client_key(root, 0)
         self.nodes: list[clusters.NodeProcess] = []
         self.session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
         self.nodes = clusters.start_all(self.root)
+
+    def kill(self, name: str) -> None:
+        clusters.signal_node(self.root, name, "kill")
+
+    def restart(self, name: str) -> None:
+        clusters.signal_node(self.root, name, "restart")
+
+    def pause(self, name: str) -> None:
+        clusters.signal_node(self.root, name, "pause")
+
+    def resume(self, name: str) -> None:
+        clusters.signal_node(self.root, name, "resume")
 
     async def __aenter__(self) -> Cluster:
         self.start()

@@ -75,7 +75,10 @@ def _write_config(home: Path, text: str) -> None:
     (home / "config.toml").write_text(text)
 
 
-GOOD = 'name = "n0"\nrole = "validator"\ngenesis = "g.json"\np2p_listen = "127.0.0.1:5000"\napi_listen = "127.0.0.1:5001"\n'
+GOOD = (
+    'name = "n0"\nrole = "validator"\ngenesis = "g.json"\n'
+    'p2p_listen = "127.0.0.1:5000"\napi_listen = "127.0.0.1:5001"\n'
+)
 
 
 @pytest.mark.parametrize(
