@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -97,6 +98,12 @@ async def test_killed_backup_and_killed_primary_recover_under_load(tmp_path: Pat
         c.kill(primary)
         others = [n for n in c.names if n != primary]
         await c.wait_all(lambda s: s is not None and s["view"] >= 1, 30, "a view change", others)
+        # every view change is one info line saying old and new view, why and who leads now
+        lines = [json.loads(line) for line in (c.root / others[0] / "node.log").read_text().splitlines()
+                 if '"view-change"' in line]
+        assert lines and lines[-1]["level"] == "info"
+        assert {"old_view", "new_view", "reason", "primary", "height"} <= set(lines[-1])
+        assert lines[-1]["new_view"] > lines[-1]["old_view"]
         await _progress(c, others, 3, timeout=45)
         c.restart(primary)
         load.down.discard(primary)
