@@ -607,7 +607,14 @@ class Replica:
         if name == TIMER_PROGRESS and self.vc_target is None:
             self._start_view_change(self.view + 1, f"no commit at height {self.height} in time", out)
         elif name == TIMER_VIEW_CHANGE and self.vc_target is not None:
-            self._start_view_change(self.vc_target + 1, f"no NEW-VIEW for view {self.vc_target}", out)
+            target = self.vc_target
+            if sum(1 for v in self.vc_latest.values() if v >= target) < self.quorum:
+                # Section 4.5.2: only a view change that 2f+1 replicas joined may time
+                # out into the next one; a replica alone in a higher view would
+                # otherwise race ahead of the others for ever.  Ask again instead.
+                self._resend_view_change(target, out)
+                return
+            self._start_view_change(target + 1, f"no NEW-VIEW for view {target}", out)
 
     def _start_view_change(self, target: int, reason: str, out: Output) -> None:
         if target <= max(self.view, self.vc_target if self.vc_target is not None else -1):
@@ -622,6 +629,17 @@ class Replica:
         self._cancel_timer(TIMER_PROGRESS, out)
         self._set_timer(TIMER_VIEW_CHANGE, self._timeout(), out)
         self._maybe_send_new_view(target, out)
+
+    def _resend_view_change(self, target: int, out: Output) -> None:
+        data = self.my_messages.get(("view-change", target, self.height))
+        if data is not None:
+            out.send.append(Send(data))
+        else:
+            vc = self._emit(ViewChange(target, self.height, self.prepared, self.index, b""), out)
+            if vc is not None:
+                self._record_view_change(vc)
+        self.stats["view-change-resent"] += 1
+        self._set_timer(TIMER_VIEW_CHANGE, self._timeout(), out)
 
     def _record_view_change(self, vc: ViewChange) -> None:
         old = self.vc_latest.get(vc.sender)

@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.certs import write_node_tls
 from node.config import NodeConfig, Peer, read_key, write_key
 from node.genesis import Genesis, parse_genesis
-from node.certs import write_node_tls
 from primitives.errors import UsageError
 from primitives.signing import SigningKey
 

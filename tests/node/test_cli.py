@@ -72,7 +72,8 @@ def test_testnet_writes_a_network_and_refuses_to_overwrite_it(tmp_path: Path):
 def test_a_data_directory_in_use_is_refused_with_its_name(tmp_path: Path):
     out = tmp_path / "net"
     base = free_base_port(1)
-    assert CliRunner().invoke(cli, ["testnet", "--nodes", "1", "--out", str(out), "--base-port", str(base)]).exit_code == 0
+    made = CliRunner().invoke(cli, ["testnet", "--nodes", "1", "--out", str(out), "--base-port", str(base)])
+    assert made.exit_code == 0
     home = out / "node0"
     first = subprocess.Popen([sys.executable, "-m", "node", "node", "start", "--home", str(home)],
                              stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
