@@ -1,0 +1,348 @@
+"""n replicas, their drivers, a client and a simulated network, on one virtual clock.
+
+Each replica has a thin driver (``Node``) that carries out the replica's
+outputs in the documented order (events.py): persist (append to its WAL),
+then send, then commit (store, check agreement, execute, feed ``Executed``
+back at once), then the rest: answer validation requests, arm and cancel
+timers, fetch or serve committed blocks.  What survives a crash is exactly
+what a node keeps on disk: the store (blocks with certificates) and the WAL.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import islice
+
+from consensus.config import ChainTip, ReplicaConfig
+from consensus.events import (
+    CancelTimer,
+    CommitBlock,
+    Event,
+    Executed,
+    Output,
+    PendingWork,
+    Propose,
+    Received,
+    RequestSync,
+    ServeSync,
+    SetTimer,
+    SyncedBlock,
+    TimerFired,
+    Verdict,
+    WalRecord,
+)
+from consensus.messages import Block, CommitCertificate
+from consensus.replica import Replica
+from consensus.sim.byzantine import Adversary
+from consensus.sim.checks import SafetyMonitor
+from consensus.sim.network import LinkModel, Network, Scheduler
+from consensus.sim.scenario import FaultPlan, Scenario
+from primitives.hashing import sha256
+from primitives.merkle import merkle_root
+from primitives.signing import SigningKey
+
+Clock = Callable[[], float]
+GENESIS = ChainTip(0, sha256(b"medchain-sim/genesis"), sha256(b"medchain-sim/genesis-app"), 0)
+
+
+def validator_keys(n: int) -> list[SigningKey]:
+    return [SigningKey.from_seed_text(f"sim-validator-{i}") for i in range(n)]
+
+
+def app_hash_after(prev_app_hash: bytes, block: Block) -> bytes:
+    """The simulated application: a hash chain over blocks and their transactions."""
+    return sha256(prev_app_hash + block.hash + b"".join(block.txs))
+
+
+@dataclass(slots=True)
+class Node:
+    """One replica's driver: its engine (None while down) and what it keeps on disk."""
+
+    index: int
+    config: ReplicaConfig
+    byzantine: bool
+    replica: Replica | None = None
+    store: dict[int, tuple[Block, CommitCertificate]] = field(default_factory=dict)
+    head: ChainTip = GENESIS
+    wal: list[tuple[int, WalRecord]] = field(default_factory=list)
+    mempool: dict[bytes, None] = field(default_factory=dict)
+    timers: dict[str, int] = field(default_factory=dict)
+    epoch: int = 0
+    cpu_s: float = 0.0
+    cpu_received_s: float = 0.0
+    received: int = 0
+    events: int = 0
+    view_changes: int = 0
+    evidence: int = 0
+    restarts: int = 0
+
+    @property
+    def up(self) -> bool:
+        return self.replica is not None
+
+
+class Cluster:
+    def __init__(self, scenario: Scenario, seed: int, plan: FaultPlan, clock: Clock | None = None) -> None:
+        self.sc = scenario
+        self.plan = plan
+        self.clock = clock
+        n = scenario.nodes
+        keys = validator_keys(n)
+        validators = tuple(k.verify_key for k in keys)
+        faulty = scenario.faulty
+        self.honest = frozenset(i for i in range(n) if i not in faulty)
+        self.sched = Scheduler()
+        model = LinkModel(scenario.delay_ms, scenario.jitter_ms, scenario.drop, scenario.duplicate)
+        self.net = Network(n, model, random.Random(f"{seed}/network"))
+        self.rng = random.Random(f"{seed}/cluster")
+        self.client_rng = random.Random(f"{seed}/client")
+        self.adversary = Adversary(scenario.behaviour, faulty, n, keys, scenario.chain_id,
+                                   random.Random(f"{seed}/adversary")) if faulty else None
+        self.monitor = SafetyMonitor(self.honest)
+        self.nodes = [
+            Node(i, ReplicaConfig(
+                scenario.chain_id, validators, i, keys[i],
+                progress_timeout_ms=scenario.progress_timeout_ms,
+                checkpoint_interval=scenario.checkpoint_interval,
+                window=scenario.window,
+            ), byzantine=i in faulty)
+            for i in range(n)
+        ]
+        self.tx_seq = 0
+        self._tx_credit = 0
+        self.on_decided: Callable[[int, Cluster], None] | None = None
+        """Called when an honest replica first reaches a new height (progress, memory probes)."""
+        self.max_decided = 0
+        self.commits = 0
+        self.txs_decided = 0
+
+    # ------------------------------------------------------------ lifecycle
+
+    def boot(self) -> None:
+        for node in self.nodes:
+            if self.adversary is None or self.adversary.runs_engine(node.index):
+                self._start(node, restore=False)
+                if node.byzantine and self.sc.behaviour == "stale":
+                    self._stale_tick(node.index)
+
+    def crash(self, i: int) -> None:
+        node = self.nodes[i]
+        node.replica = None
+        node.epoch += 1
+        node.timers.clear()
+        node.mempool.clear()
+
+    def restart(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.up:
+            return
+        node.restarts += 1
+        self._start(node, restore=True)
+
+    def _start(self, node: Node, restore: bool) -> None:
+        t0 = self.clock() if self.clock else 0.0
+        records = [record for _tag, record in node.wal]
+        replica = Replica.restore(node.config, node.head, records) if restore else Replica(node.config, node.head)
+        out = replica.start(self.sched.now)
+        if self.clock:
+            node.cpu_s += self.clock() - t0
+        node.replica = replica
+        self._drive(node, None, out)
+
+    # ------------------------------------------------------------ feeding a replica
+
+    def feed(self, i: int, event: Event) -> None:
+        node = self.nodes[i]
+        if node.replica is not None:
+            self._drive(node, event, None)
+
+    def _drive(self, node: Node, first: Event | None, first_out: Output | None) -> None:
+        """Feed ``first`` and whatever its outputs feed back (verdicts, Executed, a proposal)."""
+        pending: deque[Event] = deque([first] if first is not None else [])
+        if first_out is not None:
+            self._apply(node, first_out, pending)
+        proposed = False
+        while node.replica is not None:
+            if not pending:
+                replica = node.replica
+                if proposed or not node.mempool or not replica.wants_proposal:
+                    break
+                proposed = True
+                batch = tuple(islice(node.mempool, self.sc.txs_per_block))
+                pending.append(Propose(batch))
+            event = pending.popleft()
+            out = self._handle(node, event)
+            self._apply(node, out, pending)
+
+    def _handle(self, node: Node, event: Event) -> Output:
+        replica = node.replica
+        assert replica is not None
+        node.events += 1
+        received = isinstance(event, Received)
+        if received:
+            node.received += 1
+        if self.clock is None:
+            return replica.handle(event, self.sched.now)
+        t0 = self.clock()
+        out = replica.handle(event, self.sched.now)
+        spent = self.clock() - t0
+        node.cpu_s += spent
+        if received:
+            node.cpu_received_s += spent
+        return out
+
+    def _apply(self, node: Node, out: Output, pending: deque[Event]) -> None:
+        """Carry out one output: persist, then send, then commit, then the rest."""
+        tag = node.head.height + 1  # the replica signs only at its next height (or checkpoints below it)
+        node.wal.extend((tag, record) for record in out.persist)
+        for send in out.send:
+            if node.byzantine and self.adversary is not None:
+                deliveries = self.adversary.outgoing(node.index, send)
+            else:
+                self.monitor.on_emit(node.index, send.data, self.sched.now)
+                targets = range(len(self.nodes)) if send.to is None else (send.to,)
+                deliveries = [(t, send.data) for t in targets if t != node.index]
+            for target, data in deliveries:
+                self._transmit(node.index, target, data)
+        executed = [self._commit(node, c) for c in out.commit]
+        pending.extendleft(reversed(executed))
+        if executed and node.mempool:
+            pending.append(PendingWork())
+        for request in out.validate:
+            block = request.block
+            pending.append(Verdict(block.hash, merkle_root(block.txs) == block.header.tx_root))
+        for timer in out.timers:
+            if isinstance(timer, SetTimer):
+                node.timers[timer.name] = timer.token
+                self.sched.at(timer.deadline_ms, self._timer_action(node, timer))
+            elif isinstance(timer, CancelTimer):
+                node.timers.pop(timer.name, None)
+        for sync in out.sync:
+            if isinstance(sync, RequestSync):
+                self._request_sync(node.index, sync)
+            elif isinstance(sync, ServeSync):
+                self._serve(node.index, sync.peer, sync.from_height)
+        node.view_changes += len(out.view_changes)
+        node.evidence += len(out.evidence)
+        if out.checkpoints and self.sc.keep_heights is not None:
+            self._forget(node)
+
+    def _commit(self, node: Node, c: CommitBlock) -> Executed:
+        block = c.block
+        self.monitor.on_commit(node.index, block, self.sched.now)
+        app_hash = app_hash_after(node.head.app_hash, block)
+        self.commits += 1
+        node.store[block.height] = (block, c.certificate)
+        node.head = ChainTip(block.height, block.hash, app_hash, block.header.timestamp_ms, c.certificate.view)
+        for tx in block.txs:
+            node.mempool.pop(tx, None)
+        if node.index in self.honest and block.height > self.max_decided:
+            self.max_decided = block.height
+            self.txs_decided += len(block.txs)
+            if self.on_decided is not None:
+                self.on_decided(block.height, self)
+        return Executed(block.height, app_hash)
+
+    def _timer_action(self, node: Node, timer: SetTimer) -> Callable[[], None]:
+        epoch = node.epoch
+
+        def fire() -> None:
+            # A cancelled or replaced timer never fires, nor one armed before a crash.
+            if node.epoch == epoch and node.timers.get(timer.name) == timer.token:
+                del node.timers[timer.name]
+                self.feed(node.index, TimerFired(timer.name, timer.token))
+
+        return fire
+
+    # ------------------------------------------------------------ network
+
+    def _transmit(self, src: int, dst: int, data: bytes) -> None:
+        target = self.nodes[dst]
+        epoch = target.epoch
+        for delay in self.net.transit(src, dst):
+            def deliver(data: bytes = data) -> None:
+                if target.epoch != epoch or not target.up or not self.net.connected(src, dst):
+                    return
+                if target.byzantine and self.adversary is not None:
+                    self.adversary.received(dst, data)
+                self.feed(dst, Received(data))
+
+            self.sched.after(delay, deliver)
+
+    def _request_sync(self, i: int, request: RequestSync) -> None:
+        peers = [p for p in request.peers if p != i] or [p for p in range(len(self.nodes)) if p != i]
+        peer = self.rng.choice(peers)
+        delays = self.net.transit(i, peer)
+        if delays:
+            self.sched.after(delays[0], lambda: self._serve(peer, i, request.from_height))
+
+    def _serve(self, src: int, dst: int, from_height: int) -> None:
+        """``src`` sends ``dst`` its committed blocks from ``from_height`` (a bounded batch)."""
+        server, client = self.nodes[src], self.nodes[dst]
+        if not server.up or dst == src:
+            return
+        last = min(server.head.height, from_height + self.sc.sync_batch - 1)
+        batch = [server.store[h] for h in range(max(from_height, 1), last + 1) if h in server.store]
+        if not batch:
+            return
+        if server.byzantine and self.adversary is not None:
+            batch = [(b, self.adversary.served_certificate(c)) for b, c in batch]
+        epoch = client.epoch
+        for delay in self.net.transit(src, dst)[:1]:
+            def deliver() -> None:
+                if client.epoch != epoch or not self.net.connected(src, dst):
+                    return
+                for block, cert in batch:
+                    replica = client.replica
+                    if replica is None:
+                        return
+                    if block.height == replica.height:  # only the next height; drop the rest
+                        self.feed(dst, SyncedBlock(block, cert))
+
+            self.sched.after(delay, deliver)
+
+    # ------------------------------------------------------------ client load and faults
+
+    def client_tick(self) -> None:
+        """New transactions at the offered rate, gossiped to every replica that is up."""
+        self._tx_credit += self.sc.offered_tx_rate * self.sc.tx_interval_ms
+        count, self._tx_credit = divmod(self._tx_credit, 1000)
+        # Full mempools turn clients away (back-pressure): make only what some replica can take.
+        room = max((self.sc.mempool_limit - len(n.mempool) for n in self.nodes if n.up), default=0)
+        txs = [self._new_tx() for _ in range(min(count, room))]
+        if txs:
+            for node in self.nodes:
+                space = self.sc.mempool_limit - len(node.mempool)
+                if node.up and space > 0:
+                    node.mempool.update(dict.fromkeys(txs[:space]))
+                    self.feed(node.index, PendingWork())
+        self.sched.after(self.sc.tx_interval_ms, self.client_tick)
+
+    def _new_tx(self) -> bytes:
+        self.tx_seq += 1
+        size = self.client_rng.randint(*self.sc.tx_bytes)
+        return b"tx" + self.tx_seq.to_bytes(8, "big") + self.client_rng.randbytes(max(0, size - 10))
+
+    def _stale_tick(self, i: int) -> None:
+        if self.adversary is not None and self.nodes[i].up:
+            for target, data in self.adversary.replays(i):
+                self._transmit(i, target, data)
+        jitter = self.rng.randint(0, self.sc.stale_interval_ms)
+        self.sched.after(self.sc.stale_interval_ms + jitter, lambda: self._stale_tick(i))
+
+    def _forget(self, node: Node) -> None:
+        keep = self.sc.keep_heights
+        assert keep is not None
+        floor = node.head.height - keep
+        for h in [h for h in node.store if h < floor]:
+            del node.store[h]
+        node.wal = [(tag, rec) for tag, rec in node.wal if tag > node.head.height]
+        self.monitor.forget_below(min(self.nodes[i].head.height for i in self.honest) - keep)
+
+    # ------------------------------------------------------------ reading the state
+
+    def honest_heights(self) -> dict[int, int]:
+        return {i: self.nodes[i].head.height for i in sorted(self.honest)}
