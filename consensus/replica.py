@@ -190,6 +190,15 @@ class Replica:
             self._set_timer(TIMER_VIEW_CHANGE, self._timeout(), out)
         return out
 
+    def retransmit(self, now_ms: int) -> Output:
+        """Send again what this replica signed at the current height (a peer reconnected)."""
+        self.now = now_ms
+        out = Output()
+        for key, data in self.my_messages.items():
+            if key[2] == self.height:
+                out.send.append(Send(data))
+        return out
+
     @classmethod
     def restore(cls, config: ReplicaConfig, tip: ChainTip, wal: Iterable[WalRecord]) -> Replica:
         """Rebuild a replica after a crash from storage's tip and its WAL records."""

@@ -388,6 +388,9 @@ class Node:
     def _on_peer_change(self, peer: str, connected: bool) -> None:
         self._update_gauges()
         if connected:
+            replica = self.replica
+            if replica is not None:  # what it may have missed while the link was down
+                self.inbox.put_nowait(lambda: self._carry_out_and_follow(replica.retransmit(self._now_ms())))
             names = tuple(sorted(self.transport.connected_peers()))
             self.transport.broadcast(NODE_CODEC.encode(PeerSet(names)))
             self.transport.send(peer, NODE_CODEC.encode(HeadAnnounce(self.tip.height, self.tip.block_hash)))

@@ -132,3 +132,13 @@ def test_engine_memory_stays_bounded_over_many_heights():
             sizes.append((len(r.logs), len(r.my_hashes), len(r.checkpoint_votes), len(r.my_checkpoints)))
     assert r.height == 61 and r.stable_checkpoint == 60
     assert all(s == sizes[0] for s in sizes) and sizes[0] == (0, 0, 0, 0)
+
+
+def test_retransmit_resends_only_the_current_height_and_persists_nothing():
+    r = replica(4, 0)
+    from consensus.events import Propose
+
+    first = r.handle(Propose((b"a",)), T0)
+    again = r.retransmit(T0 + 5)
+    assert {s.data for s in again.send} == {s.data for s in first.send}
+    assert again.persist == []
