@@ -138,7 +138,14 @@ class ListOf(Kind):
     def to_wire(self, value: Any) -> Any:
         if not isinstance(value, tuple | list) or len(value) > self.max_items:
             raise UsageError(f"not a sequence of at most {self.max_items} items")
-        return [self.inner.to_wire(v) for v in value]
+        inner = self.inner
+        if (
+            type(inner) is Bytes
+            and not inner.exact
+            and (not value or (set(map(type, value)) == {bytes} and max(map(len, value)) <= inner.max_len))
+        ):
+            return list(value)
+        return [inner.to_wire(v) for v in value]
 
     def from_wire(self, obj: Any, where: str) -> Any:
         if type(obj) is not list:
@@ -146,7 +153,11 @@ class ListOf(Kind):
         if len(obj) > self.max_items:
             raise DecodeError(f"{where}: {len(obj)} items is over the limit of {self.max_items}")
         inner = self.inner
-        if type(inner) is Bytes:  # the hot case (transactions in a block): no per-item frames
+        if type(inner) is Bytes and not inner.exact:
+            # The hot case (transactions in a block): one C-speed pass over types
+            # and lengths; only on failure look for the offending item.
+            if not obj or (set(map(type, obj)) == {bytes} and max(map(len, obj)) <= inner.max_len):
+                return tuple(obj)
             for i, item in enumerate(obj):
                 problem = inner._check(item)
                 if problem:

@@ -39,10 +39,11 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 
 def _levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
-    level = [leaf_hash(x) for x in leaves]
+    sha = hashlib.sha256
+    level = [sha(LEAF_PREFIX + x).digest() for x in leaves]
     levels = [level]
     while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        nxt = [sha(NODE_PREFIX + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         levels.append(nxt)
