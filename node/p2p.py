@@ -23,7 +23,6 @@ import logging
 import os
 import random
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -134,7 +133,6 @@ class PeerStats:
     frames_in: int = 0
     frames_out: int = 0
     dropped_out: int = 0
-    refused: int = 0
     penalties: int = 0
     connects: int = 0
 
@@ -269,7 +267,12 @@ class Transport:
                 log.debug("dial %s failed: %s", peer, exc)
             else:
                 ssl_object = ws.get_extra_info("ssl_object")
-                if await self._serve(ws, ssl_object, direction="out", expect=peer):
+                try:
+                    served = await self._serve(ws, ssl_object, direction="out", expect=peer)
+                except Exception:  # a bug in a callback must not end redialling for good
+                    log.exception("link to %s ended by an error", peer)
+                    served = True
+                if served:
                     attempt = 0
             attempt += 1
             backoff = min(0.1 * 2 ** min(attempt, 6), 3.0) * random.uniform(0.5, 1.5)
@@ -330,7 +333,7 @@ class Transport:
             return False
         old = self.links.get(peer)
         if old is not None:
-            await self._close(old, "replaced by a newer connection", notify=False)
+            await self._close(old, "replaced by a newer connection")
         link = Link(peer, ws)
         link.writer = asyncio.create_task(self._write_loop(link))
         self.links[peer] = link
@@ -365,7 +368,7 @@ class Transport:
                 self.penalize(link.peer, "text frame")
                 break
 
-    async def _close(self, link: Link, why: str, notify: bool = True) -> None:
+    async def _close(self, link: Link, why: str) -> None:
         if link.writer is not None:
             link.writer.cancel()
         if not link.ws.closed:
@@ -397,6 +400,3 @@ class Transport:
                 "penalties": s.penalties, "connects": s.connects,
             }
         return out
-
-    def uptime(self) -> float:
-        return time.monotonic()
