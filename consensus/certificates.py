@@ -2,7 +2,8 @@
 
 ``Verifier`` remembers which (key, domain, payload, signature) it has already
 checked, so a vote seen alone and again inside a VIEW-CHANGE or a NEW-VIEW is
-verified once.  ``verify_commit_certificate`` is what a lagging node, an
+verified once.  The memo is small (a few heights' worth of votes): it exists
+for those repeats, and a larger one only grows the engine's memory.  ``verify_commit_certificate`` is what a lagging node, an
 observer or an offline proof checker runs: it needs nothing but the genesis
 validator list.
 """
@@ -28,7 +29,7 @@ from primitives.signing import VerifyKey
 class Verifier:
     """Signature checks for one chain and validator set, with a bounded memo."""
 
-    def __init__(self, chain_id: str, validators: Sequence[VerifyKey], memo_size: int = 65_536):
+    def __init__(self, chain_id: str, validators: Sequence[VerifyKey], memo_size: int = 4_096):
         self.chain_id = chain_id
         self.validators = tuple(validators)
         self.n = len(self.validators)
