@@ -3,9 +3,10 @@
 ``Verifier`` remembers which (key, domain, payload, signature) it has already
 checked, so a vote seen alone and again inside a VIEW-CHANGE or a NEW-VIEW is
 verified once.  The memo is small (a few heights' worth of votes): it exists
-for those repeats, and a larger one only grows the engine's memory.  ``verify_commit_certificate`` is what a lagging node, an
-observer or an offline proof checker runs: it needs nothing but the genesis
-validator list.
+for those repeats, and a larger one only grows the engine's memory.
+
+``verify_commit_certificate`` is what a lagging node, an observer or an
+offline proof checker runs: it needs nothing but the genesis validator list.
 """
 
 from __future__ import annotations
