@@ -88,6 +88,7 @@ class Api:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_middleware])
+        app.on_shutdown.append(self._end_streams)
         app.add_routes(
             [
                 web.get("/status", self.status),
@@ -103,6 +104,11 @@ class Api:
             ]
         )
         return app
+
+    async def _end_streams(self, app: web.Application) -> None:
+        """Wake every /events stream so shutdown does not wait for its keep-alive."""
+        for queue in self.node.subscribers():
+            queue.put_nowait({})
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.status())
@@ -167,6 +173,8 @@ class Api:
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
+                if not event:  # the node is shutting down
+                    break
                 payload = json.dumps(event, separators=(",", ":"))
                 await response.write(f"event: commit\nid: {event['height']}\ndata: {payload}\n\n".encode())
         except (ConnectionResetError, asyncio.CancelledError):

@@ -262,7 +262,7 @@ class Node:
         return Executed(block.height, result.app_hash)
 
     async def _apply_block(self, block: Block, cert: CommitCertificate) -> BlockResult:
-        result = self.app.execute_block(block, self.store, self.tip.app_hash)
+        result = self.app.execute_block(block, self.store, self.tip.app_hash, self.checker.verified_ok)
         writes = dict(result.writes)
         for r in result.results:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
@@ -644,6 +644,9 @@ class Node:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers.add(queue)
         return queue
+
+    def subscribers(self) -> list[asyncio.Queue[dict[str, Any]]]:
+        return list(self._subscribers)
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._subscribers.discard(queue)

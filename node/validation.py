@@ -28,6 +28,10 @@ class TxChecker:
         self._memo_size = memo_size
         self.verified = 0
 
+    def verified_ok(self, tid: bytes) -> bool:
+        """True when this transaction already passed the checks here (signature included)."""
+        return tid in self._memo and self._memo[tid] is None
+
     def check(self, data: bytes, tid: bytes | None = None) -> str | None:
         """None when the transaction passes the stateless checks, else 'code: message'."""
         tid = tid or tx_id(data)

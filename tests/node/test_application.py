@@ -100,3 +100,16 @@ def test_mempool_bounds_dedups_and_evicts():
     small.add(tx_id(txs[0]), txs[0])
     with pytest.raises(MempoolFull):
         small.add(tx_id(txs[1]), txs[1])
+
+
+def test_execution_skips_only_signatures_this_node_already_verified():
+    app = Application(CHAIN, {CLIENT.verify_key.raw})
+    good = _anchor(doc=b"x")
+    forged = _flip(_anchor(doc=b"y"), -10)
+    block = _block(1, [good, forged])
+    plain = app.execute_block(block, DictState(), bytes(32))
+    assert [r.code for r in plain.results] == ["ok", "bad-signature"]
+    memo = {tx_id(good)}
+    cached = app.execute_block(block, DictState(), bytes(32), lambda tid: tid in memo)
+    assert [r.code for r in cached.results] == ["ok", "bad-signature"]
+    assert cached.app_hash == plain.app_hash

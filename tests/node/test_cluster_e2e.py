@@ -92,6 +92,7 @@ async def test_proofs_verify_offline_and_a_changed_byte_does_not(tmp_path: Path)
     async with Cluster(tmp_path / "net") as c:
         code, body = await c.post_tx("node1", c.anchor_tx("trial protocol"), wait=True)
         assert code == 200
+        await c.wait_all(lambda s: s is not None and s["height"] >= body["height"], 20, "node2 to commit", ["node2"])
         code, proof = await c.get("node2", f"/proofs/{body['tx_id']}")
         assert code == 200
         good = tmp_path / "proof.json"
