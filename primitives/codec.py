@@ -18,6 +18,7 @@ so several record classes can share one wire.
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -32,14 +33,14 @@ U64_MAX = 2**64 - 1
 R = TypeVar("R")
 
 
-class Kind:
+class Kind(ABC):
     """How one field looks on the wire and how it is checked when decoded."""
 
-    def to_wire(self, value: Any) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def to_wire(self, value: Any) -> Any: ...
 
-    def from_wire(self, obj: Any, where: str) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def from_wire(self, obj: Any, where: str) -> Any: ...
 
 
 class UInt(Kind):
