@@ -1,4 +1,4 @@
-"""The genesis file: the network's chain id, its validators, observers and clients.
+"""The genesis file: the network's chain id, its validators, observers, clients and organisations.
 
 JSON, written once by ``medchain testnet`` and shared by every node.  Its
 hash (SHA-256 of the canonical JSON: sorted keys, no spaces) is stored in each
@@ -21,6 +21,20 @@ class GenesisError(UsageError):
     """The genesis file is missing, unreadable or inconsistent."""
 
 
+ORG_KINDS = ("hospital", "pharmacy", "manufacturer", "distributor", "regulator", "lab")
+
+
+@dataclass(frozen=True, slots=True)
+class Organisation:
+    """A consortium member: its admin key enrols member keys; ``nodes`` names the nodes it runs."""
+
+    id: str
+    name: str
+    kind: str
+    admin_key: VerifyKey
+    nodes: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     name: str
@@ -36,6 +50,7 @@ class Genesis:
     observers: tuple[Member, ...]
     clients: tuple[Member, ...]
     raw: dict[str, Any]
+    organisations: tuple[Organisation, ...] = ()
 
     @property
     def hash(self) -> bytes:
@@ -56,6 +71,18 @@ class Genesis:
     @property
     def nodes(self) -> tuple[Member, ...]:
         return (*self.validators, *self.observers)
+
+    def organisation(self, org_id: str) -> Organisation | None:
+        for org in self.organisations:
+            if org.id == org_id:
+                return org
+        return None
+
+    def org_of_node(self, name: str) -> Organisation | None:
+        for org in self.organisations:
+            if name in org.nodes:
+                return org
+        return None
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -81,6 +108,39 @@ def _members(raw: Any, where: str) -> tuple[Member, ...]:
     return tuple(out)
 
 
+def _organisations(raw: Any, node_names: set[str]) -> tuple[Organisation, ...]:
+    if not isinstance(raw, list):
+        raise GenesisError("genesis: 'organisations' must be a list")
+    out = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"organisations[{i}]"
+        if not isinstance(item, dict):
+            raise GenesisError(f"genesis: {where} must be an object")
+        org_id, name, kind = item.get("id"), item.get("name"), item.get("kind")
+        if not isinstance(org_id, str) or not 0 < len(org_id) <= 32 or not org_id.replace("-", "").isalnum():
+            raise GenesisError(f"genesis: {where}.id must be 1 to 32 letters, digits or '-'")
+        if org_id in seen:
+            raise GenesisError(f"genesis: {where}: organisation id {org_id!r} is used twice")
+        seen.add(org_id)
+        if not isinstance(name, str) or not name:
+            raise GenesisError(f"genesis: {where}.name must be a non-empty string")
+        if kind not in ORG_KINDS:
+            raise GenesisError(f"genesis: {where}.kind must be one of {', '.join(ORG_KINDS)}, got {kind!r}")
+        try:
+            admin = VerifyKey(bytes.fromhex(item.get("admin_key", "")))
+        except (ValueError, TypeError, Exception):
+            raise GenesisError(f"genesis: {where}.admin_key is not a 32-byte hex Ed25519 key") from None
+        nodes = item.get("nodes", [])
+        if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+            raise GenesisError(f"genesis: {where}.nodes must be a list of node names")
+        for n in nodes:
+            if n not in node_names:
+                raise GenesisError(f"genesis: {where}.nodes names {n!r}, which is not a validator or observer")
+        out.append(Organisation(org_id, name, kind, admin, tuple(nodes)))
+    return tuple(out)
+
+
 def parse_genesis(raw: Any) -> Genesis:
     if not isinstance(raw, dict):
         raise GenesisError("genesis: the top level must be an object")
@@ -98,7 +158,8 @@ def parse_genesis(raw: Any) -> Genesis:
     keys = [m.key for m in (*validators, *observers)]
     if len(set(keys)) != len(keys):
         raise GenesisError("genesis: two nodes share one key")
-    return Genesis(chain_id, time_ms, validators, observers, clients, raw)
+    orgs = _organisations(raw.get("organisations", []), {m.name for m in (*validators, *observers)})
+    return Genesis(chain_id, time_ms, validators, observers, clients, raw, orgs)
 
 
 def load_genesis(path: Path) -> Genesis:
