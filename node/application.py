@@ -16,19 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any
 
 from consensus.messages import Block
+from node.genesis import Genesis, Organisation
+from node.ledger import bodies as b
+from node.ledger.ehr import Ehr
+from node.ledger.identity import Directory
+from node.ledger.state import Ctx, Overlay, Rejected, StateReader
+from node.ledger.supply import Supply, static_problem
 from node.transaction import Anchor, Transaction, parse_transaction, tx_id
 from primitives.codec import pack
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
 
 ANCHOR_PREFIX = b"anchor/"
-
-
-class StateReader(Protocol):
-    def get(self, key: bytes) -> bytes | None: ...
+NOTICED = (b.EraseRecords, b.ScanAlert)  # accepted bodies a node acts on after commit (shred, publish)
+__all__ = ["ANCHOR_PREFIX", "Application", "BlockResult", "Rejected", "StateReader", "TxResult", "check_transaction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,27 +49,7 @@ class BlockResult:
     results: list[TxResult]
     writes: dict[bytes, bytes | None]
     app_hash: bytes
-
-
-@dataclass(slots=True)
-class _Overlay:
-    base: StateReader
-    writes: dict[bytes, bytes | None] = field(default_factory=dict)
-
-    def get(self, key: bytes) -> bytes | None:
-        if key in self.writes:
-            return self.writes[key]
-        return self.base.get(key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.writes[key] = value
-
-
-class Rejected(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    notices: list[tuple[bytes, bytes, Any]] = field(default_factory=list)  # (tx id, signer, body) nodes act on
 
 
 def check_transaction(
@@ -88,11 +72,60 @@ def _trusted(tx: Transaction) -> bool:
 
 
 class Application:
-    """Document anchoring; the healthcare ledger extends this dispatch."""
+    """Document anchoring and the healthcare ledger, dispatched on the body's type."""
 
-    def __init__(self, chain_id: str, clients: set[bytes]) -> None:
+    def __init__(
+        self,
+        chain_id: str,
+        clients: set[bytes],
+        organisations: tuple[Organisation, ...] = (),
+        node_keys: dict[str, bytes] | None = None,
+    ) -> None:
         self.chain_id = chain_id
         self.clients = clients
+        self.directory = Directory(organisations, node_keys or {})
+        self.ehr = Ehr(chain_id, self.directory)
+        self.supply = Supply(self.directory)
+        self._rules: dict[type, Callable[[Ctx, Any], None]] = {
+            b.EnrolMember: self.directory.enrol,
+            b.RevokeMember: self.directory.revoke,
+            b.GrantLicence: self.directory.grant_licence,
+            b.RevokeLicence: self.directory.revoke_licence,
+            b.RegisterPatient: self.directory.register_patient,
+            b.AddRecord: self.ehr.add,
+            b.AmendRecord: self.ehr.amend,
+            b.GrantConsent: self.ehr.grant,
+            b.RevokeConsent: self.ehr.revoke,
+            b.RecordAccess: self.ehr.access,
+            b.EraseRecords: self.ehr.erase,
+            b.Commission: self.supply.commission,
+            b.Ship: self.supply.ship,
+            b.Receive: self.supply.receive,
+            b.Dispense: self.supply.dispense,
+            b.Recall: self.supply.recall,
+            b.Quarantine: self.supply.flag,
+            b.Release: self.supply.flag,
+            b.Destroy: self.supply.destroy,
+            b.ScanAlert: self.supply.alert,
+        }
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis) -> Application:
+        return cls(
+            genesis.chain_id,
+            {m.key.raw for m in genesis.clients},
+            genesis.organisations,
+            {m.name: m.key.raw for m in genesis.nodes},
+        )
+
+    def admission_problem(self, data: bytes) -> tuple[str, str] | None:
+        """Malformed GS1 fields in a submitted transaction: (code, 'field: why'), refused before ordering."""
+        try:
+            body = parse_transaction(data).decoded_body()
+        except DecodeError:
+            return None  # the checker reports it
+        problem = static_problem(body)
+        return None if problem is None else ("invalid-gs1", problem)
 
     def execute_block(
         self,
@@ -102,32 +135,43 @@ class Application:
         already_verified: Callable[[bytes], bool] | None = None,
     ) -> BlockResult:
         """``already_verified(tx_id)`` says this node checked that signature before (skip it)."""
-        overlay = _Overlay(state)
+        overlay = Overlay(state)
         results = []
+        notices: list[tuple[bytes, bytes, Any]] = []
+        time_ms = block.header.timestamp_ms
         for data in block.txs:
             tid = tx_id(data)
             skip = already_verified is not None and already_verified(tid)
             try:
                 tx = check_transaction(data, self.chain_id, _trusted if skip else None)
-                self._apply(tx, tid, block.height, overlay)
+                body = self._apply(tx, tid, block.height, time_ms, overlay)
             except Rejected as exc:
                 results.append(TxResult(tid, False, exc.code, exc.message))
                 continue
             results.append(TxResult(tid, True))
+            if isinstance(body, NOTICED):
+                notices.append((tid, tx.signer, body))
         writes_digest = sha256(pack(sorted([k, v] for k, v in overlay.writes.items())))
         results_digest = sha256(pack([[r.tx_id, r.ok, r.code] for r in results]))
         app_hash = sha256(pack([prev_app_hash, block.height, writes_digest, results_digest]))
-        return BlockResult(block.height, results, overlay.writes, app_hash)
+        return BlockResult(block.height, results, overlay.writes, app_hash, notices)
 
-    def _apply(self, tx: Transaction, tid: bytes, height: int, state: _Overlay) -> None:
+    def _apply(self, tx: Transaction, tid: bytes, height: int, time_ms: int, state: Overlay) -> Any:
         body = tx.decoded_body()
-        match body:
-            case Anchor():
-                self._anchor(tx, body, tid, height, state)
-            case _:
-                raise Rejected("unknown-action", f"no rule for {type(body).__name__}")
+        if isinstance(body, Anchor):
+            self._anchor(tx, body, tid, height, state)
+            return body
+        rule = self._rules.get(type(body))
+        if rule is None:
+            raise Rejected("unknown-action", f"no rule for {type(body).__name__}")
+        # A rule validates everything before its first write, or writes into a scratch
+        # overlay: a refused transaction must change nothing.
+        scratch = Overlay(state)
+        rule(Ctx(tx.signer, tid, height, time_ms, scratch), body)
+        state.writes.update(scratch.writes)
+        return body
 
-    def _anchor(self, tx: Transaction, body: Anchor, tid: bytes, height: int, state: _Overlay) -> None:
+    def _anchor(self, tx: Transaction, body: Anchor, tid: bytes, height: int, state: Overlay) -> None:
         if tx.signer not in self.clients:
             raise Rejected("not-enrolled", "the signer is not a client enrolled in genesis")
         key = ANCHOR_PREFIX + body.doc_hash

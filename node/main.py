@@ -40,7 +40,7 @@ async def run_node(home: Path, log_level: str = "info") -> None:
     store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
     try:
         transport = build_transport(config, genesis, key, home)
-        node = Node(config, genesis, key, store, transport)
+        node = Node(config, genesis, key, store, transport, vault_dir=home / "vault")
         runner = web.AppRunner(Api(node).app(), access_log=None)
         await runner.setup()
         host, port = parse_address(config.api_listen)
@@ -59,6 +59,8 @@ async def run_node(home: Path, log_level: str = "info") -> None:
         log.info("node %s stopping", config.name, extra={"event": "stopping"})
         await runner.cleanup()
         await node.stop()
+        if node.health is not None:
+            node.health.close()
         if drive in done and drive.exception() is not None:
             raise drive.exception()  # type: ignore[misc]
     finally:

@@ -17,7 +17,8 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from consensus.certificates import Verifier
 from consensus.config import ChainTip, ReplicaConfig
@@ -64,6 +65,9 @@ from primitives.hashing import sha256
 from primitives.signing import SigningKey
 from storage.chainstore import ChainStore
 
+if TYPE_CHECKING:
+    from node.health_service import HealthService
+
 log = logging.getLogger("medchain.node")
 T = TypeVar("T")
 
@@ -78,7 +82,15 @@ def genesis_tip(genesis: Genesis) -> ChainTip:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, genesis: Genesis, key: SigningKey, store: ChainStore, transport: Any):
+    def __init__(
+        self,
+        config: NodeConfig,
+        genesis: Genesis,
+        key: SigningKey,
+        store: ChainStore,
+        transport: Any,
+        vault_dir: Path | None = None,
+    ):
         self.cfg = config
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -88,7 +100,7 @@ class Node:
         self.validator_names = [m.name for m in genesis.validators]
         self.index = genesis.validator_index(key.verify_key)
         self.is_validator = self.index is not None and config.role == "validator"
-        self.app = Application(self.chain_id, {m.key.raw for m in genesis.clients})
+        self.app = Application.from_genesis(genesis)
         self.checker = TxChecker(self.chain_id)
         self.verifier = Verifier(self.chain_id, [m.key for m in genesis.validators])
         self.mempool = Mempool(MempoolLimits(config.mempool.max_txs, config.mempool.max_bytes))
@@ -122,6 +134,11 @@ class Node:
         self._last_commit_at: float | None = None
         self.started_at = time.time()
         self.stopping = False
+        self.health: HealthService | None = None
+        if vault_dir is not None:
+            from node.health_service import HealthService
+
+            self.health = HealthService(self, vault_dir)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -268,6 +285,8 @@ class Node:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
         await self._io(self.store.commit_block, block, cert, writes, result.app_hash)
         self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
+        if self.health is not None and result.notices:
+            await self._io(self.health.after_commit, block.height, result.notices)
         self._after_commit(block, cert, result)
         return result
 
@@ -360,6 +379,9 @@ class Node:
         tid = tx_id(data)
         if wait_commit and self.store.has_tx(tid):
             return self.tx_status(tid)
+        problem = self.app.admission_problem(data)
+        if problem is not None:
+            raise ApiError(422, problem[0], problem[1])
         if self._admit(data, tid):
             self._gossip_tx(data)
         if not wait_commit:

@@ -6,8 +6,8 @@ transaction can be committed at most once (the tx index refuses replays).
 The signature covers every field but itself, under the ``medchain/v1/tx``
 domain and the chain id.
 
-The body is a tagged record of the application (``BODY_CODEC``): anchoring
-now; the healthcare actions join the same codec.
+The body is a tagged record of the application (``BODY_CODEC``): document
+anchoring and the healthcare ledger's actions (``node.ledger.bodies``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ class Anchor:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (HASH, Text(256))
 
 
-BODY_CODEC = MessageCodec([Anchor])
+def _body_codec() -> MessageCodec:
+    from node.ledger.bodies import HEALTH_BODIES
+
+    return MessageCodec([Anchor, *HEALTH_BODIES])
+
+
+BODY_CODEC = _body_codec()
 
 
 @dataclass(frozen=True, slots=True)

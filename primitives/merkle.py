@@ -75,12 +75,17 @@ class MerkleProof:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), UInt(), ListOf(Nested(ProofStep), MAX_PROOF_STEPS))
 
 
-def merkle_proof(leaves: Sequence[bytes], index: int) -> MerkleProof:
+def merkle_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the tree, leaves first: keep it to cut many proofs from one block."""
+    return _levels(leaves)
+
+
+def merkle_proof(leaves: Sequence[bytes], index: int, levels: list[list[bytes]] | None = None) -> MerkleProof:
     if not 0 <= index < len(leaves):
         raise IndexError(f"leaf {index} is not in a tree of {len(leaves)} leaves")
     steps: list[ProofStep] = []
     pos = index
-    for level in _levels(leaves)[:-1]:
+    for level in (levels if levels is not None else _levels(leaves))[:-1]:
         sibling = pos ^ 1
         if sibling < len(level):
             steps.append(ProofStep(level[sibling], sibling_on_left=sibling < pos))
