@@ -148,7 +148,7 @@ class HealthService:
         try:
             rtype, canonical = await self.node._io(validate_resource, doc["resource"])
         except FhirError as exc:
-            raise ApiError(422, "invalid-fhir", f"{exc.field}: {exc}") from None
+            raise ApiError(422, "invalid-fhir", str(exc)) from None
         if rtype != body.resource_type:
             raise ApiError(422, "invalid-fhir", f"resourceType: the content is a {rtype}, the transaction says "
                                                 f"{body.resource_type}")

@@ -48,6 +48,8 @@ OBSERVATION = {
 }
 CONDITION = {
     "resourceType": "Condition",
+    "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                   "code": "active"}]},
     "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": "Hypertension"}]},
     "subject": {"reference": "Patient/example"},
 }

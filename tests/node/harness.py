@@ -49,11 +49,20 @@ class Cluster:
         observers: int = 0,
         progress_timeout_ms: int = 1000,
         mempool_max_txs: int | None = None,
+        consortium: Path | None = None,
     ):
         self.root = root
+        plan = None
+        if consortium is not None:
+            from node.consortium import load_consortium
+
+            plan = load_consortium(consortium)
+            validators = sum(1 for o in plan.organisations if o.node == "validator")
+            observers = sum(1 for o in plan.organisations if o.node == "observer")
         base = free_base_port(validators + observers)
+        extra: dict[str, Any] = {"consortium": plan} if plan is not None else {}
         self.genesis: Genesis = generate_testnet(
-            root, validators, observers, base, chain_id="test-net", progress_timeout_ms=progress_timeout_ms
+            root, validators, observers, base, chain_id="test-net", progress_timeout_ms=progress_timeout_ms, **extra
         )
         if mempool_max_txs is not None:
             for home in clusters.node_homes(root):
