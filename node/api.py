@@ -103,7 +103,7 @@ class Api:
                 web.get("/metrics", self.metrics),
             ]
         )
-        if self.node.health is not None:
+        if self.node.healthcare is not None:
             from node.health_api import HealthApi
 
             app.add_routes(HealthApi(self.node).routes())
@@ -113,8 +113,8 @@ class Api:
         """Wake every /events stream so shutdown does not wait for its keep-alive."""
         for queue in self.node.subscribers():
             queue.put_nowait({})
-        if self.node.health is not None:
-            self.node.health.end_streams()
+        if self.node.healthcare is not None:
+            self.node.healthcare.end_streams()
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.status())

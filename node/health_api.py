@@ -56,9 +56,9 @@ def _page(request: web.Request) -> int:
 
 class HealthApi:
     def __init__(self, node: Node) -> None:
-        assert node.health is not None
+        assert node.healthcare is not None
         self.node = node
-        self.health: HealthService = node.health
+        self.healthcare: HealthService = node.healthcare
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -81,11 +81,11 @@ class HealthApi:
         ]
 
     async def orgs(self, request: web.Request) -> web.Response:
-        return web.json_response(self.health.views().organisations())
+        return web.json_response(self.healthcare.views().organisations())
 
     async def member(self, request: web.Request) -> web.Response:
         key = _hex(request.match_info["key"], "key", 32)
-        found = self.health.views().member(key)
+        found = self.healthcare.views().member(key)
         if found is None:
             raise ApiError(404, "not-found", f"key {key.hex()} is not an enrolled member")
         return web.json_response(found)
@@ -93,35 +93,35 @@ class HealthApi:
     # ------------------------------------------------------------ EHR
 
     async def file_record(self, request: web.Request) -> web.Response:
-        result = await self.health.file_record(await _json_body(request))
+        result = await self.healthcare.file_record(await _json_body(request))
         status = 201 if result.get("status") == "committed" else 200
         return web.json_response(result, status=status)
 
     async def record(self, request: web.Request) -> web.Response:
         rid = _hex(request.match_info["rid"], "record id", 16)
-        found = self.health.views().record(rid)
+        found = self.healthcare.views().record(rid)
         if found is None:
             raise ApiError(404, "not-found", f"no record {rid.hex()}")
         return web.json_response(found)
 
     async def read_record(self, request: web.Request) -> web.Response:
         rid = _hex(request.match_info["rid"], "record id", 16)
-        return web.json_response(await self.health.read_record(rid, await _json_body(request)))
+        return web.json_response(await self.healthcare.read_record(rid, await _json_body(request)))
 
     async def patient(self, request: web.Request) -> web.Response:
         pid = _hex(request.match_info["pid"], "patient id", 16)
-        found = self.health.views().patient(pid)
+        found = self.healthcare.views().patient(pid)
         if found is None:
             raise ApiError(404, "not-found", f"no registered patient {pid.hex()}")
         return web.json_response(found)
 
     async def consents(self, request: web.Request) -> web.Response:
         pid = _hex(request.match_info["pid"], "patient id", 16)
-        return web.json_response(self.health.views().consents(pid, self.health.now_ms()))
+        return web.json_response(self.healthcare.views().consents(pid, self.healthcare.now_ms()))
 
     async def patient_accesses(self, request: web.Request) -> web.Response:
         pid = _hex(request.match_info["pid"], "patient id", 16)
-        found = self.health.views().patient_accesses(pid)
+        found = self.healthcare.views().patient_accesses(pid)
         if found is None:
             raise ApiError(404, "not-found", f"no registered patient {pid.hex()}")
         return web.json_response(found)
@@ -147,32 +147,32 @@ class HealthApi:
             at = int(at_text) if at_text is not None else None
         if not code:
             raise ApiError(422, "invalid-gs1", "code: empty; pass the scanned GS1 code")
-        return web.json_response(await self.health.verify(code, by or "api", proofs, at))
+        return web.json_response(await self.healthcare.verify(code, by or "api", proofs, at))
 
     async def pack(self, request: web.Request) -> web.Response:
         gtin, serial = _gtin(request), request.match_info["serial"]
         proofs = request.query.get("proofs", "1") not in ("0", "false", "no")
-        found = self.health.pack_json(gtin, serial, proofs, self.health.now_ms())
+        found = self.healthcare.pack_json(gtin, serial, proofs, self.healthcare.now_ms())
         if found is None:
             raise ApiError(404, "not-found", f"no pack {gtin}/{serial} was commissioned")
         return web.json_response(found)
 
     async def epcis(self, request: web.Request) -> web.Response:
         gtin, serial = _gtin(request), request.match_info["serial"]
-        doc = self.health.epcis(gtin, serial)
+        doc = self.healthcare.epcis(gtin, serial)
         if doc is None:
             raise ApiError(404, "not-found", f"no pack {gtin}/{serial} was commissioned")
         return web.json_response(doc, content_type="application/ld+json")
 
     async def lot(self, request: web.Request) -> web.Response:
         gtin, lot = _gtin(request), request.match_info["lot"]
-        found = self.health.views().lot(gtin, lot, request.query.get("after"), _page(request))
+        found = self.healthcare.views().lot(gtin, lot, request.query.get("after"), _page(request))
         if found is None:
             raise ApiError(404, "not-found", f"no lot {lot} of GTIN {gtin}")
         return web.json_response(found)
 
     async def shipment(self, request: web.Request) -> web.Response:
-        found = self.health.views().shipment(request.match_info["sid"])
+        found = self.healthcare.views().shipment(request.match_info["sid"])
         if found is None:
             raise ApiError(404, "not-found", f"no shipment {request.match_info['sid']}")
         return web.json_response(found)
@@ -182,12 +182,12 @@ class HealthApi:
         if after_text is not None and not after_text.isdigit():
             raise ApiError(400, "bad-integer", "after must be an alert sequence number")
         after = int(after_text) if after_text is not None else None
-        return web.json_response(self.health.views().alerts(after, _page(request)))
+        return web.json_response(self.healthcare.views().alerts(after, _page(request)))
 
     async def alert_stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        queue = self.health.subscribe_alerts()
+        queue = self.healthcare.subscribe_alerts()
         try:
             await response.write(b": medchain alerts\n\n")
             while True:
@@ -203,5 +203,5 @@ class HealthApi:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self.health.unsubscribe_alerts(queue)
+            self.healthcare.unsubscribe_alerts(queue)
         return response

@@ -37,7 +37,7 @@ from node.ledger.records import (
     u64,
     version_key,
 )
-from node.ledger.state import Overlay, StateReader
+from node.ledger.state import Overlay, RangeReader
 from primitives.codec import decode
 
 MAX_PAGE = 1000
@@ -51,14 +51,13 @@ def event_json(e: Event) -> dict[str, Any]:
 
 
 class LedgerViews:
-    def __init__(self, state: StateReader, genesis: Genesis) -> None:
+    def __init__(self, state: RangeReader, genesis: Genesis) -> None:
+        self.reader = state
         self.state = Overlay(state)
         self.genesis = genesis
 
     def _items(self, prefix: bytes, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
-        reader = self.state.base
-        items = reader.state_items
-        return list(items(prefix, after=after, limit=max(1, min(limit, MAX_PAGE))))
+        return self.reader.state_items(prefix, after=after, limit=max(1, min(limit, MAX_PAGE)))
 
     # ------------------------------------------------------------ identities
 

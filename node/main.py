@@ -59,8 +59,8 @@ async def run_node(home: Path, log_level: str = "info") -> None:
         log.info("node %s stopping", config.name, extra={"event": "stopping"})
         await runner.cleanup()
         await node.stop()
-        if node.health is not None:
-            node.health.close()
+        if node.healthcare is not None:
+            node.healthcare.close()
         if drive in done and drive.exception() is not None:
             raise drive.exception()  # type: ignore[misc]
     finally:

@@ -134,11 +134,11 @@ class Node:
         self._last_commit_at: float | None = None
         self.started_at = time.time()
         self.stopping = False
-        self.health: HealthService | None = None
+        self.healthcare: HealthService | None = None
         if vault_dir is not None:
             from node.health_service import HealthService
 
-            self.health = HealthService(self, vault_dir)
+            self.healthcare = HealthService(self, vault_dir)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -285,8 +285,8 @@ class Node:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
         await self._io(self.store.commit_block, block, cert, writes, result.app_hash)
         self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
-        if self.health is not None and result.notices:
-            await self._io(self.health.after_commit, block.height, result.notices)
+        if self.healthcare is not None and result.notices:
+            await self._io(self.healthcare.after_commit, block.height, result.notices)
         self._after_commit(block, cert, result)
         return result
 

@@ -19,6 +19,13 @@ class StateReader(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
 
 
+class RangeReader(StateReader, Protocol):
+    """A state that also reads key ranges in order (the chain store, ``DictState``)."""
+
+    def state_items(self, prefix: bytes = b"", *, after: bytes | None = None, limit: int = 1000
+                    ) -> list[tuple[bytes, bytes]]: ...
+
+
 class Rejected(Exception):
     """A rule refused the transaction: ``code`` is machine-readable, ``message`` says why."""
 
