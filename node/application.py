@@ -41,6 +41,7 @@ class TxResult:
     ok: bool
     code: str = "ok"
     message: str = ""
+    action: str = ""  # the body's type, for metrics (not part of app_hash)
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class Application:
     ) -> None:
         self.chain_id = chain_id
         self.clients = clients
+        self._action = ""
         self.directory = Directory(organisations, node_keys or {})
         self.ehr = Ehr(chain_id, self.directory)
         self.supply = Supply(self.directory)
@@ -142,13 +144,14 @@ class Application:
         for data in block.txs:
             tid = tx_id(data)
             skip = already_verified is not None and already_verified(tid)
+            self._action = ""
             try:
                 tx = check_transaction(data, self.chain_id, _trusted if skip else None)
                 body = self._apply(tx, tid, block.height, time_ms, overlay)
             except Rejected as exc:
-                results.append(TxResult(tid, False, exc.code, exc.message))
+                results.append(TxResult(tid, False, exc.code, exc.message, self._action))
                 continue
-            results.append(TxResult(tid, True))
+            results.append(TxResult(tid, True, action=self._action))
             if isinstance(body, NOTICED):
                 notices.append((tid, tx.signer, body))
         writes_digest = sha256(pack(sorted([k, v] for k, v in overlay.writes.items())))
@@ -158,6 +161,7 @@ class Application:
 
     def _apply(self, tx: Transaction, tid: bytes, height: int, time_ms: int, state: Overlay) -> Any:
         body = tx.decoded_body()
+        self._action = type(body).__name__
         if isinstance(body, Anchor):
             self._anchor(tx, body, tid, height, state)
             return body

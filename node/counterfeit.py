@@ -45,6 +45,7 @@ from primitives.errors import UsageError
 from primitives.signing import SigningKey
 
 SERIALS_PER_TX = 2000
+HEAVY = 3  # transactions in flight when each touches thousands of packs
 SHIP_CHUNK = 1200  # explicit pack lists: 1,200 x ~40 bytes stays under the 60 KiB body limit
 PREFIX = "9506000"
 KINDS = ("unknown", "clone", "wrong_lot", "wrong_expiry", "recalled", "expired", "diverted")
@@ -160,8 +161,8 @@ class Experiment:
                              f"{result.get('message')}")
         return result
 
-    async def _gather(self, coros: list[Any]) -> list[Any]:
-        sem = asyncio.Semaphore(self.concurrency)
+    async def _gather(self, coros: list[Any], concurrency: int | None = None) -> list[Any]:
+        sem = asyncio.Semaphore(concurrency or self.concurrency)
 
         async def one(c: Any) -> Any:
             async with sem:
@@ -240,7 +241,7 @@ class Experiment:
                  "serials": tuple(f"E{self.rng.getrandbits(40):010X}" for _ in range(self.fakes)), "short": True}
         lots.append(short)
         await self._gather([self._must(client, b.Commission(lot["gtin"], lot["lot"], lot["expiry"], lot["serials"]))
-                            for lot in lots])
+                            for lot in lots], HEAVY)
         self.progress(f"commissioned {sum(len(lot['serials']) for lot in lots)} packs in {len(lots)} lots")
         return lots
 
@@ -252,8 +253,9 @@ class Experiment:
         d = self._client(session, dist, staff[dist])
         ships = [b.Ship(f"M-{self.run_id}-{i}", dist, (), (b.LotRef(lot["gtin"], lot["lot"]),))
                  for i, lot in enumerate(lots)]
-        await self._gather([self._must(m, s) for s in ships])
-        await self._gather([self._must(d, b.Receive(s.shipment_id)) for s in ships])
+        # Each of these moves up to 2,000 packs: a few per block keep blocks short.
+        await self._gather([self._must(m, s) for s in ships], HEAVY)
+        await self._gather([self._must(d, b.Receive(s.shipment_id)) for s in ships], HEAVY)
         holdings: dict[str, list[tuple[dict[str, Any], str]]] = {p: [] for p in pharmacies}
         for lot in lots:
             for i, serial in enumerate(lot["serials"]):
@@ -265,9 +267,9 @@ class Experiment:
                 sid = f"D-{self.run_id}-{pharmacy}-{start}"
                 refs = tuple(b.PackRef(lot["gtin"], serial) for lot, serial in chunk)
                 outgoing.append((pharmacy, b.Ship(sid, pharmacy, refs, ())))
-        await self._gather([self._must(d, ship) for _, ship in outgoing])
+        await self._gather([self._must(d, ship) for _, ship in outgoing], HEAVY)
         await self._gather([self._must(self._client(session, p, staff[p]), b.Receive(ship.shipment_id))
-                            for p, ship in outgoing])
+                            for p, ship in outgoing], HEAVY)
         self.progress(f"distributed to {len(pharmacies)} dispensing organisations in {len(outgoing)} shipments")
         return holdings
 

@@ -53,6 +53,7 @@ class HealthService:
         self.genesis = node.genesis
         self.org = node.genesis.org_of_node(node.cfg.name)
         self.vault = Vault.open(vault_dir)
+        self.metrics = node.metrics
         self._levels: OrderedDict[int, list[list[bytes]]] = OrderedDict()
         self._alert_subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
 
@@ -92,6 +93,7 @@ class HealthService:
                 continue
             if decode(Record, record).erase_tx == tid and self.vault.holds(rid):
                 self.vault.shred(rid)
+                self.metrics.records_shredded.inc()
                 out.append(rid)
         if out:
             log.info("erasure: shredded %d record(s) from the vault", len(out),
@@ -175,12 +177,24 @@ class HealthService:
             if result.get("status") == "rejected":
                 await self.node._io(self.vault.discard, rid, version)
             return {**result, "record_id": rid.hex(), "version": version}
+        self.metrics.records_filed.inc()
         return {**result, "record_id": rid.hex(), "version": version, "custodian": self.org.id,
                 "resource_type": rtype}
 
     # ------------------------------------------------------------ EHR: reading
 
     async def read_record(self, rid: bytes, doc: Any) -> dict[str, Any]:
+        try:
+            served = await self._read_record(rid, doc)
+        except ApiError as exc:
+            self.metrics.ehr_reads.labels(exc.code).inc()
+            raise
+        self.metrics.ehr_reads.labels("served").inc()
+        if served["break_glass"]:
+            self.metrics.break_glass.inc()
+        return served
+
+    async def _read_record(self, rid: bytes, doc: Any) -> dict[str, Any]:
         try:
             request = decode(b.ReadRequest, bytes.fromhex(doc["request"]))
         except (KeyError, TypeError, ValueError):
@@ -273,6 +287,7 @@ class HealthService:
             scanned = parse_code(code)
         except Gs1Error as exc:
             raise ApiError(422, "invalid-gs1", f"{exc.field}: {exc}") from None
+        started = time.perf_counter()
         now = at_ms if at_ms is not None else self.now_ms()
         verdict = verify_code(Overlay(self.node.store), scanned.gtin, scanned.serial, scanned.lot, scanned.expiry, now)
         out: dict[str, Any] = {
@@ -284,7 +299,10 @@ class HealthService:
             "pack": self.pack_json(scanned.gtin, scanned.serial, proofs, now),
             "alert": None,
         }
+        self.metrics.scans.labels(verdict.status).inc()
+        self.metrics.scan_seconds.observe(time.perf_counter() - started)
         if verdict.alert:
+            self.metrics.alerts_filed.inc()
             alert = b.ScanAlert(scanned.gtin, scanned.serial, scanned.lot, scanned.expiry, verdict.reason,
                                 verdict.info, scanned_by[:64])
             data = make_transaction(self.node.key, self.node.chain_id, alert, self.now_ms())

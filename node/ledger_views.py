@@ -26,6 +26,7 @@ from node.ledger.records import (
     access_prefix,
     alert_key,
     consent_prefix,
+    event_key,
     licence_prefix,
     lot_key,
     lot_packs_prefix,
@@ -168,10 +169,17 @@ class LedgerViews:
             return None
         return p, self.state.load(Lot, lot_key(gtin, p.lot))
 
-    @staticmethod
-    def history(pack: Pack, lot: Lot | None) -> list[Event]:
+    def events(self, ids: tuple[bytes, ...]) -> list[Event]:
+        out = []
+        for tid in dict.fromkeys(ids):
+            event = self.state.load(Event, event_key(tid))
+            if event is not None:
+                out.append(event)
+        return out
+
+    def history(self, pack: Pack, lot: Lot | None) -> list[Event]:
         """The pack's own events and its lot's (recall, quarantine, release), in ledger order."""
-        events = list(pack.events) + list(lot.events if lot else ())
+        events = self.events(pack.events + (lot.events if lot else ()))
         events.sort(key=lambda e: (e.height, e.time_ms))
         return events
 
@@ -185,7 +193,7 @@ class LedgerViews:
         return {
             "gtin": gtin, "lot": lot, "expiry": found.expiry, "manufacturer": found.manufacturer,
             "packs": found.packs, "recalled": found.recalled, "quarantined": found.suspect,
-            "events": [event_json(e) for e in found.events], "serials": serials,
+            "events": [event_json(e) for e in self.events(found.events)], "serials": serials,
         }
 
     def shipment(self, shipment_id: str) -> dict[str, Any] | None:

@@ -85,6 +85,25 @@ class NodeMetrics:
             registry=r,
         )
 
+        # The healthcare ledger, as this node serves it.
+        self.txs_by_action = Counter(
+            "medchain_ledger_txs", "Committed transactions by action and outcome", ["action", "outcome"], registry=r
+        )
+        self.scans = Counter("medchain_scans", "Codes verified at this node, by status", ["status"], registry=r)
+        self.scan_seconds = Histogram(
+            "medchain_scan_seconds", "Time to answer a verification (with history and proofs)",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0), registry=r,
+        )
+        self.alerts_filed = Counter("medchain_alerts_filed", "Scan alerts this node filed", registry=r)
+        self.ehr_reads = Counter(
+            "medchain_ehr_reads", "Record reads asked of this custodian, by outcome", ["outcome"], registry=r
+        )
+        self.break_glass = Counter("medchain_ehr_break_glass", "Break-glass reads served by this node", registry=r)
+        self.records_filed = Counter("medchain_ehr_records_filed", "Record contents put in this vault", registry=r)
+        self.records_shredded = Counter(
+            "medchain_ehr_records_shredded", "Records crypto-shredded from this vault after erasure", registry=r
+        )
+
     def watch(
         self,
         engine_stats: Callable[[], Mapping[str, int]],

@@ -279,7 +279,8 @@ class Node:
         return Executed(block.height, result.app_hash)
 
     async def _apply_block(self, block: Block, cert: CommitCertificate) -> BlockResult:
-        result = self.app.execute_block(block, self.store, self.tip.app_hash, self.checker.verified_ok)
+        # Off the loop: a block of heavy supply-chain events takes a while, and the API and P2P must go on.
+        result = await self._io(self.app.execute_block, block, self.store, self.tip.app_hash, self.checker.verified_ok)
         writes = dict(result.writes)
         for r in result.results:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
@@ -300,6 +301,7 @@ class Node:
         self.mempool.remove(ids)
         for index, r in enumerate(result.results):
             (self.metrics.txs_committed if r.ok else self.metrics.txs_rejected).inc()
+            self.metrics.txs_by_action.labels(r.action or "malformed", "accepted" if r.ok else r.code).inc()
             admitted = self._admitted_at.pop(r.tx_id, None)
             if admitted is not None:
                 self.metrics.commit_latency.observe(now - admitted)

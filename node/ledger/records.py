@@ -20,6 +20,7 @@ sc/k/<gtin14><serial>  a pack                                     Pack
 sc/l/<gtin14><n><lot>  a lot (n: one byte, the lot's length)      Lot
 sc/q/<lot key><serial> lot -> packs index                         b""
 sc/s/<shipment id>     a shipment                                 Shipment
+sc/e/<tx id>           one supply-chain event (shared by its packs) Event
 sc/a/<u64>             an alert raised by a scan                  Alert
 sc/an                  the number of alerts                       u64
 =====================  ========================================  =================
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from node.ledger.bodies import EXPIRY, GTIN, HASH, ID16, KEY, LOT, ORG, ROLE, RTYPE, SERIAL, SHIPMENT, PackRef
-from primitives.codec import Bool, Kind, ListOf, Nested, Optional, Text, UInt
+from primitives.codec import Bool, Bytes, Kind, ListOf, Nested, Optional, Text, UInt
 from primitives.hashing import sha256
 
 DETAIL = Text(200)
@@ -125,6 +126,10 @@ def lot_pack_key(gtin: str, lot: str, serial: str) -> bytes:
 
 def shipment_key(shipment_id: str) -> bytes:
     return b"sc/s/" + shipment_id.encode()
+
+
+def event_key(tx_id: bytes) -> bytes:
+    return b"sc/e/" + tx_id
 
 
 ALERT_PREFIX = b"sc/a/"
@@ -245,9 +250,9 @@ class Pack:
     manufacturer: str
     suspect: str | None  # the quarantine reason of this one pack
     shipment: str | None
-    events: tuple[Event, ...]
+    events: tuple[bytes, ...]  # tx ids of its events (``event_key``): one event record serves a whole lot's packs
     SCHEMA: ClassVar[tuple[Kind, ...]] = (
-        LOT, EXPIRY, Text(16), ORG, ORG, Optional(DETAIL), Optional(SHIPMENT), ListOf(Nested(Event), 10_000),
+        LOT, EXPIRY, Text(16), ORG, ORG, Optional(DETAIL), Optional(SHIPMENT), ListOf(Bytes(32), 10_000),
     )
 
 
@@ -258,9 +263,9 @@ class Lot:
     packs: int
     recalled: str | None  # the recall reason
     suspect: str | None  # the quarantine reason
-    events: tuple[Event, ...]
+    events: tuple[bytes, ...]
     SCHEMA: ClassVar[tuple[Kind, ...]] = (
-        EXPIRY, ORG, UInt(), Optional(DETAIL), Optional(DETAIL), ListOf(Nested(Event), 10_000),
+        EXPIRY, ORG, UInt(), Optional(DETAIL), Optional(DETAIL), ListOf(Bytes(32), 10_000),
     )
 
 

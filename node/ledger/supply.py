@@ -46,6 +46,7 @@ from node.ledger.records import (
     Pack,
     Shipment,
     alert_key,
+    event_key,
     licence_prefix,
     lot_key,
     lot_pack_key,
@@ -146,8 +147,10 @@ class Supply:
             raise Rejected("not-licensed", f"{org} holds no {' or '.join(kinds)} licence")
 
     @staticmethod
-    def _event(ctx: Ctx, kind: str, org: str, other: str = "", ref: str = "") -> Event:
-        return Event(kind, ctx.tx_id, ctx.height, ctx.time_ms, org, other, ref[:200])
+    def _event(ctx: Ctx, kind: str, org: str, other: str = "", ref: str = "") -> bytes:
+        """Store the transaction's event once; packs and lots refer to it by tx id."""
+        ctx.state.store(event_key(ctx.tx_id), Event(kind, ctx.tx_id, ctx.height, ctx.time_ms, org, other, ref[:200]))
+        return ctx.tx_id
 
     @staticmethod
     def _pack(state: Overlay, ref: PackRef) -> Pack:
@@ -157,8 +160,16 @@ class Supply:
         return found
 
     @staticmethod
-    def _sellable(state: Overlay, ref: PackRef, pack: Pack, now_ms: int, allow_transit: bool = False) -> None:
-        status, _ = pack_status(pack, state.load(Lot, lot_key(ref.gtin, pack.lot)), now_ms)
+    def _sellable(state: Overlay, ref: PackRef, pack: Pack, now_ms: int, allow_transit: bool = False,
+                  lots: dict[bytes, Lot | None] | None = None) -> None:
+        key = lot_key(ref.gtin, pack.lot)
+        if lots is None:
+            lot = state.load(Lot, key)
+        elif key in lots:
+            lot = lots[key]
+        else:
+            lot = lots[key] = state.load(Lot, key)
+        status, _ = pack_status(pack, lot, now_ms)
         codes = {
             "destroyed": "destroyed", "dispensed": "already-dispensed", "recalled": "recalled",
             "quarantined": "quarantined", "expired": "expired", "in_transit": "in-transit",
@@ -231,11 +242,12 @@ class Supply:
             raise Rejected("duplicate-pack", "a pack is listed twice (directly or through its lot)")
         event = self._event(ctx, "ship", sender, recipient.id, body.shipment_id)
         updates = []
+        lots: dict[bytes, Lot | None] = {}
         for ref in refs:
             pack = self._pack(ctx.state, ref)
             if pack.custodian != sender:
                 raise Rejected("not-custodian", f"pack {ref.gtin}/{ref.serial} is held by {pack.custodian}")
-            self._sellable(ctx.state, ref, pack, ctx.time_ms)
+            self._sellable(ctx.state, ref, pack, ctx.time_ms, lots=lots)
             updates.append((ref, replace(pack, state="in_transit", shipment=body.shipment_id,
                                          events=(*pack.events, event))))
         for ref, pack in updates:
@@ -267,11 +279,12 @@ class Supply:
         self._require_licence(ctx.state, actor.org_id, ("distribute", "dispense"))
         event = self._event(ctx, "receive", actor.org_id, shipment.from_org, body.shipment_id)
         updates = []
+        lots: dict[bytes, Lot | None] = {}
         for ref in shipment.packs:
             pack = self._pack(ctx.state, ref)
             if pack.state != "in_transit" or pack.shipment != body.shipment_id:
                 raise Rejected("shipment-mismatch", f"pack {ref.gtin}/{ref.serial} is no longer in this shipment")
-            self._sellable(ctx.state, ref, pack, ctx.time_ms, allow_transit=True)
+            self._sellable(ctx.state, ref, pack, ctx.time_ms, allow_transit=True, lots=lots)
             updates.append((ref, replace(pack, state="active", custodian=actor.org_id, shipment=None,
                                          events=(*pack.events, event))))
         for ref, pack in updates:

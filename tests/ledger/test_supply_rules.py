@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.ledger import bodies as b
-from node.ledger.records import Alert, Lot, Pack, Shipment, alert_key, lot_key, pack_key, shipment_key
+from node.ledger.records import Alert, Event, Lot, Pack, Shipment, alert_key, event_key, lot_key, pack_key, shipment_key
 from node.ledger.state import Overlay
 from node.ledger.supply import verify_code
 from primitives.codec import decode
@@ -66,7 +66,9 @@ def test_ship_and_receive_move_custody() -> None:
     w.ok(k["dist"], b.Receive("SH1"))
     pack = _pack(w, "S1")
     assert (pack.state, pack.custodian) == ("active", "dist")
-    assert [e.kind for e in pack.events] == ["commission", "ship", "receive"]
+    events = [decode(Event, w.state.get(event_key(tid))) for tid in pack.events]
+    assert [(e.kind, e.org, e.other_org) for e in events] == [
+        ("commission", "maker", ""), ("ship", "maker", "dist"), ("receive", "dist", "maker")]
 
 
 def test_ship_a_whole_lot_takes_only_the_senders_active_packs() -> None:
