@@ -61,30 +61,65 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 # ---------------------------------------------------------------- testnet
 
 
+CONSORTIUM_OPTION = click.option(
+    "--consortium", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="A consortium file (configs/consortium-4.toml): organisations, their kinds and nodes. "
+    "Replaces --nodes/--observers.")
+
+
+def _load_plan(consortium: Path | None, validators: int, observers: int) -> Any:
+    if consortium is None:
+        return None
+    ctx = click.get_current_context()
+    for name in ("validators", "observers"):
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            raise Fail(f"--consortium decides the nodes: drop --{'nodes' if name == 'validators' else name}")
+    from node.consortium import load_consortium
+
+    return load_consortium(consortium)
+
+
+def _echo_orgs(out: Path) -> None:
+    index_file = out / "consortium.json"
+    if not index_file.exists():
+        return
+    index = json.loads(index_file.read_text())
+    rows = [{"org": org, "kind": v["kind"], "node": v["role"] or "-", "api": v["api"] or "-",
+             "admin key": v["admin_key"]} for org, v in index.items()]
+    click.echo(_table(rows, ["org", "kind", "node", "api", "admin key"]))
+
+
 @click.command()
 @click.option("--nodes", "validators", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Number of validators.")
 @click.option("--observers", type=click.IntRange(0, 32), default=0, show_default=True,
               help="Number of non-voting observer nodes.")
+@CONSORTIUM_OPTION
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to write the network into.")
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True,
               help="First port; node i uses base+2i (P2P) and base+2i+1 (API).")
 @click.option("--chain-id", default=None, help="Chain id (default: a random medchain-local-XXXXXX).")
 @friendly
-def testnet(validators: int, observers: int, out: Path, base_port: int, chain_id: str | None) -> None:
+def testnet(validators: int, observers: int, consortium: Path | None, out: Path, base_port: int,
+            chain_id: str | None) -> None:
     """Write a local network: genesis.json, keys, TLS material, one folder per node.
 
-    Each node folder (node0, node1, ...) holds config.toml, node_key.json and
-    tls/; client keys for submitting transactions go to OUT/clients/.
+    Each node folder (node0, node1, ... or, with --consortium, named after its
+    organisation) holds config.toml, node_key.json and tls/; client keys for
+    anchoring go to OUT/clients/, organisation admin keys to OUT/orgs/<id>/.
     """
     from node.testnet import generate_testnet
 
-    genesis = generate_testnet(out, validators, observers, base_port, chain_id)
-    click.echo(f"wrote network {genesis.chain_id} to {out}: {validators} validators, {observers} observers")
+    plan = _load_plan(consortium, validators, observers)
+    genesis = generate_testnet(out, validators, observers, base_port, chain_id, consortium=plan)
+    validators = len(genesis.validators)
+    click.echo(f"wrote network {genesis.chain_id} to {out}: {validators} validators, {len(genesis.observers)} "
+               "observers")
     for i, m in enumerate(genesis.nodes):
         click.echo(f"  {m.name}  {'validator' if i < validators else 'observer '}  key {m.key.hex()[:16]}...")
     click.echo(f"  clients: {', '.join(c.name for c in genesis.clients)} (keys in {out / 'clients'})")
+    _echo_orgs(out)
     click.echo(f"start it with: medchain cluster up --dir {out}")
 
 
@@ -191,18 +226,23 @@ def _wait_first_commit(root: Path, timeout: float) -> None:
 @cluster_group.command("up")
 @click.option("--nodes", "validators", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--observers", type=click.IntRange(0, 32), default=0, show_default=True)
+@CONSORTIUM_OPTION
 @click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Cluster folder (created with a new network if it holds none).")
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True)
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to wait for the first block.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def cluster_up(validators: int, observers: int, root: Path, base_port: int, timeout: float, as_json: bool) -> None:
+def cluster_up(validators: int, observers: int, consortium: Path | None, root: Path, base_port: int, timeout: float,
+               as_json: bool) -> None:
     """Start every node of DIR in the background and wait until a block commits."""
+    plan = _load_plan(consortium, validators, observers)
     if not (root / "genesis.json").exists():
         from node.testnet import generate_testnet
 
-        generate_testnet(root, validators, observers, base_port)
+        generate_testnet(root, validators, observers, base_port, consortium=plan)
+    elif plan is not None:
+        raise Fail(f"{root} already holds a network; drop --consortium to start it, or choose a new --dir")
     clusters.start_all(root)
     _wait_first_commit(root, timeout)
     rows = _status_rows(root)
@@ -210,6 +250,7 @@ def cluster_up(validators: int, observers: int, root: Path, base_port: int, time
         click.echo(json.dumps(rows, indent=2))
     else:
         click.echo(_table(rows, ["name", "role", "api", "p2p", "pid", "height", "view"]))
+        _echo_orgs(root)
         click.echo(f"stop it with: medchain cluster down --dir {root}")
 
 

@@ -57,10 +57,22 @@ def save_cluster(root: Path, nodes: list[NodeProcess]) -> None:
 
 
 def node_homes(root: Path) -> list[Path]:
-    homes = sorted((p for p in root.iterdir() if (p / "config.toml").exists()), key=lambda p: _order(p.name))
+    homes = [p for p in root.iterdir() if (p / "config.toml").exists()]
+    order = _genesis_order(root)
+    homes.sort(key=lambda p: (order.get(p.name, len(order)), _order(p.name)))
     if not homes:
         raise ClusterError(f"{root} holds no node folders (node0, node1, ...)")
     return homes
+
+
+def _genesis_order(root: Path) -> dict[str, int]:
+    """Node names in genesis order (validators, then observers): organisation-named nodes sort by it."""
+    try:
+        raw = json.loads((root / "genesis.json").read_text())
+        names = [m["name"] for m in (*raw.get("validators", []), *raw.get("observers", []))]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {name: i for i, name in enumerate(names)}
 
 
 def _order(name: str) -> tuple[int, str]:

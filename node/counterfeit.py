@@ -40,7 +40,7 @@ import aiohttp
 from node.config import read_key
 from node.gs1 import gtin_with_check_digit
 from node.ledger import bodies as b
-from node.ledger_client import LedgerClient
+from node.ledger_client import LedgerClient, wait_height
 from primitives.errors import UsageError
 from primitives.signing import SigningKey
 
@@ -293,7 +293,9 @@ class Experiment:
                             for lot, serial, p in dispensed])
         gone = {(lot["lot"], s) for lot, s, _ in dispensed}
         # Recall one whole lot; the other lots stay genuine.
-        await self._must(keys["reg"], b.Recall(recalled_lot["gtin"], recalled_lot["lot"], "experiment: recall"))
+        recall = await self._must(keys["reg"], b.Recall(recalled_lot["gtin"], recalled_lot["lot"],
+                                                        "experiment: recall"))
+        await wait_height(session, list(self.net.apis.values()), int(recall["height"]))  # scans go to every node
         before = len(await keys["reg"].call("GET", "/alerts?limit=1000"))
         scans: list[tuple[str, str, Any, dict[str, Any]]] = []  # (kind, org, code, expect)
         active = [(p, lot, s) for p, held in normal.items() for lot, s in held

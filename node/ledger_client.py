@@ -166,3 +166,24 @@ class SyncLedger:
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+async def wait_height(session: aiohttp.ClientSession, apis: list[str], height: int, timeout: float = 30) -> None:
+    """Wait until every node in ``apis`` has committed ``height`` (a read at one node after a write at another)."""
+    deadline = time.monotonic() + timeout
+    pending = list(apis)
+    while pending:
+        still = []
+        for api in pending:
+            try:
+                async with session.get(api.rstrip("/") + "/status", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    doc = await resp.json(content_type=None)
+                    if int(doc.get("height", 0)) < height:
+                        still.append(api)
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                still.append(api)
+        pending = still
+        if pending:
+            if time.monotonic() > deadline:
+                raise NodeUnreachable(f"{', '.join(pending)} did not reach height {height} within {timeout:g}s")
+            await asyncio.sleep(0.05)

@@ -22,7 +22,7 @@ from node.epcis import validate_epcis
 from node.genesis import load_genesis
 from node.gs1 import gtin_with_check_digit
 from node.ledger import bodies as b
-from node.ledger_client import LedgerClient
+from node.ledger_client import LedgerClient, wait_height
 from node.proofs import verify_proof
 from primitives.errors import MedchainError
 from primitives.signing import SigningKey
@@ -85,6 +85,8 @@ class Story:
         result = await client.submit(body)
         self.expect(result.get("status") == "committed",
                     f"{type(body).__name__} refused: {result.get('code')}: {result.get('message')}")
+        # The next step may read at another organisation's node: let every node commit this block first.
+        await wait_height(client.session, list(self.net.apis.values()), int(result["height"]))
         return result
 
     async def refused(self, client: LedgerClient, body: Any, code: str) -> dict[str, Any]:

@@ -7,9 +7,11 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from node.certs import write_node_tls
 from node.config import NodeConfig, Peer, read_key, write_key
+from node.consortium import Consortium
 from node.genesis import Genesis, parse_genesis
 from primitives.errors import UsageError
 from primitives.signing import SigningKey
@@ -25,12 +27,31 @@ class NodePlan:
     api_port: int
 
 
-def plan_nodes(validators: int, observers: int, base_port: int) -> list[NodePlan]:
+def plan_nodes(validators: int, observers: int, base_port: int, names: list[str] | None = None) -> list[NodePlan]:
     plans = []
     for i in range(validators + observers):
         role = "validator" if i < validators else "observer"
-        plans.append(NodePlan(f"node{i}", role, base_port + 2 * i, base_port + 2 * i + 1))
+        name = names[i] if names else f"node{i}"
+        plans.append(NodePlan(name, role, base_port + 2 * i, base_port + 2 * i + 1))
     return plans
+
+
+def _consortium_members(out: Path, consortium: Consortium, plans: list[NodePlan]) -> list[dict[str, Any]]:
+    """Admin keys (OUT/orgs/<id>/admin.json), genesis entries and OUT/consortium.json, the index tools read."""
+    api = {p.name: f"http://{HOST}:{p.api_port}" for p in plans}
+    entries, index = [], {}
+    for org in consortium.organisations:
+        key = SigningKey.generate()
+        key_file = out / "orgs" / org.id / "admin.json"
+        write_key(key_file, key)
+        nodes = [org.id] if org.node != "none" else []
+        entries.append({"id": org.id, "name": org.name, "kind": org.kind, "admin_key": key.verify_key.hex(),
+                        "nodes": nodes})
+        index[org.id] = {"name": org.name, "kind": org.kind, "node": org.id if nodes else None,
+                         "role": org.node if nodes else None, "admin_key": f"orgs/{org.id}/admin.json",
+                         "api": api.get(org.id)}
+    (out / "consortium.json").write_text(json.dumps(index, indent=2) + "\n")
+    return entries
 
 
 def generate_testnet(
@@ -41,7 +62,15 @@ def generate_testnet(
     chain_id: str | None = None,
     clients: int = 3,
     progress_timeout_ms: int | None = None,
+    consortium: Consortium | None = None,
 ) -> Genesis:
+    """Without ``consortium``: nodes node0..; with it, one node per organisation that runs one, named after it
+    (validators first, in file order), and the organisations with their admin keys in genesis."""
+    names = None
+    if consortium is not None:
+        validators, observers = len(consortium.validators), len(consortium.observers)
+        names = [o.id for o in (*consortium.validators, *consortium.observers)]
+        chain_id = chain_id or consortium.chain_id
     if validators < 1:
         raise UsageError("a network needs at least one validator")
     if base_port < 1024 or base_port + 2 * (validators + observers) > 65535:
@@ -49,7 +78,7 @@ def generate_testnet(
     if (out / "genesis.json").exists():
         raise UsageError(f"{out} already holds a network (genesis.json); choose another --out or remove it")
     out.mkdir(parents=True, exist_ok=True)
-    plans = plan_nodes(validators, observers, base_port)
+    plans = plan_nodes(validators, observers, base_port, names)
     members: dict[str, list[dict[str, str]]] = {"validators": [], "observers": [], "clients": []}
     for plan in plans:
         home = out / plan.name
@@ -63,11 +92,13 @@ def generate_testnet(
         key = SigningKey.generate()
         write_key(out / "clients" / f"client{j}.json", key)
         members["clients"].append({"name": f"client{j}", "key": key.verify_key.hex()})
-    raw = {
+    raw: dict[str, Any] = {
         "chain_id": chain_id or f"medchain-local-{os.urandom(3).hex()}",
         "genesis_time_ms": int(time.time() * 1000),
         **members,
     }
+    if consortium is not None:
+        raw["organisations"] = _consortium_members(out, consortium, plans)
     genesis = parse_genesis(raw)
     (out / "genesis.json").write_text(json.dumps(raw, indent=2) + "\n")
     for plan in plans:
