@@ -261,3 +261,26 @@ class Story:
                     if len(seen) >= count:
                         return seen
         return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="python -m node.story", description=(
+        "Play the demo story on a running consortium cluster (medchain cluster up --consortium "
+        "configs/consortium-4.toml --dir DIR): a patient treated at two hospitals, a lot of medicine from the "
+        "manufacturer to a pharmacy, a clone and a counterfeit caught, a recall."))
+    p.add_argument("--dir", type=Path, required=True, help="the consortium cluster folder")
+    args = p.parse_args(argv)
+    try:
+        asyncio.run(Story(Network.load(args.dir)).play())
+    except MedchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
