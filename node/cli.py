@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from node.cli_health import HEALTH_COMMANDS
 from node.cli_ops import COMMANDS
 from node.sim_command import sim
 
@@ -23,5 +24,5 @@ def main() -> None:
 
 
 main.add_command(sim)
-for command in COMMANDS:
+for command in [*COMMANDS, *HEALTH_COMMANDS]:
     main.add_command(command)
