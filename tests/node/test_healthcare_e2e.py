@@ -89,6 +89,39 @@ async def test_erased_record_is_gone_from_every_node_and_vault(
         assert status == 200
 
 
+async def test_garbage_and_invalid_input_get_clear_errors_and_the_node_goes_on(
+    net: tuple[Cluster, Network],
+) -> None:
+    cluster, network = net
+    api = network.api_for("northside-pharmacy")
+    rid = "00" * 16
+    cases = [
+        ("POST", "/ehr/records", b"not json", 400, "bad-json"),
+        ("POST", "/ehr/records", b"[1, 2]", 400, "bad-json"),
+        ("POST", "/ehr/records", b'{"tx": "zz", "salt": "00"}', 400, "bad-json"),
+        ("POST", f"/ehr/records/{rid}/read", b'{"request": "c0ffee"}', 400, "malformed"),
+        ("POST", f"/ehr/records/{rid}/read", b"{}", 400, "bad-json"),
+        ("GET", "/ehr/records/xyz", None, 400, "bad-hex"),
+        ("GET", f"/ehr/records/{rid}", None, 404, "not-found"),
+        ("POST", "/drugs/verify", b'{"code": "(01)09506000134353(21)X"}', 422, "invalid-gs1"),
+        ("POST", "/drugs/verify", b'{"code": "hello"}', 422, "invalid-gs1"),
+        ("POST", "/drugs/verify", b'{"code": 5}', 400, "bad-json"),
+        ("GET", "/drugs/packs/123/ABC", None, 422, "invalid-gs1"),
+        ("GET", "/drugs/lots/09506000134352/NOPE?limit=0", None, 400, "bad-limit"),
+        ("GET", "/alerts?after=x", None, 400, "bad-integer"),
+    ]
+    async with aiohttp.ClientSession() as session:
+        for method, path, body, status, code in cases:
+            async with session.request(method, api + path, data=body) as resp:
+                doc = await resp.json(content_type=None)
+                assert (resp.status, doc.get("error")) == (status, code), f"{method} {path}: {resp.status} {doc}"
+                assert doc.get("message"), f"{method} {path}: no message"
+        invalid = await session.get(api + "/drugs/verify", params={"code": "(01)09506000134352(21)X(17)271340"})
+        doc = await invalid.json()
+        assert invalid.status == 422 and doc["message"].startswith("expiry"), doc
+    assert (await cluster.status("northside-pharmacy")) is not None
+
+
 async def test_consent_expiry_refuses_reads(net: tuple[Cluster, Network]) -> None:
     _cluster, network = net
     hosp_a, hosp_b = network.of_kind("hospital")[:2]
