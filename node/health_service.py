@@ -161,7 +161,17 @@ class HealthService:
         if self.org is None or author.org_id != self.org.id:
             raise ApiError(421, "wrong-custodian", f"file this record at a node of {author.org_id or 'your org'}; "
                                                    f"this node is run by {self.org.id if self.org else 'nobody'}")
-        version = 1 if isinstance(body, b.AddRecord) else body.replaces + 1
+        version = 1
+        if isinstance(body, b.AmendRecord):
+            current = state.load(Record, record_key(body.record_id))
+            if current is None:
+                raise ApiError(404, "not-found", f"no record {body.record_id.hex()}")
+            if current.erased_height is not None:
+                raise ApiError(410, "erased", f"record {body.record_id.hex()} was erased")
+            if body.replaces != current.version:
+                raise ApiError(409, "stale-version", f"the record is at version {current.version}, "
+                                                     f"not {body.replaces}: amend the current version")
+            version = body.replaces + 1
         rid = body.record_id
         try:
             await self.node._io(self.vault.put, rid, version, canonical, salt)

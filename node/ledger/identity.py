@@ -107,7 +107,7 @@ class Directory:
             raise Rejected("key-in-use", "that key is an organisation admin or node key")
         current = ctx.state.load(Member, member_key(body.member))
         if current is not None and current.active:
-            raise Rejected("already-enrolled", f"that key is already a {current.role} of {current.org}")
+            raise Rejected("already-enrolled", f"that key is already enrolled as {current.role} at {current.org}")
         if ctx.state.get(patient_key(patient_id(body.member))) is not None:
             raise Rejected("key-in-use", "that key is registered as a patient")
         ctx.state.store(member_key(body.member), Member(admin.id, body.role, True, ctx.height, None))

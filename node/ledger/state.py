@@ -58,19 +58,20 @@ class Overlay:
     def store(self, key: bytes, record: Any) -> None:
         self.writes[key] = encode(record)
 
-    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-        """Up to ``limit`` live (key, value) pairs under ``prefix``, in key order."""
+    def scan(self, prefix: bytes, limit: int, after: bytes | None = None) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` live (key, value) pairs under ``prefix`` (after ``after``, exclusive), in key order."""
         items: dict[bytes, bytes | None] = {}
         base_items = getattr(self.base, "state_items", None)
         if base_items is not None:
-            items.update(base_items(prefix, limit=min(limit + len(self.writes), 10_000)))
-        items.update((k, v) for k, v in self.writes.items() if k.startswith(prefix))
+            items.update(base_items(prefix, after=after, limit=min(limit + len(self.writes), 10_000)))
+        items.update((k, v) for k, v in self.writes.items()
+                     if k.startswith(prefix) and (after is None or k > after))
         live = sorted((k, v) for k, v in items.items() if v is not None)
         return live[:limit]
 
     def state_items(self, prefix: bytes = b"", *, after: bytes | None = None, limit: int = 1000
                     ) -> list[tuple[bytes, bytes]]:
-        return [(k, v) for k, v in self.scan(prefix, limit) if after is None or k > after]
+        return self.scan(prefix, limit, after)
 
 
 class DictState:

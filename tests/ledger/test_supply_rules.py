@@ -207,3 +207,16 @@ def test_refused_transaction_changes_nothing() -> None:
     before = dict(w.state.data)
     w.refused(k["maker"], b.Ship("B", "dist", _ref("S0", "S3"), ()), "not-custodian")
     assert w.state.data == before
+
+
+def test_overlay_range_reads_page_past_the_first_page() -> None:
+    from node.ledger.records import lot_packs_prefix
+
+    w, _ = _chain(serials=30)
+    state = Overlay(w.state)
+    prefix = lot_packs_prefix(GTIN, "L1")
+    first = state.state_items(prefix, limit=10)
+    second = state.state_items(prefix, after=first[-1][0], limit=10)
+    assert len(first) == len(second) == 10 and first[-1][0] < second[0][0]
+    state.put(prefix + b"S99", b"")  # an uncommitted write shows up in its place
+    assert state.state_items(prefix, after=prefix + b"S98", limit=5) == [(prefix + b"S99", b"")]
