@@ -19,6 +19,7 @@ import click
 from node import cluster as clusters
 from node.client import ApiFailure, call
 from node.config import load_config, read_key, write_key
+from node.consortium import Consortium, load_consortium
 from node.genesis import load_genesis
 from node.proofs import verify_proof
 from node.transaction import Anchor, make_transaction
@@ -62,21 +63,33 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 CONSORTIUM_OPTION = click.option(
-    "--consortium", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-    help="A consortium file (configs/consortium-4.toml): organisations, their kinds and nodes. "
-    "Replaces --nodes/--observers.")
+    "--consortium",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A consortium file (e.g. configs/consortium-4.toml): the organisations, their kinds and the nodes they run. "
+    "Replaces --nodes/--observers.",
+)
 
 
-def _load_plan(consortium: Path | None, validators: int, observers: int) -> Any:
+def _load_plan(consortium: Path | None) -> Consortium | None:
+    """The consortium named by --consortium, refusing --nodes/--observers beside it."""
     if consortium is None:
         return None
     ctx = click.get_current_context()
-    for name in ("validators", "observers"):
+    for name, flag in (("validators", "--nodes"), ("observers", "--observers")):
         if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
-            raise Fail(f"--consortium decides the nodes: drop --{'nodes' if name == 'validators' else name}")
-    from node.consortium import load_consortium
-
+            raise Fail(f"--consortium decides the nodes: drop {flag}")
     return load_consortium(consortium)
+
+
+def _same_consortium(root: Path, plan: Consortium) -> bool:
+    """Whether the network in ``root`` was written from a consortium with these organisations and nodes."""
+    try:
+        index = json.loads((root / "consortium.json").read_text())
+        have = {org: (v["kind"], v["role"]) for org, v in index.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return have == {o.id: (o.kind, None if o.node == "none" else o.node) for o in plan.organisations}
 
 
 def _echo_orgs(out: Path) -> None:
@@ -84,25 +97,43 @@ def _echo_orgs(out: Path) -> None:
     if not index_file.exists():
         return
     index = json.loads(index_file.read_text())
-    rows = [{"org": org, "kind": v["kind"], "node": v["role"] or "-", "api": v["api"] or "-",
-             "admin key": v["admin_key"]} for org, v in index.items()]
-    click.echo(_table(rows, ["org", "kind", "node", "api", "admin key"]))
+    rows = [
+        {
+            "org": org,
+            "name": v["name"],
+            "kind": v["kind"],
+            "node": v["role"],
+            "api": v["api"],
+            "admin key": v["admin_key_file"],
+        }
+        for org, v in index.items()
+    ]
+    click.echo(_table(rows, ["org", "name", "kind", "node", "api", "admin key"]))
 
 
 @click.command()
-@click.option("--nodes", "validators", type=click.IntRange(1, 64), default=4, show_default=True,
-              help="Number of validators.")
-@click.option("--observers", type=click.IntRange(0, 32), default=0, show_default=True,
-              help="Number of non-voting observer nodes.")
+@click.option(
+    "--nodes", "validators", type=click.IntRange(1, 64), default=4, show_default=True, help="Number of validators."
+)
+@click.option(
+    "--observers", type=click.IntRange(0, 32), default=0, show_default=True, help="Number of non-voting observer nodes."
+)
 @CONSORTIUM_OPTION
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder to write the network into.")
-@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True,
-              help="First port; node i uses base+2i (P2P) and base+2i+1 (API).")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write the network into."
+)
+@click.option(
+    "--base-port",
+    type=click.IntRange(1024, 65000),
+    default=26600,
+    show_default=True,
+    help="First port; node i uses base+2i (P2P) and base+2i+1 (API).",
+)
 @click.option("--chain-id", default=None, help="Chain id (default: a random medchain-local-XXXXXX).")
 @friendly
-def testnet(validators: int, observers: int, consortium: Path | None, out: Path, base_port: int,
-            chain_id: str | None) -> None:
+def testnet(
+    validators: int, observers: int, consortium: Path | None, out: Path, base_port: int, chain_id: str | None
+) -> None:
     """Write a local network: genesis.json, keys, TLS material, one folder per node.
 
     Each node folder (node0, node1, ... or, with --consortium, named after its
@@ -111,13 +142,16 @@ def testnet(validators: int, observers: int, consortium: Path | None, out: Path,
     """
     from node.testnet import generate_testnet
 
-    plan = _load_plan(consortium, validators, observers)
+    plan = _load_plan(consortium)
     genesis = generate_testnet(out, validators, observers, base_port, chain_id, consortium=plan)
     validators = len(genesis.validators)
-    click.echo(f"wrote network {genesis.chain_id} to {out}: {validators} validators, {len(genesis.observers)} "
-               "observers")
+    click.echo(
+        f"wrote network {genesis.chain_id} to {out}: {validators} validators, {len(genesis.observers)} observers"
+    )
+    width = max(len(m.name) for m in genesis.nodes)
     for i, m in enumerate(genesis.nodes):
-        click.echo(f"  {m.name}  {'validator' if i < validators else 'observer '}  key {m.key.hex()[:16]}...")
+        role = "validator" if i < validators else "observer "
+        click.echo(f"  {m.name.ljust(width)}  {role}  key {m.key.hex()[:16]}...")
     click.echo(f"  clients: {', '.join(c.name for c in genesis.clients)} (keys in {out / 'clients'})")
     _echo_orgs(out)
     click.echo(f"start it with: medchain cluster up --dir {out}")
@@ -220,29 +254,54 @@ def _wait_first_commit(root: Path, timeout: float) -> None:
             return
         except MedchainError:
             time.sleep(0.3)
-    raise Fail(f"the cluster did not commit a block within {timeout:.0f}s; see {root}/node*/node.log")
+    raise Fail(f"the cluster did not commit a block within {timeout:.0f}s; see node.log in each node folder of {root}")
 
 
 @cluster_group.command("up")
-@click.option("--nodes", "validators", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--observers", type=click.IntRange(0, 32), default=0, show_default=True)
+@click.option(
+    "--nodes",
+    "validators",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Number of validators of a new network.",
+)
+@click.option(
+    "--observers",
+    type=click.IntRange(0, 32),
+    default=0,
+    show_default=True,
+    help="Number of observers of a new network.",
+)
 @CONSORTIUM_OPTION
-@click.option("--dir", "root", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Cluster folder (created with a new network if it holds none).")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Cluster folder (created with a new network if it holds none).",
+)
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True)
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to wait for the first block.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def cluster_up(validators: int, observers: int, consortium: Path | None, root: Path, base_port: int, timeout: float,
-               as_json: bool) -> None:
-    """Start every node of DIR in the background and wait until a block commits."""
-    plan = _load_plan(consortium, validators, observers)
+def cluster_up(
+    validators: int, observers: int, consortium: Path | None, root: Path, base_port: int, timeout: float, as_json: bool
+) -> None:
+    """Start every node of DIR in the background and wait until a block commits.
+
+    If DIR holds no network yet, write one first (as 'medchain testnet' does):
+    --nodes/--observers nodes, or with --consortium one node per organisation
+    that runs one.  Client key DIR/clients/client0.json anchors a first
+    document to check that blocks commit.
+    """
+    plan = _load_plan(consortium)
     if not (root / "genesis.json").exists():
         from node.testnet import generate_testnet
 
         generate_testnet(root, validators, observers, base_port, consortium=plan)
-    elif plan is not None:
-        raise Fail(f"{root} already holds a network; drop --consortium to start it, or choose a new --dir")
+    elif plan is not None and not _same_consortium(root, plan):
+        raise Fail(f"{root} already holds another network; choose a new --dir, or drop --consortium to start it")
     clusters.start_all(root)
     _wait_first_commit(root, timeout)
     rows = _status_rows(root)
@@ -313,8 +372,19 @@ def status(url: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
-    for key in ("chain_id", "node_id", "role", "height", "head_hash", "app_hash", "view", "primary", "peers",
-                "mempool", "syncing"):
+    for key in (
+        "chain_id",
+        "node_id",
+        "role",
+        "height",
+        "head_hash",
+        "app_hash",
+        "view",
+        "primary",
+        "peers",
+        "mempool",
+        "syncing",
+    ):
         click.echo(f"{key:>10}: {doc.get(key)}")
 
 
@@ -334,8 +404,13 @@ def _file_hash(path: Path) -> bytes:
 @anchor_group.command("put")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--node", "url", required=True, help="Node API base URL.")
-@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Client key file (enrolled in genesis).")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Client key file (enrolled in genesis).",
+)
 @click.option("--label", default=None, help="Label stored with the hash (default: the file name).")
 @click.option("--wait", is_flag=True, help="Wait until the transaction is committed.")
 @friendly

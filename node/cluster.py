@@ -61,7 +61,9 @@ def node_homes(root: Path) -> list[Path]:
     order = _genesis_order(root)
     homes.sort(key=lambda p: (order.get(p.name, len(order)), _order(p.name)))
     if not homes:
-        raise ClusterError(f"{root} holds no node folders (node0, node1, ...)")
+        raise ClusterError(
+            f"{root} holds no node folders (folders with a config.toml); write one with 'medchain testnet'"
+        )
     return homes
 
 
@@ -90,16 +92,19 @@ def spawn(home: Path, log_level: str = "info") -> int:
 
 def start_all(root: Path, log_level: str = "info") -> list[NodeProcess]:
     existing = {n.name: n for n in load_cluster(root)} if _state_file(root).exists() else {}
-    nodes = []
-    for home in node_homes(root):
-        config = load_config(home)
+    configs = [(home, load_config(home)) for home in node_homes(root)]
+    for _, config in configs:  # check them all before starting any, so a refusal leaves no untracked process
         old = existing.get(config.name)
         if old is not None and is_alive(old.pid):
             raise ClusterError(f"{config.name} is already running (pid {old.pid}); 'medchain cluster down' first")
-        pid = spawn(home, log_level)
-        nodes.append(NodeProcess(config.name, config.role, str(home), f"http://{config.api_listen}",
-                                 config.p2p_listen, pid))
-    save_cluster(root, nodes)
+    nodes: list[NodeProcess] = []
+    try:
+        for home, config in configs:
+            pid = spawn(home, log_level)
+            api = f"http://{config.api_listen}"
+            nodes.append(NodeProcess(config.name, config.role, str(home), api, config.p2p_listen, pid))
+    finally:  # even if a spawn fails, record the ones started so 'cluster down' finds them
+        save_cluster(root, nodes)
     return nodes
 
 
@@ -170,8 +175,17 @@ def stop_all(root: Path, timeout: float = 10) -> list[tuple[str, str]]:
 
 
 async def fetch_status(session: aiohttp.ClientSession, node: NodeProcess) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": node.name, "role": node.role, "api": node.api, "p2p": node.p2p, "pid": node.pid,
-                           "alive": is_alive(node.pid), "height": None, "head_hash": None, "view": None}
+    row: dict[str, Any] = {
+        "name": node.name,
+        "role": node.role,
+        "api": node.api,
+        "p2p": node.p2p,
+        "pid": node.pid,
+        "alive": is_alive(node.pid),
+        "height": None,
+        "head_hash": None,
+        "view": None,
+    }
     if not row["alive"]:
         return row
     try:

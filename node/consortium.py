@@ -6,6 +6,7 @@ entry and names the file, the entry and the field of the first problem.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,10 @@ from node.genesis import ORG_KINDS
 from primitives.errors import UsageError
 
 NODE_ROLES = ("validator", "observer", "none")
+# The network folder already has subfolders of these names; a node named so would land inside them.
+RESERVED_IDS = ("clients", "orgs")
+# An id names the organisation's node and its folders, and appears in commands: no leading '-'.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 
 
 class ConsortiumError(UsageError):
@@ -51,18 +56,19 @@ def _org(path: Path, i: int, raw: Any, seen: set[str]) -> OrgPlan:
     if unknown:
         raise ConsortiumError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     org_id, name, kind, node = raw.get("id"), raw.get("name"), raw.get("kind"), raw.get("node", "none")
-    if not isinstance(org_id, str) or not 0 < len(org_id) <= 32 or not org_id.replace("-", "").isalnum() \
-            or not org_id.isascii():
-        raise ConsortiumError(f"{where}.id must be 1 to 32 ASCII letters, digits or '-', got {org_id!r}")
-    if org_id in seen:
-        raise ConsortiumError(f"{where}.id: {org_id!r} is used twice")
+    if not isinstance(org_id, str) or not _ID.fullmatch(org_id):
+        raise ConsortiumError(f"{where}.id must be 1 to 32 ASCII letters, digits or '-' (not first), got {org_id!r}")
+    if org_id.lower() in RESERVED_IDS:
+        raise ConsortiumError(f"{where}.id cannot be {org_id!r}: the network folder uses that name")
+    if org_id.lower() in seen:  # ids name folders, and some file systems ignore case
+        raise ConsortiumError(f"{where}.id: {org_id!r} is used twice (ids are compared ignoring case)")
     if not isinstance(name, str) or not name.strip():
         raise ConsortiumError(f"{where}.name must be a non-empty string")
     if kind not in ORG_KINDS:
         raise ConsortiumError(f"{where}.kind must be one of {', '.join(ORG_KINDS)}, got {kind!r}")
     if node not in NODE_ROLES:
         raise ConsortiumError(f"{where}.node must be one of {', '.join(NODE_ROLES)}, got {node!r}")
-    seen.add(org_id)
+    seen.add(org_id.lower())
     return OrgPlan(org_id, name, kind, node)
 
 
@@ -88,5 +94,5 @@ def load_consortium(path: Path) -> Consortium:
     orgs = tuple(_org(path, i, entry, seen) for i, entry in enumerate(entries))
     consortium = Consortium(chain_id, orgs)
     if not consortium.validators:
-        raise ConsortiumError(f"{path}: no organisation runs a validator (node = \"validator\")")
+        raise ConsortiumError(f'{path}: no organisation runs a validator (node = "validator")')
     return consortium

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,17 @@ def _consortium_members(out: Path, consortium: Consortium, plans: list[NodePlan]
         key_file = out / "orgs" / org.id / "admin.json"
         write_key(key_file, key)
         nodes = [org.id] if org.node != "none" else []
-        entries.append({"id": org.id, "name": org.name, "kind": org.kind, "admin_key": key.verify_key.hex(),
-                        "nodes": nodes})
-        index[org.id] = {"name": org.name, "kind": org.kind, "node": org.id if nodes else None,
-                         "role": org.node if nodes else None, "admin_key": f"orgs/{org.id}/admin.json",
-                         "api": api.get(org.id)}
+        entries.append(
+            {"id": org.id, "name": org.name, "kind": org.kind, "admin_key": key.verify_key.hex(), "nodes": nodes}
+        )
+        index[org.id] = {
+            "name": org.name,
+            "kind": org.kind,
+            "node": org.id if nodes else None,
+            "role": org.node if nodes else None,
+            "admin_key_file": f"orgs/{org.id}/admin.json",
+            "api": api.get(org.id),
+        }
     (out / "consortium.json").write_text(json.dumps(index, indent=2) + "\n")
     return entries
 
@@ -64,8 +70,13 @@ def generate_testnet(
     progress_timeout_ms: int | None = None,
     consortium: Consortium | None = None,
 ) -> Genesis:
-    """Without ``consortium``: nodes node0..; with it, one node per organisation that runs one, named after it
-    (validators first, in file order), and the organisations with their admin keys in genesis."""
+    """Write a network into ``out`` and return its genesis.
+
+    Without ``consortium``: nodes node0, node1, ... and no organisations.  With it, the consortium decides the nodes
+    (``validators`` and ``observers`` are ignored): one per organisation that runs one, named after it, validators
+    first in file order, then observers; every organisation gets an admin key (OUT/orgs/<id>/admin.json) and an
+    entry in genesis, and OUT/consortium.json indexes them.  Its chain id applies unless ``chain_id`` is given.
+    """
     names = None
     if consortium is not None:
         validators, observers = len(consortium.validators), len(consortium.observers)
@@ -112,8 +123,6 @@ def generate_testnet(
             peers=peers,
         )
         if progress_timeout_ms is not None:
-            from dataclasses import replace
-
             config = replace(config, consensus=replace(config.consensus, progress_timeout_ms=progress_timeout_ms))
         (out / plan.name / "config.toml").write_text(config.to_toml())
     return genesis
