@@ -199,7 +199,11 @@ def node_show_id(home: Path) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly
 def node_reset(home: Path, yes: bool) -> None:
-    """Delete the node's chain data (blocks, state, WAL); keep its keys and config."""
+    """Delete the node's chain data (blocks, state, WAL); keep its keys, config and EHR vault.
+
+    The vault holds record content that exists nowhere else: it is never deleted
+    here (erasure on the ledger is what shreds it).
+    """
     config = load_config(home)
     data = config.path(config.data_dir)
     if not data.exists():
