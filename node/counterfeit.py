@@ -92,6 +92,8 @@ class Report:
     alerts_recorded: int = 0
     verify_ms: list[float] = field(default_factory=list)
     phases_s: dict[str, float] = field(default_factory=dict)
+    sequential_ms: dict[str, list[float]] = field(default_factory=dict)
+    height: int = 0
 
     @property
     def ok(self) -> bool:
@@ -112,9 +114,20 @@ class Report:
                 "p99": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
             },
             "phases_s": {k: round(v, 1) for k, v in self.phases_s.items()},
+            "chain_height": self.height,
+            "sequential_verify_ms": {k: _pcts(v) for k, v in self.sequential_ms.items()},
             "missed": self.missed[:20],
             "flagged": self.genuine_flagged[:20],
         }
+
+
+def _pcts(values: list[float]) -> dict[str, Any]:
+    lat = sorted(values)
+    if not lat:
+        return {"count": 0}
+    def at(q: float) -> float:
+        return round(lat[min(len(lat) - 1, int(len(lat) * q))], 2)
+    return {"count": len(lat), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": round(lat[-1], 2)}
 
 
 def hri(gtin: str, serial: str, lot: str, expiry: str) -> str:
@@ -137,7 +150,8 @@ def _yymmdd(d: dt.date) -> str:
 
 class Experiment:
     def __init__(self, net: Network, packs: int, seed: int = 7, fakes_per_kind: int = 10, dispense: int = 100,
-                 concurrency: int = 16, progress: Any = None) -> None:
+                 concurrency: int = 16, progress: Any = None, latency_samples: int = 0) -> None:
+        self.latency_samples = latency_samples
         self.net = net
         self.packs = packs
         # Serials must be new on a chain that may already hold earlier runs: the run's time joins the seed.
@@ -186,6 +200,10 @@ class Experiment:
             t = time.monotonic()
             await self._inject_and_scan(session, keys, lots, holdings)
             self._phase("scan", t)
+            if self.latency_samples:
+                await self._sequential_latency(session, keys, holdings)
+            self.report.height = int((await self._client(session, keys["regulator"], None).call(
+                "GET", "/status"))["height"])
         return self.report
 
     def _phase(self, name: str, start: float) -> None:
@@ -350,6 +368,23 @@ class Experiment:
                 break
             await asyncio.sleep(0.3)
 
+    async def _sequential_latency(self, session: aiohttp.ClientSession, keys: dict[str, Any],
+                                  holdings: dict[str, list[tuple[dict[str, Any], str]]]) -> None:
+        """One client, one request at a time, on an idle cluster: the verify latency a counter sees."""
+        pharmacy = keys["pharmacies"][0]
+        held = [(lot, s) for lot, s in holdings[pharmacy] if not lot["short"]]
+        picks = [held[self.rng.randrange(len(held))] for _ in range(self.latency_samples)]
+        client = self._client(session, pharmacy, None)
+        for proofs in (True, False):
+            name = "with_proofs" if proofs else "no_proofs"
+            times = self.report.sequential_ms.setdefault(name, [])
+            for i, (lot, serial) in enumerate(picks):
+                start = time.perf_counter()
+                await client.verify(code_forms(lot["gtin"], serial, lot["lot"], lot["expiry"], i), "latency",
+                                    proofs=proofs)
+                times.append((time.perf_counter() - start) * 1000)
+        self.progress(f"sequential verify: {_pcts(self.report.sequential_ms['with_proofs'])} with proofs")
+
     async def _scan(self, session: aiohttp.ClientSession, kind: str, org: str, code: str, opts: dict[str, Any]
                     ) -> tuple[str, str, str, dict[str, Any], dict[str, Any]]:
         client = self._client(session, org, None)
@@ -393,6 +428,9 @@ def format_summary(s: dict[str, Any]) -> str:
     v = s["verify_ms"]
     lines.append(f"  verify latency (genuine scans, concurrent, no proofs): p50 {v['p50']} ms, p99 {v['p99']} ms")
     lines.append("  phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in s["phases_s"].items()))
+    for name, p in s["sequential_verify_ms"].items():
+        lines.append(f"  sequential verify ({name.replace('_', ' ')}, one client, {p['count']} scans, chain height "
+                     f"{s['chain_height']}): p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms")
     for item in s["missed"]:
         lines.append(f"  MISSED: {item}")
     for item in s["flagged"]:
@@ -414,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dispense", type=int, default=100, help="packs dispensed before the scans (default 100)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    p.add_argument("--latency", type=int, default=0, metavar="N",
+                   help="afterwards, time N sequential scans with and without proofs (verify latency)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.packs < 8 or args.fakes < 1 or args.dispense < args.fakes:
@@ -421,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         exp = Experiment(Network.load(args.dir), args.packs, args.seed, args.fakes, args.dispense, args.concurrency,
-                         progress=lambda m: print(m, file=sys.stderr))
+                         progress=lambda m: print(m, file=sys.stderr), latency_samples=args.latency)
         summary = asyncio.run(exp.run()).summary()
     except (UsageError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
