@@ -172,7 +172,7 @@ class Application:
         # overlay: a refused transaction must change nothing.
         scratch = Overlay(state)
         rule(Ctx(tx.signer, tid, height, time_ms, scratch), body)
-        state.writes.update(scratch.writes)
+        state.update(scratch.writes)
         return body
 
     def _anchor(self, tx: Transaction, body: Anchor, tid: bytes, height: int, state: Overlay) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from node.gs1 import Gs1Error, check_expiry, check_gtin, check_lot, check_serial, company_prefix_matches, expired
+from node.gs1 import Gs1Error, check_expiry, check_gtin, check_lot, check_serial, expired
 from node.ledger.bodies import (
     Commission,
     Destroy,
@@ -47,7 +47,7 @@ from node.ledger.records import (
     Shipment,
     alert_key,
     event_key,
-    licence_prefix,
+    licence_key,
     lot_key,
     lot_pack_key,
     lot_packs_prefix,
@@ -137,14 +137,24 @@ class Supply:
         return actor
 
     @staticmethod
-    def _licences(state: Overlay, org: str) -> list[str]:
-        prefix = licence_prefix(org)
-        return [k[len(prefix):].decode() for k, _ in state.scan(prefix, 256)]
+    def _manufacture_scope(state: Overlay, org: str, gtin: str) -> str | None:
+        """The company prefix of ``org``'s manufacture licence that covers ``gtin`` (key lookups, no scan)."""
+        for length in range(6, 13):
+            scope = gtin[1:1 + length]
+            if state.get(licence_key(org, "manufacture", scope)) is not None:
+                return scope
+        return None
 
-    def _require_licence(self, state: Overlay, org: str, kinds: tuple[str, ...]) -> None:
-        held = {name.split("/", 1)[0] for name in self._licences(state, org)}
-        if not held & set(kinds):
-            raise Rejected("not-licensed", f"{org} holds no {' or '.join(kinds)} licence")
+    def _require_licence(self, state: Overlay, org: str, kinds: tuple[str, ...], gtin: str | None = None) -> None:
+        """``org`` holds one of ``kinds``; a manufacture licence counts when it covers ``gtin``."""
+        for kind in kinds:
+            if kind == "manufacture":
+                if gtin is not None and self._manufacture_scope(state, org, gtin) is not None:
+                    return
+            elif state.get(licence_key(org, kind, "")) is not None:
+                return
+        raise Rejected("not-licensed", f"{org} holds no {' or '.join(kinds)} licence"
+                       + (f" for GTIN {gtin}" if gtin and "manufacture" in kinds else ""))
 
     @staticmethod
     def _event(ctx: Ctx, kind: str, org: str, other: str = "", ref: str = "") -> bytes:
@@ -191,8 +201,7 @@ class Supply:
             raise Rejected("bad-gs1", "gtin: write the GTIN as 14 digits")
         _gs1(check_lot, body.lot)
         _gs1(check_expiry, body.expiry)
-        prefixes = [n.split("/", 1)[1] for n in self._licences(ctx.state, actor.org.id) if n.startswith("manufacture/")]
-        if not any(company_prefix_matches(gtin, p) for p in prefixes):
+        if self._manufacture_scope(ctx.state, actor.org.id, gtin) is None:
             raise Rejected("not-licensed", f"{actor.org.id} holds no manufacture licence for GTIN {gtin}'s prefix")
         if not body.serials:
             raise Rejected("no-serials", "commission at least one serial")
@@ -221,7 +230,8 @@ class Supply:
     def ship(self, ctx: Ctx, body: Ship) -> None:
         actor = self._actor(ctx)
         sender = actor.org_id
-        self._require_licence(ctx.state, sender, ("manufacture", "distribute", "dispense"))
+        first = body.packs[0].gtin if body.packs else (body.lots[0].gtin if body.lots else None)
+        self._require_licence(ctx.state, sender, ("manufacture", "distribute", "dispense"), first)
         recipient = self.directory.org(body.to_org)
         if recipient.id == sender:
             raise Rejected("bad-recipient", "a shipment goes to another organisation")
