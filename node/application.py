@@ -25,7 +25,7 @@ from node.ledger.ehr import Ehr
 from node.ledger.identity import Directory
 from node.ledger.state import Ctx, Overlay, Rejected, StateReader
 from node.ledger.supply import Supply, static_problem
-from node.transaction import Anchor, Transaction, parse_transaction, tx_id
+from node.transaction import Anchor, Transaction, parse_transaction, parse_with_body, tx_id
 from primitives.codec import pack
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
@@ -57,15 +57,21 @@ def check_transaction(
     data: bytes, chain_id: str, signature_ok: Callable[[Transaction], bool] | None = None
 ) -> Transaction:
     """Stateless checks (decode, chain, signature); raises ``Rejected`` with a reason."""
+    return _checked(data, chain_id, signature_ok)[0]
+
+
+def _checked(
+    data: bytes, chain_id: str, signature_ok: Callable[[Transaction], bool] | None = None
+) -> tuple[Transaction, Any]:
     try:
-        tx = parse_transaction(data)
+        tx, body = parse_with_body(data)
     except DecodeError as exc:
         raise Rejected("malformed", str(exc)) from None
     if tx.chain_id != chain_id:
         raise Rejected("wrong-chain", f"transaction for chain {tx.chain_id!r}, this is {chain_id!r}")
     if not (signature_ok or Transaction.check_signature)(tx):
         raise Rejected("bad-signature", "the signature does not verify for the signer key")
-    return tx
+    return tx, body
 
 
 def _trusted(tx: Transaction) -> bool:
@@ -146,8 +152,8 @@ class Application:
             skip = already_verified is not None and already_verified(tid)
             self._action = ""
             try:
-                tx = check_transaction(data, self.chain_id, _trusted if skip else None)
-                body = self._apply(tx, tid, block.height, time_ms, overlay)
+                tx, body = _checked(data, self.chain_id, _trusted if skip else None)
+                self._apply(tx, body, tid, block.height, time_ms, overlay)
             except Rejected as exc:
                 results.append(TxResult(tid, False, exc.code, exc.message, self._action))
                 continue
@@ -159,8 +165,7 @@ class Application:
         app_hash = sha256(pack([prev_app_hash, block.height, writes_digest, results_digest]))
         return BlockResult(block.height, results, overlay.writes, app_hash, notices)
 
-    def _apply(self, tx: Transaction, tid: bytes, height: int, time_ms: int, state: Overlay) -> Any:
-        body = tx.decoded_body()
+    def _apply(self, tx: Transaction, body: Any, tid: bytes, height: int, time_ms: int, state: Overlay) -> Any:
         self._action = type(body).__name__
         if isinstance(body, Anchor):
             self._anchor(tx, body, tid, height, state)

@@ -86,8 +86,12 @@ def make_transaction(key: SigningKey, chain_id: str, body: Any, timestamp_ms: in
 
 def parse_transaction(data: bytes) -> Transaction:
     """Strictly decode tx bytes (``DecodeError`` names what is wrong)."""
+    return parse_with_body(data)[0]
+
+
+def parse_with_body(data: bytes) -> tuple[Transaction, Any]:
+    """The transaction and its decoded body, each decoded once."""
     if len(data) > MAX_TX_BYTES:
         raise DecodeError(f"transaction of {len(data)} bytes is over the limit of {MAX_TX_BYTES}")
     tx = decode(Transaction, data)
-    tx.decoded_body()
-    return tx
+    return tx, tx.decoded_body()

@@ -8,13 +8,14 @@ the transaction, its id, the block's height and time, and the state.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import msgpack
 
-from primitives.codec import Kind, ListOf, Nested, Optional, encode
+from primitives.codec import Kind, ListOf, Nested, Optional, pack
 
 R = TypeVar("R")
 
@@ -52,6 +53,43 @@ def _record_reader(cls: type) -> Convert:
                 return cls(*[x if f is None else f(x) for f, x in zip(fields, v, strict=True)])
         _READERS[cls] = found
     return found
+
+
+_WRITERS: dict[type, Convert] = {}
+
+
+def _writer(kind: Kind) -> Convert | None:
+    if isinstance(kind, Nested):
+        return _record_writer(kind.cls)
+    if isinstance(kind, Optional):
+        opt = _writer(kind.inner)
+        if opt is None:
+            return None
+        return lambda v: None if v is None else opt(v)
+    if isinstance(kind, ListOf):
+        each = _writer(kind.inner)
+        if each is None:
+            return None
+        return lambda v: [each(x) for x in v]
+    return None
+
+
+def _record_writer(cls: type) -> Convert:
+    found = _WRITERS.get(cls)
+    if found is None:
+        names = [f.name for f in dataclasses.fields(cls)]
+        fields = list(zip(names, [_writer(k) for k in cls.SCHEMA], strict=True))  # type: ignore[attr-defined]
+
+        def found(v: Any) -> Any:
+            return [getattr(v, n) if f is None else f(getattr(v, n)) for n, f in fields]
+
+        _WRITERS[cls] = found
+    return found
+
+
+def encode_state(record: Any) -> bytes:
+    """The canonical bytes of a record the rules built (same bytes as ``encode``, without its checks)."""
+    return pack(_record_writer(type(record))(record))
 
 
 def decode_state(cls: type[R], data: bytes) -> R:
@@ -125,7 +163,7 @@ class Overlay:
         return None if raw is None else decode_state(cls, raw)
 
     def store(self, key: bytes, record: Any) -> None:
-        self.put(key, encode(record))
+        self.put(key, encode_state(record))
 
     def scan(self, prefix: bytes, limit: int, after: bytes | None = None) -> list[tuple[bytes, bytes]]:
         """Up to ``limit`` live (key, value) pairs under ``prefix`` (after ``after``, exclusive), in key order."""

@@ -40,3 +40,10 @@ def test_range_reads_merge_base_and_writes_and_see_deletions() -> None:
     nested = Overlay(overlay)
     nested.put(b"a/0", b"0")
     assert [k for k, _ in nested.scan(b"a/", 2)] == [b"a/0", b"a/1"]
+
+
+def test_trusted_encoding_gives_the_canonical_bytes() -> None:
+    from node.ledger.state import encode_state
+
+    for record in SAMPLES:
+        assert encode_state(record) == encode(record)
