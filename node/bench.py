@@ -1,7 +1,7 @@
 """Benchmark a local 4-validator cluster under pre-signed anchor load.
 
-    scripts/bench [--profile quick|issue] [--mode rate|closed] [--rate R] [--concurrency C]
-                  [--seconds S] [--dir DIR] [--json]
+    scripts/bench [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed] [--rate R]
+                  [--concurrency C] [--seconds S] [--dir DIR] [--json]
 
 Rules of the measurement, so that the figures mean something:
 
@@ -39,7 +39,15 @@ Rules of the measurement, so that the figures mean something:
   validator must verify every client signature once and the validators share
   the machine, so ``cores * verify/s / validators`` bounds committed tx/s;
 * every loop is bounded in time (load period, drain, readiness) or count
-  (retries, reconnects, pre-signed transactions).
+  (retries, reconnects, pre-signed transactions);
+* ``--workload mixed`` or ``both`` (and ``--profile mix``) run on a consortium
+  cluster (configs/consortium-4.toml) instead: ``both`` measures the anchor
+  load, then, on the same cluster, the healthcare mix of ``node.bench_mix``
+  (drug events and EHR operations).  The mix's setup (licences, staff,
+  patients, records, packs placed along the chain) commits before its clock
+  starts and is not measured; its load is pre-signed like the anchors, and
+  every transaction of it is valid in any commit order, so the rejections
+  reported (per kind, from node0's ``/metrics``) should be zero.
 """
 
 from __future__ import annotations
@@ -71,7 +79,9 @@ from typing import Any, NoReturn
 
 import aiohttp
 
+from node import bench_mix
 from node import cluster as clusters
+from node.consortium import load_consortium
 from node.testnet import HOST, client_key, generate_testnet
 from node.transaction import DOMAIN_TX, Anchor, make_transaction, parse_transaction, tx_id
 from primitives.errors import UsageError
@@ -87,6 +97,7 @@ READY_TIMEOUT_S = 60.0
 MAX_RECONNECTS = 200
 VERIFY_ROUNDS = 8
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+MIX_GOAL = 0.70  # the mixed workload keeps at least this share of the anchor-only throughput
 
 
 class BenchError(UsageError):
@@ -126,7 +137,11 @@ PROFILES: dict[str, list[RunPlan]] = {
         RunPlan("rate-500", "rate", seconds=20, rate=500),
         RunPlan("max-closed", "closed", seconds=30, concurrency=4_000),
     ],
+    # Both workloads at the same window; the mix commits most near 2,000 in flight (blocks of ~1,000), anchors
+    # are nearly flat from 1,000 to 4,000.
+    "mix": [RunPlan("closed", "closed", seconds=30, concurrency=2_000)],
 }
+PROFILE_WORKLOADS = {"mix": "both"}  # a profile's workload unless --workload says otherwise
 
 
 # ---------------------------------------------------------------- pre-signing
@@ -204,8 +219,15 @@ class Ceiling:
             rates.append(count / max(cpu, 1e-9))
             cpu_total += cpu
         best, median = max(rates), sorted(rates)[len(rates) // 2]
-        return Ceiling(best, median, cpu_total / (time.perf_counter() - start), cores, VALIDATORS,
-                       cores * best / VALIDATORS, len(sample[0].signing_payload()))
+        return Ceiling(
+            best,
+            median,
+            cpu_total / (time.perf_counter() - start),
+            cores,
+            VALIDATORS,
+            cores * best / VALIDATORS,
+            len(sample[0].signing_payload()),
+        )
 
 
 def _verify_round(work: Sequence[tuple[VerifyKey, str, bytes, bytes]], seconds: float) -> tuple[int, float]:
@@ -360,8 +382,9 @@ class Lane:
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.create_connection(lambda: _Conn(self), self.host, self.port)
-                               for _ in range(self.wanted)))
+        await asyncio.gather(
+            *(loop.create_connection(lambda: _Conn(self), self.host, self.port) for _ in range(self.wanted))
+        )
 
     def offer(self, index: int) -> None:
         if self.idle:
@@ -526,8 +549,9 @@ class CommitWatcher:
                     self.committed_at[index] = arrived
                     ours += 1
             self.resolved += ours
-            self.blocks.append(BlockSeen(height, arrived, len(ids), ours, int(data.get("rejected", 0)),
-                                         int(data.get("view", 0))))
+            self.blocks.append(
+                BlockSeen(height, arrived, len(ids), ours, int(data.get("rejected", 0)), int(data.get("view", 0)))
+            )
             if ours:
                 self.on_commit(ours)
 
@@ -685,23 +709,36 @@ class Run:
         busy = after.machine[0] - before.machine[0]
         total = after.machine[1] - before.machine[1]
         return RunResult(
-            name=plan.name, mode=plan.mode, description=plan.describe(), seconds=plan.seconds, rate=plan.rate,
-            concurrency=plan.concurrency, presigned=len(self.load.txs), offered=offered, accepted=sub.accepted,
-            committed=watcher.resolved, not_committed=offered - watcher.resolved,
-            failed={str(k): v for k, v in sorted(sub.failed.items())}, mempool_full_503=sub.busy,
+            name=plan.name,
+            mode=plan.mode,
+            description=plan.describe(),
+            seconds=plan.seconds,
+            rate=plan.rate,
+            concurrency=plan.concurrency,
+            presigned=len(self.load.txs),
+            offered=offered,
+            accepted=sub.accepted,
+            committed=watcher.resolved,
+            not_committed=offered - watcher.resolved,
+            failed={str(k): v for k, v in sorted(sub.failed.items())},
+            mempool_full_503=sub.busy,
             rejected_in_blocks=sum(b.rejected for b in watcher.blocks),
-            throughput_tx_s=in_window / (w1 - w0), steady_window_s=w1 - w0,
+            throughput_tx_s=in_window / (w1 - w0),
+            steady_window_s=w1 - w0,
             blocks_per_s=len(blocks) / (w1 - w0),
             mean_txs_per_block=sum(b.txs for b in blocks) / len(blocks) if blocks else 0.0,
             max_view=max((b.view for b in watcher.blocks), default=0),
-            latency_s=percentiles(latencies), send_delay_ms=percentiles(lags, 1000.0), cpu_pct=cpu,
+            latency_s=percentiles(latencies),
+            send_delay_ms=percentiles(lags, 1000.0),
+            cpu_pct=cpu,
             rss_mb={k: round(v.rss_mb, 1) for k, v in after.procs.items() if v},
             peak_rss_mb={k: round(v.peak_rss_mb, 1) for k, v in after.procs.items() if v},
             machine_busy_pct=_pct(busy / total) if total > 0 else math.nan,
             others_cpu_pct=round(max(0.0, _pct(busy / wall) - sum(cpu.values())), 1),
             node_cpu_ms_per_tx=_node_cpu_ms(before, after, in_load),
             ran_out_of_txs=plan.mode == "closed" and self.next_index >= len(self.load.txs),
-            sse_gaps=watcher.gaps, reconnects=sum(lane.reconnects for lane in sub.lanes),
+            sse_gaps=watcher.gaps,
+            reconnects=sum(lane.reconnects for lane in sub.lanes),
             nodes_alive=all(clusters.is_alive(n.pid) for n in self.nodes),
         )
 
@@ -793,8 +830,10 @@ def running_cluster(root: Path, progress: Progress) -> Iterator[list[clusters.No
             started = time.monotonic()
             outcome = clusters.stop_all(root, timeout=10)
             killed = [name for name, how in outcome if how != "stopped"]
-            progress.say(f"cluster stopped in {time.monotonic() - started:.1f} s"
-                         + (f"; killed after 10 s: {', '.join(killed)}" if killed else ""))
+            progress.say(
+                f"cluster stopped in {time.monotonic() - started:.1f} s"
+                + (f"; killed after 10 s: {', '.join(killed)}" if killed else "")
+            )
 
 
 async def wait_ready(nodes: list[clusters.NodeProcess], probe_tx: bytes) -> None:
@@ -842,8 +881,10 @@ class Progress:
     def tick(self, elapsed: float, total: float, sub: Submitter) -> None:
         if self.quiet or (not self.tty and int(elapsed) % 5):
             return
-        text = (f"  {elapsed:4.0f}/{total:g} s  offered {sub.offered:,}  accepted {sub.accepted:,}  "
-                f"503s {sub.busy:,}  client backlog {sub.client_backlog():,}")
+        text = (
+            f"  {elapsed:4.0f}/{total:g} s  offered {sub.offered:,}  accepted {sub.accepted:,}  "
+            f"503s {sub.busy:,}  client backlog {sub.client_backlog():,}"
+        )
         print(("\r\033[K" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
 
 
@@ -868,8 +909,10 @@ def format_report(report: dict[str, Any]) -> str:
         ("503 mempool-full (retried)", [f"{r['mempool_full_503']:,}" for r in runs]),
         ("other HTTP errors", [", ".join(f"{k}: {v}" for k, v in r["failed"].items()) or "0" for r in runs]),
         ("rejected in blocks", [str(r["rejected_in_blocks"]) for r in runs]),
-        ("client send delay p99/max (ms)",
-         [f"{_fmt(r['send_delay_ms']['p99'], 1)} / {_fmt(r['send_delay_ms']['max'], 1)}" for r in runs]),
+        (
+            "client send delay p99/max (ms)",
+            [f"{_fmt(r['send_delay_ms']['p99'], 1)} / {_fmt(r['send_delay_ms']['max'], 1)}" for r in runs],
+        ),
         ("highest view", [str(r["max_view"]) for r in runs]),
     ]
     names = sorted({k for r in runs for k in r["cpu_pct"]}, key=lambda k: (k == "client", k))
@@ -879,19 +922,58 @@ def format_report(report: dict[str, Any]) -> str:
     rows.append(("CPU ms per committed tx, 4 nodes", [_fmt(r["node_cpu_ms_per_tx"], 2) for r in runs]))
     rows.append((f"machine busy, % of {ceiling['cores']} cores", [_fmt(r["machine_busy_pct"], 1) for r in runs]))
     for name in names:
-        rows.append((f"RSS MB (peak), {name}",
-                     [f"{_fmt(r['rss_mb'].get(name, math.nan))} ({_fmt(r['peak_rss_mb'].get(name, math.nan))})"
-                      for r in runs]))
+        rows.append(
+            (
+                f"RSS MB (peak), {name}",
+                [
+                    f"{_fmt(r['rss_mb'].get(name, math.nan))} ({_fmt(r['peak_rss_mb'].get(name, math.nan))})"
+                    for r in runs
+                ],
+            )
+        )
     rows.append(("share of verify ceiling", [f"{100 * r['share_of_ceiling']:.1f} %" for r in runs]))
     width = max(len(k) for k, _ in rows)
     cols = [max(len(r["name"]), *(len(v[i]) for _, v in rows)) for i, r in enumerate(runs)]
     lines = ["  ".join([" " * width, *(r["name"].ljust(c) for r, c in zip(runs, cols, strict=True))])]
     lines += ["  ".join([k.ljust(width), *(v.ljust(c) for v, c in zip(vals, cols, strict=True))]) for k, vals in rows]
     lines += ["", *_ceiling_lines(ceiling)]
+    for m in report.get("mixes", []):
+        lines += ["", *_mix_lines(m, ceiling)]
     for r in runs:
         lines += [f"note ({r['name']}): {n}" for n in r["notes"]]
     lines += [f"goal: {g['what']}: {'MET' if g['met'] else 'NOT MET'} ({g['measured']})" for g in report["goals"]]
     return "\n".join(lines)
+
+
+def _mix_lines(m: dict[str, Any], ceiling: dict[str, Any]) -> list[str]:
+    setup = m["setup"]
+    kinds = ", ".join(f"{n:,} {k}" for k, n in setup["by_kind"].items())
+    lines = [
+        f"mix ({m['run']}): {m['mix']}",
+        *(f"  {s['kind']:<11}{s['weight']:>3} / 20  {s['what']}" for s in m["composition"]),
+        f"setup, not measured: {setup['txs']:,} transactions in {setup['seconds']:.1f} s ({kinds})",
+    ]
+    accepted = sum(row.get("accepted", 0) for row in m["outcomes"].values())
+    rejected = {
+        f"{kind} {code}": n for kind, row in m["outcomes"].items() for code, n in row.items() if code != "accepted"
+    }
+    lines.append(
+        f"outcomes of the mixed run (node0's /metrics): {accepted:,} accepted ("
+        + ", ".join(f"{k} {row.get('accepted', 0):,}" for k, row in sorted(m["outcomes"].items()))
+        + f"); rejected: {sum(rejected.values()):,}"
+        + (f" ({', '.join(f'{k}: {n}' for k, n in sorted(rejected.items()))})" if rejected else "")
+    )
+    lines.append(
+        f"Ed25519 checks per mixed tx: {m['signatures_per_tx']:.2f} (an access also carries the reader's "
+        f"signature); counted in checks, the mixed run used {100 * m['signature_share_of_ceiling']:.1f} % of the "
+        f"verify ceiling ({ceiling['tx_per_s']:,.0f} one-signature tx/s)"
+    )
+    if m["ratio"] is not None:
+        lines.append(
+            f"mixed / anchor-only committed tx/s on the same cluster: {m['mixed_tx_s']:,.1f} / "
+            f"{m['anchor_tx_s']:,.1f} = {m['ratio']:.2f}"
+        )
+    return lines
 
 
 def _ceiling_lines(c: dict[str, Any]) -> list[str]:
@@ -914,31 +996,51 @@ def _loopback_apis(nodes: list[clusters.NodeProcess]) -> list[tuple[str, int]]:
     apis = [_host_port(n.api) for n in nodes]
     for host, port in apis:
         if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-            raise BenchError(f"node API {host}:{port} is not on the loopback interface; the benchmark only loads "
-                             "local clusters")
+            raise BenchError(
+                f"node API {host}:{port} is not on the loopback interface; the benchmark only loads local clusters"
+            )
     return apis
 
 
 def run_plan(plan: RunPlan, root: Path, load_txs: list[bytes], probe: bytes, progress: Progress) -> RunResult:
     with running_cluster(root, progress) as nodes:
-        apis = _loopback_apis(nodes)
+        _loopback_apis(nodes)
         progress.say(f"{plan.name}: cluster of {len(nodes)} validators started under {root}; waiting for it")
         asyncio.run(wait_ready(nodes, probe))
-        load = build_load(load_txs, apis)
-        gc.collect()
-        gc.freeze()  # the load is long-lived: keep the collector from walking it during the run
+        return measure_plan(plan, nodes, load_txs, progress)
+
+
+def measure_plan(
+    plan: RunPlan, nodes: list[clusters.NodeProcess], load_txs: list[bytes], progress: Progress
+) -> RunResult:
+    """Offer ``load_txs`` to a running, ready cluster as ``plan`` says, and measure it."""
+    load = build_load(load_txs, _loopback_apis(nodes))
+    gc.collect()
+    gc.freeze()  # the load is long-lived: keep the collector from walking it during the run
+    try:
         progress.say(f"{plan.name}: {plan.describe()}")
         return asyncio.run(Run(plan, nodes, load, progress).execute())
+    finally:
+        gc.unfreeze()
 
 
-def bench(plans: list[RunPlan], base: Path, verify_seconds: float, progress: Progress) -> dict[str, Any]:
+def bench(
+    plans: list[RunPlan], base: Path, verify_seconds: float, progress: Progress, workload: str = "anchor"
+) -> dict[str, Any]:
+    if workload != "anchor":
+        return bench_consortium(plans, workload, base, verify_seconds, progress)
     cores = len(os.sched_getaffinity(0))
     runs: list[RunResult] = []
     ceiling: Ceiling | None = None
     for number, plan in enumerate(plans, 1):
         root = base / f"run{number}-{plan.name}"
-        chain_id = generate_testnet(root, VALIDATORS, base_port=free_base_port(VALIDATORS), clients=CLIENT_KEYS,
-                                    chain_id=f"medchain-bench-{os.urandom(3).hex()}").chain_id
+        chain_id = generate_testnet(
+            root,
+            VALIDATORS,
+            base_port=free_base_port(VALIDATORS),
+            clients=CLIENT_KEYS,
+            chain_id=f"medchain-bench-{os.urandom(3).hex()}",
+        ).chain_id
         seeds = [client_key(root, j).seed for j in range(CLIENT_KEYS)]
         count = plan.presign_count()
         progress.say(f"{plan.name}: pre-signing {count:,} transactions with {CLIENT_KEYS} client keys")
@@ -950,7 +1052,6 @@ def bench(plans: list[RunPlan], base: Path, verify_seconds: float, progress: Pro
         result.share_of_ceiling = result.throughput_tx_s / ceiling.tx_per_s
         _add_notes(result, cores)
         runs.append(result)
-        gc.unfreeze()
     assert ceiling is not None
     return {
         "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
@@ -958,6 +1059,102 @@ def bench(plans: list[RunPlan], base: Path, verify_seconds: float, progress: Pro
         "runs": [asdict(r) for r in runs],
         "goals": _goals(runs),
     }
+
+
+def bench_consortium(
+    plans: list[RunPlan], workload: str, base: Path, verify_seconds: float, progress: Progress
+) -> dict[str, Any]:
+    """Per plan, one consortium-4 cluster: the anchor load (``both``), then the healthcare mix on the same cluster."""
+    cores = len(os.sched_getaffinity(0))
+    consortium = load_consortium(bench_mix.CONSORTIUM_FILE)
+    size = len(consortium.validators) + len(consortium.observers)
+    runs: list[RunResult] = []
+    mixes: list[dict[str, Any]] = []
+    ceiling: Ceiling | None = None
+    for number, plan in enumerate(plans, 1):
+        root = base / f"run{number}-{plan.name}"
+        chain_id = generate_testnet(
+            root,
+            0,
+            base_port=free_base_port(size),
+            clients=CLIENT_KEYS,
+            consortium=consortium,
+            chain_id=f"medchain-bench-{os.urandom(3).hex()}",
+        ).chain_id
+        seeds = [client_key(root, j).seed for j in range(CLIENT_KEYS)]
+        count = plan.presign_count() if workload == "both" else 256  # mixed only: anchors for the probe and ceiling
+        progress.say(f"{plan.name}: pre-signing {count:,} anchor transactions with {CLIENT_KEYS} client keys")
+        anchors = presign(seeds, chain_id, plan.name, count + 1, workers=cores)
+        if ceiling is None:
+            progress.say(f"measuring Ed25519 verify/s on one core for {verify_seconds:g} s")
+            ceiling = Ceiling.measure(anchors, verify_seconds, cores)
+        with running_cluster(root, progress) as nodes:
+            progress.say(f"{plan.name}: consortium cluster of {len(nodes)} validators started under {root}")
+            asyncio.run(wait_ready(nodes, anchors[0]))
+            anchor = None
+            if workload == "both":
+                anchor = measure_plan(replace(plan, name=f"anchor-{plan.name}"), nodes, anchors[1:], progress)
+                runs.append(anchor)
+            del anchors
+            mixed, info = _mixed_run(plan, root, nodes, chain_id, _mixed_count(plan, anchor), cores, progress)
+            runs.append(mixed)
+        info["anchor_tx_s"] = anchor.throughput_tx_s if anchor else None
+        info["ratio"] = mixed.throughput_tx_s / anchor.throughput_tx_s if anchor and anchor.throughput_tx_s else None
+        info["signature_share_of_ceiling"] = mixed.throughput_tx_s * info["signatures_per_tx"] / ceiling.tx_per_s
+        mixes.append(info)
+    assert ceiling is not None
+    for r in runs:
+        r.share_of_ceiling = r.throughput_tx_s / ceiling.tx_per_s
+        _add_notes(r, cores)
+    return {
+        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "ceiling": asdict(ceiling),
+        "runs": [asdict(r) for r in runs],
+        "mixes": mixes,
+        "goals": _goals(runs) + _mix_goals(mixes),
+    }
+
+
+def _mixed_count(plan: RunPlan, anchor: RunResult | None) -> int:
+    """Enough mixed transactions for the plan; after an anchor run, sized from its throughput (setup is costly)."""
+    if plan.txs or plan.mode == "rate" or anchor is None:
+        return plan.presign_count()
+    expected = max(1.3 * anchor.throughput_tx_s, 500.0)
+    return min(plan.presign_count(), plan.concurrency + math.ceil(plan.seconds * expected))
+
+
+def _mixed_run(
+    plan: RunPlan,
+    root: Path,
+    nodes: list[clusters.NodeProcess],
+    chain_id: str,
+    count: int,
+    cores: int,
+    progress: Progress,
+) -> tuple[RunResult, dict[str, Any]]:
+    """Set the ledger up for ``count`` mixed transactions, pre-sign them, and measure them as ``plan`` says."""
+    kinds = {org: str(info["kind"]) for org, info in json.loads((root / "consortium.json").read_text()).items()}
+    cast = bench_mix.Cast.from_kinds(kinds)
+    mix = bench_mix.plan_mix(cast, count, int(time.time() * 1000), tag=chain_id)
+    seeds = {**bench_mix.network_seeds(root), **mix.seeds}
+    setup_txs = sum(len(w) for w in mix.setup)
+    progress.say(f"mixed: setup of {setup_txs:,} transactions in {len(mix.setup)} waves (not measured)")
+    setup = asyncio.run(bench_mix.run_setup([n.api for n in nodes], mix.setup, seeds, chain_id, progress.say))
+    progress.say(f"mixed: pre-signing {count:,} transactions, {bench_mix.describe_mix()}")
+    txs = bench_mix.presign_steps(seeds, chain_id, int(time.time() * 1000), mix.load, cores)
+    before = bench_mix.ledger_outcomes(nodes[0].api)
+    result = measure_plan(replace(plan, name=f"mixed-{plan.name}"), nodes, txs, progress)
+    after = bench_mix.ledger_outcomes(nodes[0].api)
+    info = {
+        "run": result.name,
+        "mix": bench_mix.describe_mix(),
+        "composition": [asdict(share) for share in bench_mix.MIX],
+        "signatures_per_tx": bench_mix.signatures_per_tx(),
+        "setup": {"txs": setup.txs, "seconds": round(setup.seconds, 1), "by_kind": dict(setup.by_kind)},
+        "outcomes": bench_mix.outcome_table(before, after),
+        "mixed_tx_s": result.throughput_tx_s,
+    }
+    return result, info
 
 
 def _add_notes(r: RunResult, cores: int) -> None:
@@ -968,20 +1165,28 @@ def _add_notes(r: RunResult, cores: int) -> None:
         r.notes.append("the client used most of a core: it may have limited the load")
     if r.mode == "rate" and r.send_delay_ms["p99"] > 50:
         why = "the client was busy" if client_busy else "every connection to a node was waiting for its answer"
-        r.notes.append(f"requests left late (send delay p99 {r.send_delay_ms['p99']:.0f} ms): {why}; "
-                       "latency counts from the due time, so the wait is included")
+        r.notes.append(
+            f"requests left late (send delay p99 {r.send_delay_ms['p99']:.0f} ms): {why}; "
+            "latency counts from the due time, so the wait is included"
+        )
     if r.mode == "closed" and r.send_delay_ms["p50"] > 50:
-        r.notes.append(f"half the released transactions waited over {r.send_delay_ms['p50']:.0f} ms for a free "
-                       "connection: the nodes' APIs answered slower than commits freed the window")
+        r.notes.append(
+            f"half the released transactions waited over {r.send_delay_ms['p50']:.0f} ms for a free "
+            "connection: the nodes' APIs answered slower than commits freed the window"
+        )
     busy_machine = r.machine_busy_pct >= 95
     if r.mode == "closed" and busy_machine and r.node_cpu_ms_per_tx > 0:
         spare = cores - r.cpu_pct.get("client", 0) / 100
-        r.notes.append(f"the machine was saturated, so throughput was CPU-bound: at {r.node_cpu_ms_per_tx:.2f} ms of "
-                       f"node CPU per tx, {cores} cores minus the client's share would commit about "
-                       f"{1000 * spare / r.node_cpu_ms_per_tx:,.0f} tx/s with no other load (an estimate)")
+        r.notes.append(
+            f"the machine was saturated, so throughput was CPU-bound: at {r.node_cpu_ms_per_tx:.2f} ms of "
+            f"node CPU per tx, {cores} cores minus the client's share would commit about "
+            f"{1000 * spare / r.node_cpu_ms_per_tx:,.0f} tx/s with no other load (an estimate)"
+        )
     if r.others_cpu_pct > 20:
-        r.notes.append(f"other processes on this machine used {r.others_cpu_pct:.0f} % of a core during the run; "
-                       "the figures are lower than on an idle machine")
+        r.notes.append(
+            f"other processes on this machine used {r.others_cpu_pct:.0f} % of a core during the run; "
+            "the figures are lower than on an idle machine"
+        )
     if r.sse_gaps:
         r.notes.append(f"{r.sse_gaps} commit events were missed; those blocks were timed at the next event")
     if not r.nodes_alive:
@@ -992,12 +1197,34 @@ def _goals(runs: list[RunResult]) -> list[dict[str, Any]]:
     goals = []
     for r in runs:
         if r.mode == "rate" and r.rate >= 500:
-            goals.append({"what": f"p99 commit latency < 1 s at {r.rate:g} tx/s", "met": r.latency_s["p99"] < 1,
-                          "measured": f"p99 {r.latency_s['p99']:.3f} s"})
+            goals.append(
+                {
+                    "what": f"p99 commit latency < 1 s at {r.rate:g} tx/s",
+                    "met": r.latency_s["p99"] < 1,
+                    "measured": f"p99 {r.latency_s['p99']:.3f} s",
+                }
+            )
         if r.name.startswith("max"):
-            goals.append({"what": "1,000 committed tx/s sustained", "met": r.throughput_tx_s >= 1000,
-                          "measured": f"{r.throughput_tx_s:,.1f} tx/s over {r.steady_window_s:g} s"})
+            goals.append(
+                {
+                    "what": "1,000 committed tx/s sustained",
+                    "met": r.throughput_tx_s >= 1000,
+                    "measured": f"{r.throughput_tx_s:,.1f} tx/s over {r.steady_window_s:g} s",
+                }
+            )
     return goals
+
+
+def _mix_goals(mixes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "what": f"the mixed workload keeps >= {MIX_GOAL:.0%} of the anchor-only throughput on the same cluster",
+            "met": m["ratio"] >= MIX_GOAL,
+            "measured": f"{m['ratio']:.2f} = {m['mixed_tx_s']:,.1f} / {m['anchor_tx_s']:,.1f} tx/s",
+        }
+        for m in mixes
+        if m["ratio"] is not None
+    ]
 
 
 def _positive(kind: type[float] | type[int], high: float) -> Callable[[str], Any]:
@@ -1016,30 +1243,78 @@ def _positive(kind: type[float] | type[int], high: float) -> Callable[[str], Any
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="scripts/bench",
-        description="Start a fresh local 4-validator cluster, offer it pre-signed anchor transactions and report "
-        "committed throughput, commit latency, CPU and memory per node, and this machine's Ed25519 ceiling.",
+        description="Start a fresh local 4-validator cluster, offer it pre-signed anchor transactions (or, with "
+        "--workload, the healthcare mix on a consortium cluster) and report committed throughput, commit latency, "
+        "CPU and memory per node, and this machine's Ed25519 ceiling.",
         epilog="Examples: scripts/bench --profile issue | scripts/bench --mode rate --rate 800 --seconds 15 | "
-        "scripts/bench --mode closed --concurrency 4000 --seconds 30 --json",
+        "scripts/bench --mode closed --concurrency 4000 --seconds 30 --json | scripts/bench --profile mix",
     )
-    p.add_argument("--profile", choices=sorted(PROFILES), help="a preset: 'quick' (one short run) or 'issue' "
-                   "(500 tx/s for 20 s, then a 30 s closed-loop max-throughput run); overrides --mode")
-    p.add_argument("--mode", choices=("rate", "closed"), default="rate",
-                   help="rate: open loop at --rate tx/s; closed: keep --concurrency uncommitted tx in flight "
-                   "(default: rate)")
-    p.add_argument("--rate", type=_positive(float, 50_000), default=500.0, metavar="R",
-                   help="offered tx/s in rate mode (default: 500)")
-    p.add_argument("--concurrency", type=_positive(int, 100_000), default=4_000, metavar="C",
-                   help="uncommitted transactions kept in flight in closed mode (default: 4000)")
-    p.add_argument("--seconds", type=_positive(float, 3_600), default=10.0, metavar="S",
-                   help="length of the load period (default: 10)")
-    p.add_argument("--txs", type=_positive(int, MAX_TXS), default=0, metavar="N",
-                   help="transactions to pre-sign (default: enough for the plan)")
-    p.add_argument("--connections", type=_positive(int, 512), default=128, metavar="K",
-                   help="keep-alive connections per node (default: 128)")
-    p.add_argument("--verify-seconds", type=_positive(float, 60), default=2.0, metavar="S",
-                   help="time spent measuring Ed25519 verify/s (default: 2)")
-    p.add_argument("--dir", type=Path, help="put the networks here and keep them (default: a temporary folder, "
-                   "removed afterwards)")
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="a preset: 'quick' (one short run), 'issue' "
+        "(500 tx/s for 20 s, then a 30 s closed-loop max-throughput run) or 'mix' (one consortium "
+        "cluster: 30 s of closed-loop anchors, then 30 s of the healthcare mix, 2,000 in flight; workload 'both'); "
+        "overrides --mode",
+    )
+    p.add_argument(
+        "--workload",
+        choices=("anchor", "mixed", "both"),
+        help="anchor: anchors on a plain 4-validator cluster (default); mixed: the healthcare mix of drug "
+        "events and EHR operations on a consortium-4 cluster; both: anchors, then the mix, on the same "
+        "consortium cluster, with their ratio",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("rate", "closed"),
+        default="rate",
+        help="rate: open loop at --rate tx/s; closed: keep --concurrency uncommitted tx in flight (default: rate)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive(float, 50_000),
+        default=500.0,
+        metavar="R",
+        help="offered tx/s in rate mode (default: 500)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive(int, 100_000),
+        default=4_000,
+        metavar="C",
+        help="uncommitted transactions kept in flight in closed mode (default: 4000)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=_positive(float, 3_600),
+        default=10.0,
+        metavar="S",
+        help="length of the load period (default: 10)",
+    )
+    p.add_argument(
+        "--txs",
+        type=_positive(int, MAX_TXS),
+        default=0,
+        metavar="N",
+        help="transactions to pre-sign (default: enough for the plan)",
+    )
+    p.add_argument(
+        "--connections",
+        type=_positive(int, 512),
+        default=128,
+        metavar="K",
+        help="keep-alive connections per node (default: 128)",
+    )
+    p.add_argument(
+        "--verify-seconds",
+        type=_positive(float, 60),
+        default=2.0,
+        metavar="S",
+        help="time spent measuring Ed25519 verify/s (default: 2)",
+    )
+    p.add_argument(
+        "--dir", type=Path, help="put the networks here and keep them (default: a temporary folder, removed afterwards)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p.parse_args(argv)
@@ -1050,8 +1325,17 @@ def plans_from(args: argparse.Namespace) -> list[RunPlan]:
         plans = PROFILES[args.profile]
         return [replace(p, connections=args.connections, txs=args.txs or p.txs) for p in plans]
     name = f"rate-{args.rate:g}" if args.mode == "rate" else f"closed-{args.concurrency}"
-    return [RunPlan(name, args.mode, args.seconds, rate=args.rate, concurrency=args.concurrency, txs=args.txs,
-                    connections=args.connections)]
+    return [
+        RunPlan(
+            name,
+            args.mode,
+            args.seconds,
+            rate=args.rate,
+            concurrency=args.concurrency,
+            txs=args.txs,
+            connections=args.connections,
+        )
+    ]
 
 
 def _no_nan(value: Any) -> Any:
@@ -1080,7 +1364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     keep = args.dir is not None
     try:
-        report = bench(plans_from(args), base, args.verify_seconds, progress)
+        workload = args.workload or PROFILE_WORKLOADS.get(args.profile or "", "anchor")
+        report = bench(plans_from(args), base, args.verify_seconds, progress, workload)
     except KeyboardInterrupt:
         print("interrupted: the clusters were stopped", file=sys.stderr)
         return 130
