@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import click
 
-from node.cli_health import HEALTH_COMMANDS
+from node.cli_drugs import DRUG_COMMANDS
+from node.cli_ehr import EHR_COMMANDS
+from node.cli_identity import IDENTITY_COMMANDS
 from node.cli_ops import COMMANDS
 from node.sim_command import sim
+
+HEALTH_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +24,14 @@ def main() -> None:
       medchain cluster status --dir ./net           what every node is doing
       medchain anchor put FILE --node URL --key K   anchor a document
       medchain sim --nodes 4 --seeds 20 --json      simulate the consensus engine
+
+    \b
+    Healthcare:
+      medchain cluster up --consortium configs/consortium-4.toml --dir ./hc
+                                                    four nodes run by hospitals, a pharmacy, makers, a regulator
+      medchain drug verify CODE --node URL          is this pack genuine?
+      medchain ehr read RECORD --node URL --key K   read a health record (audited)
+      medchain alerts --follow --node URL           watch suspicious scans live
     """
 
 

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from node.cli import main as cli
-from node.cli_health import _expiry_ms, parse_pack_code
+from node.cli_ehr import _expiry_ms
+from node.cli_health import parse_pack_code
 from node.cli_ops import Fail
 from node.ledger.records import patient_id
 from tests.node.harness import free_base_port
