@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -341,13 +340,3 @@ class HealthService:
                 item["reason"] = event.ref
             events.append(item)
         return epcis_document(gtin, serial, views.prefix_len(gtin, pack.manufacturer), events, self.now_ms())
-
-
-def read_request_hex(request: b.ReadRequest) -> str:
-    from primitives.codec import encode
-
-    return encode(request).hex()
-
-
-def new_record_id() -> bytes:
-    return os.urandom(16)
