@@ -14,25 +14,28 @@ state writes, digest of the results).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from consensus.messages import Block
 from node.genesis import Genesis, Organisation
 from node.ledger import bodies as b
 from node.ledger.ehr import Ehr
 from node.ledger.identity import Directory
-from node.ledger.state import Ctx, Overlay, Rejected, StateReader
+from node.ledger.state import BlockReader, Ctx, Overlay, Rejected, StateReader
 from node.ledger.supply import Supply, static_problem
-from node.transaction import Anchor, Transaction, parse_transaction, parse_with_body, tx_id
+from node.transaction import Anchor, Transaction, parse_with_body, tx_id
 from primitives.codec import pack
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
 
 ANCHOR_PREFIX = b"anchor/"
 NOTICED = (b.EraseRecords, b.ScanAlert)  # accepted bodies a node acts on after commit (shred, publish)
-__all__ = ["ANCHOR_PREFIX", "Application", "BlockResult", "Rejected", "StateReader", "TxResult", "check_transaction"]
+__all__ = [
+    "ANCHOR_PREFIX", "Application", "BlockResult", "Prechecked", "Rejected", "StateReader", "TxResult",
+    "admission_problem", "check_transaction", "precheck",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,29 +56,54 @@ class BlockResult:
     notices: list[tuple[bytes, bytes, Any]] = field(default_factory=list)  # (tx id, signer, body) nodes act on
 
 
-def check_transaction(
-    data: bytes, chain_id: str, signature_ok: Callable[[Transaction], bool] | None = None
-) -> Transaction:
-    """Stateless checks (decode, chain, signature); raises ``Rejected`` with a reason."""
-    return _checked(data, chain_id, signature_ok)[0]
+class Prechecked(Protocol):
+    """What a node already checked before a block came: execution skips that work."""
+
+    def take(self, tid: bytes) -> tuple[Transaction, Any] | None:
+        """The decoded transaction and body, once, when they passed ``precheck`` here."""
+
+    def verified_ok(self, tid: bytes) -> bool:
+        """The transaction passed ``precheck`` here (its decoded form may be gone)."""
 
 
-def _checked(
-    data: bytes, chain_id: str, signature_ok: Callable[[Transaction], bool] | None = None
-) -> tuple[Transaction, Any]:
+def check_transaction(data: bytes, chain_id: str) -> Transaction:
+    """Stateless checks (decode, chain, signatures); raises ``Rejected`` with a reason."""
+    return _checked(data, chain_id, verify=True)[0]
+
+
+def precheck(data: bytes, chain_id: str) -> tuple[Transaction, Any]:
+    """The checks of a transaction that need no state, done once per node before ordering.
+
+    Decoding, the chain id, the signer's signature and the signature of a
+    reader's request inside an access.  Raises ``Rejected``; returns the decoded
+    transaction and body for execution to reuse.
+    """
+    return _checked(data, chain_id, verify=True)
+
+
+def admission_problem(body: Any) -> tuple[str, str] | None:
+    """Malformed GS1 fields in a body a client submits: (code, 'field: why'), refused before ordering.
+
+    Only the node a client talks to asks (a 422 naming the field); execution
+    refuses the same bodies on every validator.
+    """
+    problem = static_problem(body)
+    return None if problem is None else ("invalid-gs1", problem)
+
+
+def _checked(data: bytes, chain_id: str, verify: bool) -> tuple[Transaction, Any]:
     try:
         tx, body = parse_with_body(data)
     except DecodeError as exc:
         raise Rejected("malformed", str(exc)) from None
     if tx.chain_id != chain_id:
         raise Rejected("wrong-chain", f"transaction for chain {tx.chain_id!r}, this is {chain_id!r}")
-    if not (signature_ok or Transaction.check_signature)(tx):
-        raise Rejected("bad-signature", "the signature does not verify for the signer key")
+    if verify:
+        if not tx.check_signature():
+            raise Rejected("bad-signature", "the signature does not verify for the signer key")
+        if isinstance(body, b.RecordAccess) and not body.request.check_signature():
+            raise Rejected("bad-request-signature", "the reader's signature on the read request does not verify")
     return tx, body
-
-
-def _trusted(tx: Transaction) -> bool:
-    return True
 
 
 class Application:
@@ -126,33 +154,52 @@ class Application:
             {m.name: m.key.raw for m in genesis.nodes},
         )
 
-    def admission_problem(self, data: bytes) -> tuple[str, str] | None:
-        """Malformed GS1 fields in a submitted transaction: (code, 'field: why'), refused before ordering."""
-        try:
-            body = parse_transaction(data).decoded_body()
-        except DecodeError:
-            return None  # the checker reports it
-        problem = static_problem(body)
-        return None if problem is None else ("invalid-gs1", problem)
-
     def execute_block(
         self,
         block: Block,
         state: StateReader,
         prev_app_hash: bytes,
-        already_verified: Callable[[bytes], bool] | None = None,
+        prechecked: Prechecked | None = None,
     ) -> BlockResult:
-        """``already_verified(tx_id)`` says this node checked that signature before (skip it)."""
-        overlay = Overlay(state)
+        """``prechecked`` holds what this node checked before (decoded, signatures verified): not done again."""
+        steps = self.execute_steps(block, state, prev_app_hash, prechecked, len(block.txs) + 1)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: BlockResult = done.value
+                return result
+
+    def execute_steps(
+        self,
+        block: Block,
+        state: StateReader,
+        prev_app_hash: bytes,
+        prechecked: Prechecked | None = None,
+        slice_txs: int = 64,
+    ) -> Generator[None, None, BlockResult]:
+        """``execute_block`` in slices: pauses (yields) after every ``slice_txs`` transactions.
+
+        A node drives it on its event loop and lets other work run between slices,
+        rather than on a second thread that would contend for the interpreter lock
+        at every state read.  ``state`` must not change until the generator returns.
+        """
+        overlay = Overlay(BlockReader(state))
         results = []
         notices: list[tuple[bytes, bytes, Any]] = []
         time_ms = block.header.timestamp_ms
-        for data in block.txs:
+        for index, data in enumerate(block.txs, 1):
+            if index % slice_txs == 0:
+                yield
             tid = tx_id(data)
-            skip = already_verified is not None and already_verified(tid)
             self._action = ""
             try:
-                tx, body = _checked(data, self.chain_id, _trusted if skip else None)
+                done = prechecked.take(tid) if prechecked is not None else None
+                if done is not None:
+                    tx, body = done
+                else:
+                    verify = prechecked is None or not prechecked.verified_ok(tid)
+                    tx, body = _checked(data, self.chain_id, verify)
                 self._apply(tx, body, tid, block.height, time_ms, overlay)
             except Rejected as exc:
                 results.append(TxResult(tid, False, exc.code, exc.message, self._action))
@@ -160,7 +207,7 @@ class Application:
             results.append(TxResult(tid, True, action=self._action))
             if isinstance(body, NOTICED):
                 notices.append((tid, tx.signer, body))
-        writes_digest = sha256(pack(sorted([k, v] for k, v in overlay.writes.items())))
+        writes_digest = sha256(pack(sorted(overlay.writes.items())))  # tuples pack as arrays
         results_digest = sha256(pack([[r.tx_id, r.ok, r.code] for r in results]))
         app_hash = sha256(pack([prev_app_hash, block.height, writes_digest, results_digest]))
         return BlockResult(block.height, results, overlay.writes, app_hash, notices)
@@ -177,7 +224,7 @@ class Application:
         # overlay: a refused transaction must change nothing.
         scratch = Overlay(state)
         rule(Ctx(tx.signer, tid, height, time_ms, scratch), body)
-        state.update(scratch.writes)
+        state.absorb(scratch)
         return body
 
     def _anchor(self, tx: Transaction, body: Anchor, tid: bytes, height: int, state: Overlay) -> None:

@@ -968,6 +968,11 @@ def _mix_lines(m: dict[str, Any], ceiling: dict[str, Any]) -> list[str]:
         f"signature); counted in checks, the mixed run used {100 * m['signature_share_of_ceiling']:.1f} % of the "
         f"verify ceiling ({ceiling['tx_per_s']:,.0f} one-signature tx/s)"
     )
+    stages = m.get("block_cpu_us_per_tx") or {}
+    for workload in ("anchor", "mixed"):
+        if stages.get(workload):
+            parts = ", ".join(f"{stage} {us:,.1f}" for stage, us in stages[workload].items())
+            lines.append(f"block stages at node0, CPU us per committed tx ({workload}): {parts}")
     if m["ratio"] is not None:
         lines.append(
             f"mixed / anchor-only committed tx/s on the same cluster: {m['mixed_tx_s']:,.1f} / "
@@ -1092,12 +1097,16 @@ def bench_consortium(
             progress.say(f"{plan.name}: consortium cluster of {len(nodes)} validators started under {root}")
             asyncio.run(wait_ready(nodes, anchors[0]))
             anchor = None
+            anchor_stages = None
             if workload == "both":
+                before = bench_mix.stage_totals(nodes[0].api)
                 anchor = measure_plan(replace(plan, name=f"anchor-{plan.name}"), nodes, anchors[1:], progress)
+                anchor_stages = bench_mix.stage_us_per_tx(before, bench_mix.stage_totals(nodes[0].api))
                 runs.append(anchor)
             del anchors
             mixed, info = _mixed_run(plan, root, nodes, chain_id, _mixed_count(plan, anchor), cores, progress)
             runs.append(mixed)
+        info["block_cpu_us_per_tx"] = {"anchor": anchor_stages, "mixed": info.pop("mixed_stages")}
         info["anchor_tx_s"] = anchor.throughput_tx_s if anchor else None
         info["ratio"] = mixed.throughput_tx_s / anchor.throughput_tx_s if anchor and anchor.throughput_tx_s else None
         info["signature_share_of_ceiling"] = mixed.throughput_tx_s * info["signatures_per_tx"] / ceiling.tx_per_s
@@ -1143,8 +1152,10 @@ def _mixed_run(
     progress.say(f"mixed: pre-signing {count:,} transactions, {bench_mix.describe_mix()}")
     txs = bench_mix.presign_steps(seeds, chain_id, int(time.time() * 1000), mix.load, cores)
     before = bench_mix.ledger_outcomes(nodes[0].api)
+    stages = bench_mix.stage_totals(nodes[0].api)
     result = measure_plan(replace(plan, name=f"mixed-{plan.name}"), nodes, txs, progress)
     after = bench_mix.ledger_outcomes(nodes[0].api)
+    mixed_stages = bench_mix.stage_us_per_tx(stages, bench_mix.stage_totals(nodes[0].api))
     info = {
         "run": result.name,
         "mix": bench_mix.describe_mix(),
@@ -1153,6 +1164,7 @@ def _mixed_run(
         "setup": {"txs": setup.txs, "seconds": round(setup.seconds, 1), "by_kind": dict(setup.by_kind)},
         "outcomes": bench_mix.outcome_table(before, after),
         "mixed_tx_s": result.throughput_tx_s,
+        "mixed_stages": mixed_stages,
     }
     return result, info
 

@@ -530,6 +530,10 @@ _LEDGER_LINE = re.compile(r'^medchain_ledger_txs_total\{action="([^"]*)",outcome
 _SCAN_LINE = re.compile(r"^medchain_scan_seconds_(sum|count) ([0-9.e+-]+)$")
 
 
+_STAGE_LINE = re.compile(r'^medchain_block_seconds_sum\{clock="cpu",stage="([a-z]+)"\} ([0-9.e+-]+)$')
+_TXS_LINE = re.compile(r"^medchain_txs_(committed|rejected)_total ([0-9.e+-]+)$")
+
+
 async def _metrics(api: str) -> str:
     async with aiohttp.ClientSession() as session, session.get(f"{api}/metrics") as r:
         return await r.text()
@@ -543,6 +547,26 @@ def ledger_outcomes(api: str) -> Counter[tuple[str, str]]:
         if m:
             out[(m.group(1), m.group(2))] = int(float(m.group(3)))
     return out
+
+
+def stage_totals(api: str) -> tuple[dict[str, float], int]:
+    """(CPU seconds per block stage, transactions committed) so far at one node (``/metrics``)."""
+    cpu: dict[str, float] = {}
+    txs = 0
+    for line in asyncio.run(_metrics(api)).splitlines():
+        if m := _STAGE_LINE.match(line):
+            cpu[m.group(1)] = float(m.group(2))
+        elif m := _TXS_LINE.match(line):
+            txs += int(float(m.group(2)))
+    return cpu, txs
+
+
+def stage_us_per_tx(before: tuple[dict[str, float], int], after: tuple[dict[str, float], int]) -> dict[str, float]:
+    """Microseconds of one node's CPU per committed transaction, per block stage, between two readings."""
+    txs = after[1] - before[1]
+    if txs <= 0:
+        return {}
+    return {stage: round(1e6 * (cpu - before[0].get(stage, 0.0)) / txs, 1) for stage, cpu in sorted(after[0].items())}
 
 
 def outcome_table(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:

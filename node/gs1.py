@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -145,7 +146,15 @@ def parse_code(text: str) -> PackCode:
 
 def check_gtin(gtin: str) -> str:
     """Check a GTIN-8, -12, -13 or -14 and return its 14-digit form."""
-    if not isinstance(gtin, str) or not _DIGITS.fullmatch(gtin):
+    if not isinstance(gtin, str):
+        raise Gs1Error("gtin", f"GTIN {_show(gtin)} must be made of the digits 0-9 only")
+    return _gtin14(gtin)
+
+
+@functools.lru_cache(maxsize=8192)
+def _gtin14(gtin: str) -> str:
+    """``check_gtin`` of a string (a chain holds few distinct GTINs: remembered; errors are not)."""
+    if not _DIGITS.fullmatch(gtin):
         raise Gs1Error("gtin", f"GTIN {_show(gtin)} must be made of the digits 0-9 only")
     if len(gtin) not in _GTIN_LENGTHS:
         raise Gs1Error("gtin", f"GTIN {_show(gtin)} has {len(gtin)} digits; a GTIN has 8, 12, 13 or 14")
@@ -214,12 +223,13 @@ def company_prefix_matches(gtin: str, prefix: str) -> bool:
 
 def expired(expiry_yymmdd: str, at_ms: int) -> bool:
     """Whether a pack is past its expiry at ``at_ms`` (UTC); the expiry day itself is still valid."""
-    return _utc_date(at_ms) > check_expiry(expiry_yymmdd)
+    return at_ms // 86_400_000 > _expiry_day(expiry_yymmdd)
 
 
-def _utc_date(at_ms: int) -> dt.date:
-    # Integer arithmetic: no float rounding at day boundaries.
-    return dt.date(1970, 1, 1) + dt.timedelta(days=at_ms // 86_400_000)
+@functools.lru_cache(maxsize=4096)
+def _expiry_day(expiry_yymmdd: str) -> int:
+    """The expiry as days since 1970-01-01 (a chain holds few distinct expiries: remembered)."""
+    return (check_expiry(expiry_yymmdd) - dt.date(1970, 1, 1)).days
 
 
 def _check_cset82(field: str, ai: str, value: str) -> str:

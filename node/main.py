@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -19,6 +20,21 @@ from primitives.errors import UsageError
 from storage.chainstore import ChainStore
 
 log = logging.getLogger("medchain.node")
+
+# The cyclic collector's first generation runs after this many more container
+# allocations than frees (Python's default: 700).  A node allocates a few
+# objects per message and per transaction and almost none of them are in
+# cycles, so the default collects every millisecond or so under load, each
+# time walking whatever a block in flight keeps alive: measured on the
+# healthcare mix, about a tenth of a node's CPU went to the collector.
+GC_FIRST_GENERATION = 50_000
+
+
+def tune_collector() -> None:
+    """After start-up: what start-up built lives as long as the process, so the collector stops walking it."""
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_FIRST_GENERATION, second, third)
 
 
 class StartupError(UsageError):
@@ -49,6 +65,8 @@ async def run_node(home: Path, log_level: str = "info") -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await node.start()
+        unwatch_gc = node.metrics.watch_gc()
+        tune_collector()
         await web.TCPSite(runner, host, port).start()
         log.info("node %s started: api http://%s:%d, p2p %s, height %d", config.name, host, port,
                  config.p2p_listen, node.tip.height, extra={"event": "started"})
@@ -59,6 +77,7 @@ async def run_node(home: Path, log_level: str = "info") -> None:
         log.info("node %s stopping", config.name, extra={"event": "stopping"})
         await runner.cleanup()
         await node.stop()
+        unwatch_gc()
         if node.healthcare is not None:
             node.healthcare.close()
         if drive in done and drive.exception() is not None:

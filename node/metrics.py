@@ -7,12 +7,16 @@ being copied on every event.
 
 from __future__ import annotations
 
+import gc
+import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -85,6 +89,13 @@ class NodeMetrics:
             registry=r,
         )
 
+        self.block_seconds = Histogram(
+            "medchain_block_seconds",
+            "A committed block's stages: execute (the rules on every transaction) and store (its LevelDB batch), "
+            "in wall seconds or the CPU seconds of the thread doing it",
+            ["stage", "clock"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+
         # The healthcare ledger, as this node serves it.
         self.txs_by_action = Counter(
             "medchain_ledger_txs", "Committed transactions by action and outcome", ["action", "outcome"], registry=r
@@ -103,6 +114,24 @@ class NodeMetrics:
         self.records_shredded = Counter(
             "medchain_ehr_records_shredded", "Records crypto-shredded from this vault after erasure", registry=r
         )
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every pass of Python's cyclic collector (``medchain_gc_pause_seconds``); returns the undo."""
+        pause = Histogram(
+            "medchain_gc_pause_seconds", "Pauses of the cyclic garbage collector, by generation", ["generation"],
+            buckets=GC_BUCKETS, registry=self.registry,
+        )
+        by_generation = [pause.labels(str(g)) for g in range(3)]
+        started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                by_generation[info["generation"]].observe(time.perf_counter() - started[0])
+
+        gc.callbacks.append(on_gc)
+        return lambda: gc.callbacks.remove(on_gc)
 
     def watch(
         self,

@@ -17,6 +17,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,13 +42,13 @@ from consensus.events import (
 from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate
 from consensus.replica import Replica
 from node.api import ApiError
-from node.application import ANCHOR_PREFIX, Application, BlockResult
+from node.application import ANCHOR_PREFIX, Application, BlockResult, admission_problem
 from node.config import NodeConfig
 from node.genesis import Genesis
 from node.mempool import Mempool, MempoolFull, MempoolLimits
 from node.metrics import NodeMetrics
 from node.proofs import build_proof
-from node.transaction import tx_id
+from node.transaction import parse_with_body, tx_id
 from node.validation import TxChecker, validate_block
 from node.wire import (
     NODE_CODEC,
@@ -131,6 +132,8 @@ class Node:
         self._peer_sets: dict[str, frozenset[str]] = {}
         self._sync_inflight_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        # Storage and execution threads, named so that top -H and py-spy tell them from LevelDB's own.
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medchain-io")
         self._last_commit_at: float | None = None
         self.started_at = time.time()
         self.stopping = False
@@ -165,13 +168,14 @@ class Node:
             for fut in waiters:
                 if not fut.done():
                     fut.cancel()
+        self._executor.shutdown(wait=True)
 
     def _now_ms(self) -> int:
         return int(time.time() * 1000)
 
     async def _io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking storage call off the event loop (LevelDB sync writes take ms)."""
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # ------------------------------------------------------------ the drive loop
 
@@ -279,16 +283,47 @@ class Node:
         return Executed(block.height, result.app_hash)
 
     async def _apply_block(self, block: Block, cert: CommitCertificate) -> BlockResult:
-        # Off the loop: a block of heavy supply-chain events takes a while, and the API and P2P must go on.
-        result = await self._io(self.app.execute_block, block, self.store, self.tip.app_hash, self.checker.verified_ok)
+        result = await self._execute(block)
         writes = dict(result.writes)
         for r in result.results:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
-        await self._io(self.store.commit_block, block, cert, writes, result.app_hash)
+        await self._io(self._timed, "store", self.store.commit_block, block, cert, writes, result.app_hash)
         self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
         if self.healthcare is not None and result.notices:
             await self._io(self.healthcare.after_commit, block.height, result.notices)
         self._after_commit(block, cert, result)
+        return result
+
+    async def _execute(self, block: Block) -> BlockResult:
+        """Run the rules on the loop in slices of transactions, letting the API and P2P in between.
+
+        On an executor thread instead, every LevelDB read would hand the
+        interpreter lock to the loop and wait up to a switch interval for it
+        back: measured on the healthcare mix, execution took 3x its CPU time in
+        wall time, and more CPU too.
+        """
+        steps = self.app.execute_steps(block, self.store, self.tip.app_hash, self.checker)
+        wall, cpu = time.perf_counter(), 0.0
+        while True:
+            started = time.thread_time()
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: BlockResult = done.value
+                break
+            finally:
+                cpu += time.thread_time() - started
+            await asyncio.sleep(0)
+        self.metrics.block_seconds.labels("execute", "wall").observe(time.perf_counter() - wall)
+        self.metrics.block_seconds.labels("execute", "cpu").observe(cpu)
+        return result
+
+    def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on this (executor) thread, timed in wall and in this thread's CPU seconds."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = fn(*args)
+        self.metrics.block_seconds.labels(stage, "wall").observe(time.perf_counter() - wall)
+        self.metrics.block_seconds.labels(stage, "cpu").observe(time.thread_time() - cpu)
         return result
 
     def _after_commit(self, block: Block, cert: CommitCertificate, result: BlockResult) -> None:
@@ -356,7 +391,7 @@ class Node:
             "message": msg,
         }
 
-    def _admit(self, data: bytes, tid: bytes) -> bool:
+    def _admit(self, data: bytes, tid: bytes, from_client: bool = False) -> bool:
         """Checks, then the mempool; True when new.  Raises ApiError with the reason."""
         if self.store.has_tx(tid):
             raise ApiError(409, "already-committed", f"transaction {tid.hex()} is already committed")
@@ -364,6 +399,12 @@ class Node:
         if problem is not None:
             code, _, message = problem.partition(": ")
             raise ApiError(422 if code != "malformed" else 400, code, message)
+        if from_client:
+            decoded = self.checker.peek(tid) or parse_with_body(data)
+            found = admission_problem(decoded[1])
+            if found is not None:
+                self.checker.take(tid)
+                raise ApiError(422, *found)
         try:
             added = self.mempool.add(tid, data)
         except MempoolFull as exc:
@@ -381,10 +422,7 @@ class Node:
         tid = tx_id(data)
         if wait_commit and self.store.has_tx(tid):
             return self.tx_status(tid)
-        problem = self.app.admission_problem(data)
-        if problem is not None:
-            raise ApiError(422, problem[0], problem[1])
-        if self._admit(data, tid):
+        if self._admit(data, tid, from_client=True):
             self._gossip_tx(data)
         if not wait_commit:
             return {"tx_id": tid.hex(), "status": "pending"}

@@ -2,35 +2,53 @@
 
 A block is valid when its transactions match the header's ``tx_root``, none
 appears twice, none was committed before (replay) and each passes the
-stateless checks (decoding, chain id, signature).  Application rules are *not*
+stateless checks (``application.precheck``: decoding, chain id, signatures,
+well-formed GS1 fields).  Application rules are *not*
 block validity: a transaction that breaks one is ordered and then rejected by
 execution with a reason, like every validator does deterministically.
 
 ``TxChecker`` remembers the verdict per tx id, so a transaction verified at
-mempool admission is not verified again when it arrives inside a block.
+mempool admission is not verified again when it arrives inside a block, and
+keeps the decoded transaction until execution takes it (decoded once per node).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from consensus.messages import Block
-from node.application import Rejected, check_transaction
-from node.transaction import tx_id
+from node.application import Rejected, precheck
+from node.transaction import Transaction, tx_id
 from primitives.merkle import merkle_root
 
 
 class TxChecker:
-    def __init__(self, chain_id: str, memo_size: int = 200_000) -> None:
+    """Stateless verdicts per tx id, and the decoded form of the good ones until execution takes it.
+
+    ``take`` runs on the executor thread while ``check`` runs on the event loop:
+    each touches the decoded map with single dict operations only.
+    """
+
+    def __init__(self, chain_id: str, memo_size: int = 200_000, decoded_size: int = 100_000) -> None:
         self.chain_id = chain_id
         self._memo: OrderedDict[bytes, str | None] = OrderedDict()
         self._memo_size = memo_size
+        self._decoded: dict[bytes, tuple[Transaction, Any]] = {}
+        self._decoded_size = decoded_size
         self.verified = 0
 
     def verified_ok(self, tid: bytes) -> bool:
-        """True when this transaction already passed the checks here (signature included)."""
-        return tid in self._memo and self._memo[tid] is None
+        """True when this transaction already passed the checks here (signatures included)."""
+        return self._memo.get(tid, "") is None
+
+    def take(self, tid: bytes) -> tuple[Transaction, Any] | None:
+        """The decoded transaction and body of a checked transaction, handed over once."""
+        return self._decoded.pop(tid, None)
+
+    def peek(self, tid: bytes) -> tuple[Transaction, Any] | None:
+        return self._decoded.get(tid)
 
     def check(self, data: bytes, tid: bytes | None = None) -> str | None:
         """None when the transaction passes the stateless checks, else 'code: message'."""
@@ -38,10 +56,14 @@ class TxChecker:
         if tid in self._memo:
             return self._memo[tid]
         try:
-            check_transaction(data, self.chain_id)
+            decoded = precheck(data, self.chain_id)
             verdict = None
         except Rejected as exc:
             verdict = f"{exc.code}: {exc.message}"
+        else:
+            self._decoded[tid] = decoded
+            while len(self._decoded) > self._decoded_size:
+                self._decoded.pop(next(iter(self._decoded)), None)
         self.verified += 1
         self._memo[tid] = verdict
         if len(self._memo) > self._memo_size:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import msgpack
@@ -200,7 +200,97 @@ def record_to_wire(value: Any) -> list[Any]:
     return [kind.to_wire(getattr(value, name)) for name, kind in _schema(type(value))]
 
 
+class _Mismatch(Exception):
+    """The fast reader met something it does not accept: the checked reader says what."""
+
+
+_MISMATCH = _Mismatch()
+Read = Callable[[Any], Any]
+
+
+def _fast_kind(kind: Kind) -> Read:
+    """A reader of one field that only accepts what ``kind.from_wire`` accepts, and names nothing."""
+    t = type(kind)
+    if t is UInt:
+        top = kind.maximum  # type: ignore[attr-defined]
+
+        def read(x: Any) -> Any:
+            if type(x) is int and 0 <= x <= top:
+                return x
+            raise _MISMATCH
+    elif t is Bool:
+        def read(x: Any) -> Any:
+            if type(x) is bool:
+                return x
+            raise _MISMATCH
+    elif t is Bytes:
+        size, exact = kind.max_len, kind.exact  # type: ignore[attr-defined]
+        if exact:
+            def read(x: Any) -> Any:
+                if type(x) is bytes and len(x) == size:
+                    return x
+                raise _MISMATCH
+        else:
+            def read(x: Any) -> Any:
+                if type(x) is bytes and len(x) <= size:
+                    return x
+                raise _MISMATCH
+    elif t is Text:
+        size = kind.max_len  # type: ignore[attr-defined]
+
+        def read(x: Any) -> Any:
+            if type(x) is str and len(x) <= size:
+                return x
+            raise _MISMATCH
+    elif t is Optional:
+        inner = _fast_kind(kind.inner)  # type: ignore[attr-defined]
+
+        def read(x: Any) -> Any:
+            return None if x is None else inner(x)
+    elif t is ListOf:
+        each, most = _fast_kind(kind.inner), kind.max_items  # type: ignore[attr-defined]
+
+        def read(x: Any) -> Any:
+            if type(x) is list and len(x) <= most:
+                return tuple(map(each, x))
+            raise _MISMATCH
+    elif t is Nested:
+        read = _fast_record(kind.cls)  # type: ignore[attr-defined, assignment]
+    else:
+        def read(x: Any) -> Any:
+            try:
+                return kind.from_wire(x, "")
+            except DecodeError:
+                raise _MISMATCH from None
+    return read
+
+
+def _fast_record(cls: type[R]) -> Callable[[Any], R]:
+    """Wire array -> record, checking every field like ``record_from_wire`` but without naming them."""
+    found: Callable[[Any], R] | None = cls.__dict__.get("_FAST_READ")
+    if found is not None:
+        return found
+    reads = [_fast_kind(kind) for _, kind in _schema(cls)]
+    count = len(reads)
+
+    def fast_read(obj: Any) -> R:
+        if type(obj) is not list or len(obj) != count:
+            raise _MISMATCH
+        return cls(*[read(x) for read, x in zip(reads, obj)])  # noqa: B905 (lengths checked above)
+
+    type.__setattr__(cls, "_FAST_READ", fast_read)
+    return fast_read
+
+
 def record_from_wire(cls: type[R], obj: Any, where: str = "") -> R:
+    """Decode a wire array into ``cls``: fast when it is good, a ``DecodeError`` naming the field when not."""
+    try:
+        return _fast_record(cls)(obj)
+    except (_Mismatch, ValueError, TypeError):
+        return _checked_from_wire(cls, obj, where)
+
+
+def _checked_from_wire(cls: type[R], obj: Any, where: str = "") -> R:
     where = where or cls.__name__
     fields = _schema(cls)
     if type(obj) is not list:

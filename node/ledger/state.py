@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -22,67 +23,67 @@ R = TypeVar("R")
 
 Convert = Callable[[Any], Any]
 _READERS: dict[type, Convert] = {}
+_WRITERS: dict[type, Convert] = {}
 
 
-def _reader(kind: Kind) -> Convert | None:
-    """How a field of ``kind`` goes from unpacked msgpack to Python (None: as it is)."""
+def _converter(kind: Kind, record: Callable[[type], Convert], each_list: Convert | None) -> Convert | None:
+    """How a value of ``kind`` is converted, field by field (None: used as it is).
+
+    ``record`` converts a nested record; ``each_list`` is what a list of
+    plain values needs (``tuple`` when reading, nothing when writing).
+    """
     if isinstance(kind, Nested):
-        return _record_reader(kind.cls)
+        return record(kind.cls)
     if isinstance(kind, Optional):
-        opt = _reader(kind.inner)
+        opt = _converter(kind.inner, record, each_list)
         if opt is None:
             return None
         return lambda v: None if v is None else opt(v)
     if isinstance(kind, ListOf):
-        each = _reader(kind.inner)
+        each = _converter(kind.inner, record, each_list)
         if each is None:
-            return tuple
-        return lambda v: tuple(map(each, v))
+            return each_list
+        return lambda v: tuple(map(each, v)) if each_list is not None else [each(x) for x in v]
     return None
 
 
 def _record_reader(cls: type) -> Convert:
+    """Unpacked msgpack -> record; only the fields that need it are converted."""
     found = _READERS.get(cls)
     if found is None:
-        fields = [_reader(k) for k in cls.SCHEMA]  # type: ignore[attr-defined]
-        if all(f is None for f in fields):
+        convert = [(i, f) for i, k in enumerate(cls.SCHEMA)  # type: ignore[attr-defined]
+                   if (f := _converter(k, _record_reader, tuple)) is not None]
+        if not convert:
             def found(v: Any) -> Any:
                 return cls(*v)
         else:
             def found(v: Any) -> Any:
-                return cls(*[x if f is None else f(x) for f, x in zip(fields, v, strict=True)])
+                for i, f in convert:
+                    v[i] = f(v[i])
+                return cls(*v)
         _READERS[cls] = found
     return found
 
 
-_WRITERS: dict[type, Convert] = {}
-
-
-def _writer(kind: Kind) -> Convert | None:
-    if isinstance(kind, Nested):
-        return _record_writer(kind.cls)
-    if isinstance(kind, Optional):
-        opt = _writer(kind.inner)
-        if opt is None:
-            return None
-        return lambda v: None if v is None else opt(v)
-    if isinstance(kind, ListOf):
-        each = _writer(kind.inner)
-        if each is None:
-            return None
-        return lambda v: [each(x) for x in v]
-    return None
-
-
 def _record_writer(cls: type) -> Convert:
+    """Record -> what msgpack packs (a tuple packs as an array, like a list)."""
     found = _WRITERS.get(cls)
     if found is None:
         names = [f.name for f in dataclasses.fields(cls)]
-        fields = list(zip(names, [_writer(k) for k in cls.SCHEMA], strict=True))  # type: ignore[attr-defined]
-
-        def found(v: Any) -> Any:
-            return [getattr(v, n) if f is None else f(getattr(v, n)) for n, f in fields]
-
+        convert = [(i, f) for i, k in enumerate(cls.SCHEMA)  # type: ignore[attr-defined]
+                   if (f := _converter(k, _record_writer, None)) is not None]
+        get = operator.attrgetter(*names)
+        if len(names) == 1:
+            def found(v: Any) -> Any:
+                return (get(v),)
+        elif not convert:
+            found = get
+        else:
+            def found(v: Any) -> Any:
+                out = list(get(v))
+                for i, f in convert:
+                    out[i] = f(out[i])
+                return out
         _WRITERS[cls] = found
     return found
 
@@ -122,11 +123,41 @@ class Rejected(Exception):
         self.message = message
 
 
+class BlockReader:
+    """The state before a block, each key read from the store at most once while the block executes.
+
+    Rules read the same keys again and again (a signer's membership, a
+    licence, a lot): the base does not change during the block, so a read is
+    remembered.  Range reads go to the store.
+    """
+
+    __slots__ = ("_base", "_reads", "state_items")
+
+    def __init__(self, base: StateReader) -> None:
+        self._base = base
+        self._reads: dict[bytes, bytes | None] = {}
+        self.state_items = getattr(base, "state_items", None)
+
+    def get(self, key: bytes) -> bytes | None:
+        try:
+            return self._reads[key]
+        except KeyError:
+            value = self._reads[key] = self._base.get(key)
+            return value
+
+
 @dataclass(slots=True)
 class Overlay:
+    """Writes over a read-only base; decoded records are kept, so a key is decoded once.
+
+    Records are immutable, so one decoded object serves every later ``load``
+    until the key is written again.
+    """
+
     base: StateReader
     writes: dict[bytes, bytes | None] = field(default_factory=dict)
     _sorted: list[bytes] | None = None  # the written keys in order, built at the first range read
+    _records: dict[bytes, Any] = field(default_factory=dict)  # key -> decoded record (of the value now)
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.writes:
@@ -136,14 +167,26 @@ class Overlay:
     def put(self, key: bytes, value: bytes | None) -> None:
         if self._sorted is not None and key not in self.writes:
             bisect.insort(self._sorted, key)
+        self._records.pop(key, None)
         self.writes[key] = value
 
     def delete(self, key: bytes) -> None:
         self.put(key, None)
 
     def update(self, writes: dict[bytes, bytes | None]) -> None:
-        for key, value in writes.items():
-            self.put(key, value)
+        if self._sorted is not None:
+            for key, value in writes.items():
+                self.put(key, value)
+            return
+        self.writes.update(writes)
+        if self._records:
+            for key in writes:
+                self._records.pop(key, None)
+
+    def absorb(self, scratch: Overlay) -> None:
+        """Take a scratch overlay's writes (a rule that succeeded), with its decoded records."""
+        self.update(scratch.writes)
+        self._records.update(scratch._records)
 
     def _written(self, prefix: bytes, after: bytes | None, limit: int) -> list[bytes]:
         if self._sorted is None:
@@ -159,11 +202,24 @@ class Overlay:
         return out
 
     def load(self, cls: type[R], key: bytes) -> R | None:
+        found = self._records.get(key)
+        if found is not None and type(found) is cls:
+            return found
+        if key not in self.writes and isinstance(self.base, Overlay):
+            return self.base.load(cls, key)
         raw = self.get(key)
-        return None if raw is None else decode_state(cls, raw)
+        if raw is None:
+            return None
+        record = self._records[key] = decode_state(cls, raw)
+        return record
 
     def store(self, key: bytes, record: Any) -> None:
-        self.put(key, encode_state(record))
+        self.store_encoded(key, record, encode_state(record))
+
+    def store_encoded(self, key: bytes, record: Any, encoded: bytes) -> None:
+        """``store`` when the caller has ``encode_state(record)`` already (one record under many keys)."""
+        self.put(key, encoded)
+        self._records[key] = record
 
     def scan(self, prefix: bytes, limit: int, after: bytes | None = None) -> list[tuple[bytes, bytes]]:
         """Up to ``limit`` live (key, value) pairs under ``prefix`` (after ``after``, exclusive), in key order."""

@@ -49,12 +49,11 @@ from node.ledger.records import (
     event_key,
     licence_key,
     lot_key,
-    lot_pack_key,
     lot_packs_prefix,
     pack_key,
     shipment_key,
 )
-from node.ledger.state import Ctx, Overlay, Rejected
+from node.ledger.state import Ctx, Overlay, Rejected, encode_state
 from primitives.codec import pack as msgpack_pack
 from primitives.codec import unpack_strict
 
@@ -213,14 +212,17 @@ class Supply:
         if lot is not None and (lot.expiry != body.expiry or lot.manufacturer != actor.org.id):
             raise Rejected("lot-mismatch", f"lot {body.lot} exists with expiry {lot.expiry} by {lot.manufacturer}")
         event = self._event(ctx, "commission", actor.org.id, ref=body.lot)
+        org = actor.org.id
+        fresh = Pack(body.lot, body.expiry, "active", org, org, None, None, (event,))  # every new pack of it alike
+        encoded = encode_state(fresh)
+        lot_packs = lot_packs_prefix(gtin, body.lot)
         for serial in body.serials:
             _gs1(check_serial, serial)
             key = pack_key(gtin, serial)
             if ctx.state.get(key) is not None:
                 raise Rejected("duplicate-serial", f"serial {serial} of GTIN {gtin} is already commissioned")
-            org = actor.org.id
-            ctx.state.store(key, Pack(body.lot, body.expiry, "active", org, org, None, None, (event,)))
-            ctx.state.put(lot_pack_key(gtin, body.lot, serial), b"")
+            ctx.state.store_encoded(key, fresh, encoded)
+            ctx.state.put(lot_packs + serial.encode(), b"")
         count = (lot.packs if lot else 0) + len(body.serials)
         ctx.state.store(lot_key(gtin, body.lot), Lot(body.expiry, actor.org.id, count, lot.recalled if lot else None,
                                                       lot.suspect if lot else None, lot.events if lot else ()))
@@ -258,8 +260,8 @@ class Supply:
             if pack.custodian != sender:
                 raise Rejected("not-custodian", f"pack {ref.gtin}/{ref.serial} is held by {pack.custodian}")
             self._sellable(ctx.state, ref, pack, ctx.time_ms, lots=lots)
-            updates.append((ref, replace(pack, state="in_transit", shipment=body.shipment_id,
-                                         events=(*pack.events, event))))
+            updates.append((ref, Pack(pack.lot, pack.expiry, "in_transit", pack.custodian, pack.manufacturer,
+                                      pack.suspect, body.shipment_id, (*pack.events, event))))
         for ref, pack in updates:
             ctx.state.store(pack_key(ref.gtin, ref.serial), pack)
         ctx.state.store(shipment_key(body.shipment_id),
@@ -295,11 +297,12 @@ class Supply:
             if pack.state != "in_transit" or pack.shipment != body.shipment_id:
                 raise Rejected("shipment-mismatch", f"pack {ref.gtin}/{ref.serial} is no longer in this shipment")
             self._sellable(ctx.state, ref, pack, ctx.time_ms, allow_transit=True, lots=lots)
-            updates.append((ref, replace(pack, state="active", custodian=actor.org_id, shipment=None,
-                                         events=(*pack.events, event))))
+            updates.append((ref, Pack(pack.lot, pack.expiry, "active", actor.org_id, pack.manufacturer, pack.suspect,
+                                      None, (*pack.events, event))))
         for ref, pack in updates:
             ctx.state.store(pack_key(ref.gtin, ref.serial), pack)
-        ctx.state.store(shipment_key(body.shipment_id), replace(shipment, status="received"))
+        ctx.state.store(shipment_key(body.shipment_id), Shipment(shipment.from_org, shipment.to_org, shipment.packs,
+                                                                 "received", shipment.height, shipment.tx_id))
 
     def dispense(self, ctx: Ctx, body: Dispense) -> None:
         actor = self._actor(ctx, ("pharmacist",))
@@ -310,7 +313,9 @@ class Supply:
         if pack.custodian != actor.org_id:
             raise Rejected("not-custodian", f"pack {ref.gtin}/{ref.serial} is held by {pack.custodian}")
         event = self._event(ctx, "dispense", actor.org_id)
-        ctx.state.store(pack_key(ref.gtin, ref.serial), replace(pack, state="dispensed", events=(*pack.events, event)))
+        ctx.state.store(pack_key(ref.gtin, ref.serial), Pack(pack.lot, pack.expiry, "dispensed", pack.custodian,
+                                                             pack.manufacturer, pack.suspect, pack.shipment,
+                                                             (*pack.events, event)))
 
     def destroy(self, ctx: Ctx, body: Destroy) -> None:
         actor = self._actor(ctx, (*CUSTODY_ROLES, "inspector"))

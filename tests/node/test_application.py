@@ -6,6 +6,7 @@ from consensus.messages import Block, BlockHeader
 from node.application import Application, Rejected, check_transaction
 from node.mempool import Mempool, MempoolFull, MempoolLimits
 from node.transaction import Anchor, make_transaction, parse_transaction, tx_id
+from node.validation import TxChecker
 from primitives.codec import encode
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
@@ -102,14 +103,19 @@ def test_mempool_bounds_dedups_and_evicts():
         small.add(tx_id(txs[1]), txs[1])
 
 
-def test_execution_skips_only_signatures_this_node_already_verified():
+def test_execution_reuses_only_what_this_node_already_checked():
     app = Application(CHAIN, {CLIENT.verify_key.raw})
-    good = _anchor(doc=b"x")
+    good, other = _anchor(doc=b"x"), _anchor(doc=b"z")
     forged = _flip(_anchor(doc=b"y"), -10)
-    block = _block(1, [good, forged])
+    block = _block(1, [good, other, forged])
     plain = app.execute_block(block, DictState(), bytes(32))
-    assert [r.code for r in plain.results] == ["ok", "bad-signature"]
-    memo = {tx_id(good)}
-    cached = app.execute_block(block, DictState(), bytes(32), lambda tid: tid in memo)
-    assert [r.code for r in cached.results] == ["ok", "bad-signature"]
+    assert [r.code for r in plain.results] == ["ok", "ok", "bad-signature"]
+    checker = TxChecker(CHAIN)
+    assert checker.check(good) is None and checker.check(other) is None
+    assert checker.take(tx_id(other)) is not None  # decoded form gone: only the verdict is left
+    cached = app.execute_block(block, DictState(), bytes(32), checker)
+    assert [r.code for r in cached.results] == ["ok", "ok", "bad-signature"]
     assert cached.app_hash == plain.app_hash
+    assert checker.take(tx_id(good)) is None  # execution took it
+    assert checker.check(forged) == "bad-signature: the signature does not verify for the signer key"
+    assert not checker.verified_ok(tx_id(forged)) and checker.verified_ok(tx_id(other))
