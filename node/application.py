@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TxResult:
     tx_id: bytes
     ok: bool
@@ -220,11 +220,14 @@ class Application:
         rule = self._rules.get(type(body))
         if rule is None:
             raise Rejected("unknown-action", f"no rule for {type(body).__name__}")
-        # A rule validates everything before its first write, or writes into a scratch
-        # overlay: a refused transaction must change nothing.
-        scratch = Overlay(state)
-        rule(Ctx(tx.signer, tid, height, time_ms, scratch), body)
-        state.absorb(scratch)
+        # A refused transaction must change nothing: the block's overlay undoes what the rule wrote.
+        state.begin()
+        try:
+            rule(Ctx(tx.signer, tid, height, time_ms, state), body)
+        except BaseException:
+            state.rollback()
+            raise
+        state.commit()
         return body
 
     def _anchor(self, tx: Transaction, body: Anchor, tid: bytes, height: int, state: Overlay) -> None:

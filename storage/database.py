@@ -29,7 +29,7 @@ from storage.errors import DatabaseLocked, StorageError, StoreClosed
 # doubled the sustained rate.  Bloom filters make the "unknown tx id" lookups
 # of admission and validation (almost always misses) skip the disk.
 WRITE_BUFFER_BYTES = 64 * 1024 * 1024
-BLOCK_CACHE_BYTES = 32 * 1024 * 1024
+BLOCK_CACHE_BYTES = 256 * 1024 * 1024
 BLOOM_FILTER_BITS = 10
 
 

@@ -158,6 +158,8 @@ class Overlay:
     writes: dict[bytes, bytes | None] = field(default_factory=dict)
     _sorted: list[bytes] | None = None  # the written keys in order, built at the first range read
     _records: dict[bytes, Any] = field(default_factory=dict)  # key -> decoded record (of the value now)
+    # While a transaction runs (``begin``): each key it wrote, as it was before (written here?, value, record).
+    _undo: dict[bytes, tuple[bool, bytes | None, Any]] | None = None
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.writes:
@@ -165,10 +167,34 @@ class Overlay:
         return self.base.get(key)
 
     def put(self, key: bytes, value: bytes | None) -> None:
+        undo = self._undo
+        if undo is not None and key not in undo:
+            undo[key] = (key in self.writes, self.writes.get(key), self._records.get(key))
         if self._sorted is not None and key not in self.writes:
             bisect.insort(self._sorted, key)
         self._records.pop(key, None)
         self.writes[key] = value
+
+    def begin(self) -> None:
+        """Start a transaction's writes: ``rollback`` undoes them all, ``commit`` keeps them."""
+        self._undo = {}
+
+    def commit(self) -> None:
+        self._undo = None
+
+    def rollback(self) -> None:
+        undo, self._undo = self._undo or {}, None
+        for key, (written, value, record) in undo.items():
+            if written:
+                self.writes[key] = value
+            else:
+                del self.writes[key]
+                if self._sorted is not None:
+                    del self._sorted[bisect.bisect_left(self._sorted, key)]
+            if record is not None:
+                self._records[key] = record
+            else:
+                self._records.pop(key, None)
 
     def delete(self, key: bytes) -> None:
         self.put(key, None)
@@ -182,11 +208,6 @@ class Overlay:
         if self._records:
             for key in writes:
                 self._records.pop(key, None)
-
-    def absorb(self, scratch: Overlay) -> None:
-        """Take a scratch overlay's writes (a rule that succeeded), with its decoded records."""
-        self.update(scratch.writes)
-        self._records.update(scratch._records)
 
     def _written(self, prefix: bytes, after: bytes | None, limit: int) -> list[bytes]:
         if self._sorted is None:

@@ -58,6 +58,10 @@ from primitives.codec import pack as msgpack_pack
 from primitives.codec import unpack_strict
 
 CUSTODY_ROLES = ("admin", "logistics", "pharmacist")
+UNSELLABLE = {  # a pack's status -> the refusal when it is shipped, received or dispensed
+    "destroyed": "destroyed", "dispensed": "already-dispensed", "recalled": "recalled",
+    "quarantined": "quarantined", "expired": "expired", "in_transit": "in-transit",
+}
 MAX_LOT_SHIP = 5000
 
 # GS1 Lightweight Messaging verification vocabulary.
@@ -179,14 +183,11 @@ class Supply:
         else:
             lot = lots[key] = state.load(Lot, key)
         status, _ = pack_status(pack, lot, now_ms)
-        codes = {
-            "destroyed": "destroyed", "dispensed": "already-dispensed", "recalled": "recalled",
-            "quarantined": "quarantined", "expired": "expired", "in_transit": "in-transit",
-        }
         if status == "in_transit" and allow_transit:
             return
-        if status in codes:
-            raise Rejected(codes[status], f"pack {ref.gtin}/{ref.serial} is {status.replace('_', ' ')}")
+        code = UNSELLABLE.get(status)
+        if code is not None:
+            raise Rejected(code, f"pack {ref.gtin}/{ref.serial} is {status.replace('_', ' ')}")
 
     # ------------------------------------------------------------ commission
 

@@ -47,3 +47,32 @@ def test_trusted_encoding_gives_the_canonical_bytes() -> None:
 
     for record in SAMPLES:
         assert encode_state(record) == encode(record)
+
+
+def test_a_rolled_back_transaction_leaves_writes_records_and_range_reads_as_they_were() -> None:
+    base = DictState()
+    old_pack = SAMPLES[8]
+    base.apply({b"sc/k/1": encode(old_pack), b"sc/k/3": b"3"})
+    overlay = Overlay(base)
+    overlay.put(b"sc/k/2", b"2")
+    assert overlay.load(Pack, b"sc/k/1") == old_pack  # decoded and kept
+    overlay.scan(b"sc/k/", 10)  # builds the sorted write index
+    before_writes, before_records = dict(overlay.writes), dict(overlay._records)
+    overlay.begin()
+    moved = Pack("L1", "291231", "in_transit", "maker", "maker", None, "S2", ())
+    overlay.store(b"sc/k/1", moved)
+    overlay.put(b"sc/k/2", b"two")
+    overlay.put(b"sc/k/2", b"2b")  # a key written twice keeps its value from before the transaction
+    overlay.delete(b"sc/k/3")
+    overlay.put(b"sc/k/4", b"4")
+    assert overlay.load(Pack, b"sc/k/1") == moved
+    assert [k for k, _ in overlay.scan(b"sc/k/", 10)] == [b"sc/k/1", b"sc/k/2", b"sc/k/4"]
+    overlay.rollback()
+    assert overlay.writes == before_writes and overlay._records == before_records
+    assert overlay.load(Pack, b"sc/k/1") == old_pack
+    assert [k for k, _ in overlay.scan(b"sc/k/", 10)] == [b"sc/k/1", b"sc/k/2", b"sc/k/3"]
+    overlay.begin()
+    overlay.put(b"sc/k/5", b"5")
+    overlay.commit()
+    overlay.rollback()  # nothing open: nothing undone
+    assert overlay.get(b"sc/k/5") == b"5"
