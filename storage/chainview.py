@@ -15,8 +15,8 @@ from consensus.events import Evidence, WalRecord
 from consensus.messages import Block, CommitCertificate
 from storage import blockstore, evidence, metadata, state, wal
 from storage.blockstore import CertifiedBlock, TxLocation
-from storage.database import Reader
-from storage.keys import tx_key
+from storage.database import Database, Reader
+from storage.keys import STATE, tx_key
 from storage.wal import WalEntry
 
 
@@ -83,6 +83,12 @@ class ChainView:
     def get(self, key: bytes) -> bytes | None:
         """The application's value for ``key`` after the head block (a ``StateReader``)."""
         return state.read_state(self._reader, key)
+
+    def state_reader(self) -> Callable[[bytes], bytes | None]:
+        """``get`` for a hot loop of point reads (a block's execution): straight to LevelDB when it can."""
+        if isinstance(self._reader, Database):
+            return self._reader.point_reader(STATE)
+        return self.get
 
     def state_items(
         self, prefix: bytes = b"", *, after: bytes | None = None, limit: int = 1_000

@@ -14,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -171,6 +172,12 @@ class Database:
         self.check_open()
         value: bytes | None = self._db.get(key)
         return value
+
+    def point_reader(self, prefix: bytes) -> Callable[[bytes], bytes | None]:
+        """``get(prefix + key)`` at C speed, for hot loops (a block's state reads); the store must stay open."""
+        self.check_open()
+        getter: Callable[[bytes], bytes | None] = self._db.prefixed_db(prefix).get
+        return getter
 
     def items(
         self, start: bytes, stop: bytes, *, reverse: bool = False, limit: int | None = None

@@ -131,10 +131,11 @@ class BlockReader:
     remembered.  Range reads go to the store.
     """
 
-    __slots__ = ("_base", "_reads", "state_items")
+    __slots__ = ("_read", "_reads", "state_items")
 
     def __init__(self, base: StateReader) -> None:
-        self._base = base
+        fast = getattr(base, "state_reader", None)  # the chain store's direct LevelDB reads
+        self._read: Callable[[bytes], bytes | None] = fast() if fast is not None else base.get
         self._reads: dict[bytes, bytes | None] = {}
         self.state_items = getattr(base, "state_items", None)
 
@@ -142,7 +143,7 @@ class BlockReader:
         try:
             return self._reads[key]
         except KeyError:
-            value = self._reads[key] = self._base.get(key)
+            value = self._reads[key] = self._read(key)
             return value
 
 

@@ -46,3 +46,16 @@ def test_a_fresh_store_has_no_state(store: ChainStore) -> None:
     assert store.get(b"count") is None and store.state_items() == []
     commit(store, next_step(GENESIS, ()))
     assert store.state_items() != []
+
+
+def test_the_fast_state_reader_reads_what_get_reads_live_and_in_a_snapshot(store: ChainStore) -> None:
+    _commit_writes(store, {b"a": b"1", b"b": b""})
+    read = store.state_reader()
+    snapshot = store.snapshot()
+    frozen = snapshot.state_reader()
+    _commit_writes(store, {b"a": b"2", b"c": b"3"})
+    for key in (b"a", b"b", b"c", b"missing", b""):
+        assert read(key) == store.get(key)
+        assert frozen(key) == snapshot.get(key)
+    assert read(b"a") == b"2" and frozen(b"a") == b"1" and frozen(b"c") is None
+    snapshot.close()
