@@ -30,13 +30,27 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from node.ledger.bodies import EXPIRY, GTIN, HASH, ID16, KEY, LOT, ORG, ROLE, RTYPE, SERIAL, SHIPMENT, PackRef
 from primitives.codec import Bool, Bytes, Kind, ListOf, Nested, Optional, Text, UInt
 from primitives.hashing import sha256
 
 DETAIL = Text(200)
+C = TypeVar("C")
+
+
+@dataclass_transform(frozen_default=True)
+def state_record(cls: type[C]) -> type[C]:
+    """A state record: immutable to the type checker, a plain slotted dataclass at run time.
+
+    Execution builds and decodes several records per transaction and shares
+    decoded ones between the transactions of a block, so nothing may change
+    one (mypy refuses assignments); the run-time guard of a frozen dataclass
+    (``object.__setattr__`` per field) made construction five times slower.
+    """
+    made: Any = dataclass(slots=True)(cls)
+    return made  # type: ignore[no-any-return]
 
 
 def u32(n: int) -> bytes:
@@ -143,7 +157,7 @@ def alert_key(seq: int) -> bytes:
 # ---------------------------------------------------------------- identities
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Member:
     org: str
     role: str
@@ -153,14 +167,14 @@ class Member:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ORG, ROLE, Bool(), UInt(), Optional(UInt()))
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Licence:
     granted_height: int
     tx_id: bytes
     SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), HASH)
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Patient:
     key: bytes
     registered_height: int
@@ -171,7 +185,7 @@ class Patient:
 # ---------------------------------------------------------------- EHR
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Record:
     patient: bytes
     custodian: str
@@ -184,7 +198,7 @@ class Record:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ID16, ORG, RTYPE, UInt(), UInt(), UInt(), Optional(UInt()), Optional(HASH))
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class RecordVersion:
     commitment: bytes
     author: bytes
@@ -196,7 +210,7 @@ class RecordVersion:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (HASH, KEY, Optional(UInt()), RTYPE, UInt(), UInt(), HASH)
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Access:
     reader: bytes
     reader_org: str  # "" for the patient
@@ -213,7 +227,7 @@ class Access:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Consent:
     grantee_org: str
     grantee_key: bytes | None
@@ -227,7 +241,7 @@ class Consent:
 # ---------------------------------------------------------------- supply chain
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Event:
     """One EPCIS-style event in a pack's or a lot's history."""
 
@@ -241,7 +255,7 @@ class Event:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (Text(16), HASH, UInt(), UInt(), ORG, ORG, DETAIL)
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Pack:
     lot: str
     expiry: str
@@ -256,7 +270,7 @@ class Pack:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Lot:
     expiry: str
     manufacturer: str
@@ -269,7 +283,7 @@ class Lot:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Shipment:
     from_org: str
     to_org: str
@@ -280,7 +294,7 @@ class Shipment:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ORG, ORG, ListOf(Nested(PackRef), 100_000), Text(16), UInt(), HASH)
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Alert:
     seq: int
     gtin: str

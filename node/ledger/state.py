@@ -123,6 +123,9 @@ class Rejected(Exception):
         self.message = message
 
 
+_UNREAD = object()
+
+
 class BlockReader:
     """The state before a block, each key read from the store at most once while the block executes.
 
@@ -140,11 +143,10 @@ class BlockReader:
         self.state_items = getattr(base, "state_items", None)
 
     def get(self, key: bytes) -> bytes | None:
-        try:
-            return self._reads[key]
-        except KeyError:
+        value = self._reads.get(key, _UNREAD)
+        if value is _UNREAD:  # no exception on a miss: most of a block's reads are first reads
             value = self._reads[key] = self._read(key)
-            return value
+        return value  # type: ignore[return-value]
 
 
 @dataclass(slots=True)

@@ -166,8 +166,8 @@ class Supply:
         return ctx.tx_id
 
     @staticmethod
-    def _pack(state: Overlay, ref: PackRef) -> Pack:
-        found = state.load(Pack, pack_key(ref.gtin, ref.serial))
+    def _pack(state: Overlay, ref: PackRef, key: bytes | None = None) -> Pack:
+        found = state.load(Pack, key or pack_key(ref.gtin, ref.serial))
         if found is None:
             raise Rejected("unknown-pack", f"no pack {ref.gtin}/{ref.serial} was commissioned")
         return found
@@ -257,14 +257,15 @@ class Supply:
         updates = []
         lots: dict[bytes, Lot | None] = {}
         for ref in refs:
-            pack = self._pack(ctx.state, ref)
+            key = pack_key(ref.gtin, ref.serial)
+            pack = self._pack(ctx.state, ref, key)
             if pack.custodian != sender:
                 raise Rejected("not-custodian", f"pack {ref.gtin}/{ref.serial} is held by {pack.custodian}")
             self._sellable(ctx.state, ref, pack, ctx.time_ms, lots=lots)
-            updates.append((ref, Pack(pack.lot, pack.expiry, "in_transit", pack.custodian, pack.manufacturer,
+            updates.append((key, Pack(pack.lot, pack.expiry, "in_transit", pack.custodian, pack.manufacturer,
                                       pack.suspect, body.shipment_id, (*pack.events, event))))
-        for ref, pack in updates:
-            ctx.state.store(pack_key(ref.gtin, ref.serial), pack)
+        for key, pack in updates:
+            ctx.state.store(key, pack)
         ctx.state.store(shipment_key(body.shipment_id),
                         Shipment(sender, recipient.id, tuple(refs), "open", ctx.height, ctx.tx_id))
 
@@ -294,14 +295,15 @@ class Supply:
         updates = []
         lots: dict[bytes, Lot | None] = {}
         for ref in shipment.packs:
-            pack = self._pack(ctx.state, ref)
+            key = pack_key(ref.gtin, ref.serial)
+            pack = self._pack(ctx.state, ref, key)
             if pack.state != "in_transit" or pack.shipment != body.shipment_id:
                 raise Rejected("shipment-mismatch", f"pack {ref.gtin}/{ref.serial} is no longer in this shipment")
             self._sellable(ctx.state, ref, pack, ctx.time_ms, allow_transit=True, lots=lots)
-            updates.append((ref, Pack(pack.lot, pack.expiry, "active", actor.org_id, pack.manufacturer, pack.suspect,
+            updates.append((key, Pack(pack.lot, pack.expiry, "active", actor.org_id, pack.manufacturer, pack.suspect,
                                       None, (*pack.events, event))))
-        for ref, pack in updates:
-            ctx.state.store(pack_key(ref.gtin, ref.serial), pack)
+        for key, pack in updates:
+            ctx.state.store(key, pack)
         ctx.state.store(shipment_key(body.shipment_id), Shipment(shipment.from_org, shipment.to_org, shipment.packs,
                                                                  "received", shipment.height, shipment.tx_id))
 
@@ -309,12 +311,13 @@ class Supply:
         actor = self._actor(ctx, ("pharmacist",))
         self._require_licence(ctx.state, actor.org_id, ("dispense",))
         ref = PackRef(body.gtin, body.serial)
-        pack = self._pack(ctx.state, ref)
+        key = pack_key(ref.gtin, ref.serial)
+        pack = self._pack(ctx.state, ref, key)
         self._sellable(ctx.state, ref, pack, ctx.time_ms)
         if pack.custodian != actor.org_id:
             raise Rejected("not-custodian", f"pack {ref.gtin}/{ref.serial} is held by {pack.custodian}")
         event = self._event(ctx, "dispense", actor.org_id)
-        ctx.state.store(pack_key(ref.gtin, ref.serial), Pack(pack.lot, pack.expiry, "dispensed", pack.custodian,
+        ctx.state.store(key, Pack(pack.lot, pack.expiry, "dispensed", pack.custodian,
                                                              pack.manufacturer, pack.suspect, pack.shipment,
                                                              (*pack.events, event)))
 
