@@ -27,8 +27,8 @@ from primitives.merkle import merkle_root
 class TxChecker:
     """Stateless verdicts per tx id, and the decoded form of the good ones until execution takes it.
 
-    ``take`` runs on the executor thread while ``check`` runs on the event loop:
-    each touches the decoded map with single dict operations only.
+    Bounded both ways (oldest out first): a verdict or a decoded transaction
+    that was dropped only costs a second check.
     """
 
     def __init__(self, chain_id: str, memo_size: int = 200_000, decoded_size: int = 100_000) -> None:
