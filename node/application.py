@@ -207,7 +207,9 @@ class Application:
             results.append(TxResult(tid, True, action=self._action))
             if isinstance(body, NOTICED):
                 notices.append((tid, tx.signer, body))
-        writes_digest = sha256(pack(sorted(overlay.writes.items())))  # tuples pack as arrays
+        writes = overlay.writes
+        keys = sorted(writes)  # the (key, value) pairs in key order: zip's tuples pack as arrays
+        writes_digest = sha256(pack(list(zip(keys, map(writes.__getitem__, keys), strict=True))))
         results_digest = sha256(pack([[r.tx_id, r.ok, r.code] for r in results]))
         app_hash = sha256(pack([prev_app_hash, block.height, writes_digest, results_digest]))
         return BlockResult(block.height, results, overlay.writes, app_hash, notices)

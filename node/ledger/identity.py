@@ -14,8 +14,6 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from node.genesis import Organisation
 from node.ledger.bodies import EnrolMember, GrantLicence, RegisterPatient, RevokeLicence, RevokeMember
 from node.ledger.records import (
@@ -26,6 +24,7 @@ from node.ledger.records import (
     member_key,
     patient_id,
     patient_key,
+    state_record,
 )
 from node.ledger.state import Ctx, Overlay, Rejected
 
@@ -43,7 +42,7 @@ LICENCE_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@state_record
 class Actor:
     """The signer of a transaction as the rules see it."""
 
