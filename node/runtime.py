@@ -132,7 +132,7 @@ class Node:
         self._peer_sets: dict[str, frozenset[str]] = {}
         self._sync_inflight_until = 0.0
         self._tasks: list[asyncio.Task[None]] = []
-        # Storage and execution threads, named so that top -H and py-spy tell them from LevelDB's own.
+        # The node's own storage threads (blocking LevelDB writes), named for py-spy and thread dumps.
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medchain-io")
         self._last_commit_at: float | None = None
         self.started_at = time.time()
