@@ -28,7 +28,8 @@ from node.fhir_content import SALT_BYTES, FhirError, commitment, validate_resour
 from node.gs1 import Gs1Error, parse_code
 from node.ledger import bodies as b
 from node.ledger.ehr import consent_basis
-from node.ledger.records import ALERT_COUNT, Alert, Record, alert_key, patient_id, record_key
+from node.ledger.records import ALERT_COUNT, Alert, Patient, Record, alert_key, patient_id, record_key
+from node.ledger.records import patient_key as patient_key_of
 from node.ledger.state import Overlay
 from node.ledger.supply import pack_status, verify_code
 from node.ledger_views import LedgerViews, alert_json, event_json
@@ -68,21 +69,22 @@ class HealthService:
 
     # ------------------------------------------------------------ commit hook
 
-    def after_commit(self, height: int, notices: list[tuple[bytes, bytes, Any]]) -> list[bytes]:
-        """Runs off the loop after a block with erasures or alerts: returns the record ids shredded here."""
-        shredded: list[bytes] = []
+    def after_commit(self, notices: list[tuple[bytes, bytes, Any]]) -> list[dict[str, Any]]:
+        """Off the loop, after a block with erasures or alerts: shred what was erased here.
+
+        Returns the block's new alerts (as JSON) for ``publish_alerts``, which
+        must run on the event loop: the subscribers' queues are asyncio queues.
+        """
         for tid, signer, body in notices:
             if isinstance(body, b.EraseRecords):
-                shredded.extend(self._shred_erased(body, tid, signer))
-        if any(isinstance(body, b.ScanAlert) for _, _, body in notices):
-            self._publish_alerts(height)
-        return shredded
+                self._shred_erased(body, tid, signer)
+        filed = sum(1 for _, _, body in notices if isinstance(body, b.ScanAlert))
+        return self._newest_alerts(filed) if filed else []
 
     def _shred_erased(self, body: b.EraseRecords, tid: bytes, patient_key: bytes) -> list[bytes]:
-        views = self.views()
         if body.all_records:
-            found = views.patient(patient_id(patient_key))
-            rids = [bytes.fromhex(r["record_id"]) for r in (found or {}).get("records", []) if r]
+            patient = Overlay(self.node.store).load(Patient, patient_key_of(patient_id(patient_key)))
+            rids = list(patient.records) if patient is not None else []
         else:
             rids = list(body.record_ids)
         out = []
@@ -99,19 +101,23 @@ class HealthService:
                      extra={"event": "erasure", "records": [r.hex() for r in out]})
         return out
 
-    def _publish_alerts(self, height: int) -> None:
+    def _newest_alerts(self, filed: int) -> list[dict[str, Any]]:
+        """The last ``filed`` alerts by sequence: a block's accepted alerts are the newest after it."""
         raw = self.node.store.get(ALERT_COUNT)
         count = unpack_strict(raw) if raw is not None else 0
-        for seq in range(max(0, count - 1000), count):
+        out = []
+        for seq in range(max(0, count - filed), count):
             found = self.node.store.get(alert_key(seq))
-            if found is None:
-                continue
-            alert = decode(Alert, found)
-            if alert.height != height:
-                continue
+            if found is not None:
+                out.append(alert_json(decode(Alert, found)))
+        return out
+
+    def publish_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Hand new alerts to every live subscriber (on the event loop); a backed-up subscriber misses them."""
+        for alert in alerts:
             for queue in list(self._alert_subscribers):
                 if queue.qsize() < 1000:
-                    queue.put_nowait(alert_json(alert))
+                    queue.put_nowait(alert)
 
     def subscribe_alerts(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

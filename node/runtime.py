@@ -290,7 +290,7 @@ class Node:
         await self._io(self._timed, "store", self.store.commit_block, block, cert, writes, result.app_hash)
         self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
         if self.healthcare is not None and result.notices:
-            await self._io(self.healthcare.after_commit, block.height, result.notices)
+            self.healthcare.publish_alerts(await self._io(self.healthcare.after_commit, result.notices))
         self._after_commit(block, cert, result)
         return result
 
