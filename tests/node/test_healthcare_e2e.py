@@ -150,6 +150,33 @@ async def test_consent_expiry_refuses_reads(net: tuple[Cluster, Network]) -> Non
         assert [(a["reader"], a["basis"]) for a in log["access_log"]] == [(other.verify_key.hex(), "consent")]
 
 
+async def test_erasing_every_record_shreds_each_one_at_its_custodian(
+    net: tuple[Cluster, Network], story_steps: dict[str, object]
+) -> None:
+    _cluster, network = net
+    hosp_a = network.of_kind("hospital")[0]
+    async with aiohttp.ClientSession() as session:
+        doc, patient = SigningKey.generate(), SigningKey.generate()
+        admin = LedgerClient(network.api_for(hosp_a), network.admin(hosp_a), session)
+        assert (await admin.submit(b.EnrolMember(doc.verify_key.raw, "physician")))["status"] == "committed"
+        me = LedgerClient(network.api_for(hosp_a), patient, session)
+        assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
+        physician = LedgerClient(network.api_for(hosp_a), doc, session)
+        rids = []
+        for value in ("5.9 %", "6.3 %"):
+            filed = await physician.file_record(
+                {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": value},
+                patient=me.patient_id)
+            rids.append(bytes.fromhex(filed["record_id"]))
+        assert (await physician.read_record(rids[1], "review"))["resource"]["valueString"] == "6.3 %"
+        assert (await me.submit(b.EraseRecords((), True)))["status"] == "committed"
+        for rid in rids:
+            with pytest.raises(ApiFailure) as err:
+                await physician.read_record(rid, "review")
+            assert err.value.status == 410, err.value
+    story_steps["erased_all"] = [rid.hex() for rid in rids]  # checked in the vaults by the last test
+
+
 async def test_counterfeit_experiment_catches_every_fake(net: tuple[Cluster, Network]) -> None:
     _, network = net
     report = await Experiment(network, packs=2000, seed=11, fakes_per_kind=10, dispense=60).run()
@@ -166,23 +193,24 @@ async def test_vaults_then_replay_from_genesis_with_the_cluster_stopped(
 ) -> None:
     cluster, _ = net
     clusters.stop_all(cluster.root, timeout=10)
-    rid = str(story_steps["erased"])
-    # Every vault, opened directly as LevelDB, holds nothing of the erased record.
-    held: list[str] = []
+    erased = [str(story_steps["erased"]), *story_steps.get("erased_all", [])]  # type: ignore[misc]
+    # Every vault, opened directly as LevelDB, holds nothing of an erased record.
+    held: dict[str, list[str]] = {rid: [] for rid in erased}
     for home in clusters.node_homes(cluster.root):
         vault = home / "vault"
         if not vault.exists():
             continue
         db = plyvel.DB(str(vault))
         try:
-            keys = [k for k, _ in db if bytes.fromhex(rid) in k]
+            for rid in erased:
+                keys = [k for k, _ in db if bytes.fromhex(rid) in k]
+                # Only the tombstone b"r" + record id may remain: no ciphertext, data key or salt of any version.
+                assert keys in ([], [b"r" + bytes.fromhex(rid)]), f"{home.name} vault still holds {keys}"
+                if keys:
+                    held[rid].append(home.name)
         finally:
             db.close()
-        # Only the tombstone b"r" + record id may remain: no ciphertext, data key or salt of any version.
-        assert keys in ([], [b"r" + bytes.fromhex(rid)]), f"{home.name} vault still holds {keys}"
-        if keys:
-            held.append(home.name)
-    assert held, "no vault ever held the erased record"
+    assert all(held.values()), f"no vault ever held an erased record: {held}"
     home = clusters.node_homes(cluster.root)[0]
     genesis = load_genesis(cluster.root / "genesis.json")
     store = ChainStore.open(home / "data", genesis.chain_id, genesis.hash)
