@@ -68,7 +68,7 @@ class Prechecked(Protocol):
 
 def check_transaction(data: bytes, chain_id: str) -> Transaction:
     """Stateless checks (decode, chain, signatures); raises ``Rejected`` with a reason."""
-    return _checked(data, chain_id, verify=True)[0]
+    return precheck(data, chain_id)[0]
 
 
 def precheck(data: bytes, chain_id: str) -> tuple[Transaction, Any]:

@@ -1126,19 +1126,19 @@ def bench_consortium(
             # LevelDB), anchors first, the mix right after.
             prepared = _prepare_mix(plan, root, nodes, chain_id, _mixed_count(plan), cores, progress)
             # What the setup left running (LevelDB compacting its writes) must not land in either run.
-            settled_s = settle([n.pid for n in nodes], progress)
+            settled_s = [settle([n.pid for n in nodes], progress)]
             anchor = None
             anchor_stages = None
             if workload == "both":
-                before = bench_mix.stage_totals(nodes[0].api)
+                before = bench_mix.read_node(nodes[0].api)
                 anchor = measure_plan(replace(plan, name=f"anchor-{plan.name}"), nodes, anchors[1:], progress)
-                anchor_stages = bench_mix.stage_us_per_tx(before, bench_mix.stage_totals(nodes[0].api))
+                anchor_stages = bench_mix.stage_us_per_tx(before, bench_mix.read_node(nodes[0].api))
                 runs.append(anchor)
-                settle([n.pid for n in nodes], progress)  # nor what the anchors left in the mix's run
+                settled_s.append(settle([n.pid for n in nodes], progress))  # nor what the anchors left
             del anchors
             mixed, info = _measure_mix(plan, nodes, prepared, progress)
             runs.append(mixed)
-        info["settled_s"] = round(settled_s, 1)
+        info["settled_s"] = [round(s, 1) for s in settled_s]  # before the anchors, before the mix
         info["block_cpu_us_per_tx"] = {"anchor": anchor_stages, "mixed": info.pop("mixed_stages")}
         info["anchor_tx_s"] = anchor.throughput_tx_s if anchor else None
         info["ratio"] = mixed.throughput_tx_s / anchor.throughput_tx_s if anchor and anchor.throughput_tx_s else None
@@ -1203,20 +1203,18 @@ def _measure_mix(
 ) -> tuple[RunResult, dict[str, Any]]:
     """Measure the prepared mix as ``plan`` says; its outcomes per kind come from node0's ``/metrics``."""
     setup = prepared.setup
-    before = bench_mix.ledger_outcomes(nodes[0].api)
-    stages = bench_mix.stage_totals(nodes[0].api)
+    before = bench_mix.read_node(nodes[0].api)
     result = measure_plan(replace(plan, name=f"mixed-{plan.name}"), nodes, prepared.txs, progress)
-    after = bench_mix.ledger_outcomes(nodes[0].api)
-    mixed_stages = bench_mix.stage_us_per_tx(stages, bench_mix.stage_totals(nodes[0].api))
+    after = bench_mix.read_node(nodes[0].api)
     info = {
         "run": result.name,
         "mix": bench_mix.describe_mix(),
         "composition": [asdict(share) for share in bench_mix.MIX],
         "signatures_per_tx": bench_mix.signatures_per_tx(),
         "setup": {"txs": setup.txs, "seconds": round(setup.seconds, 1), "by_kind": dict(setup.by_kind)},
-        "outcomes": bench_mix.outcome_table(before, after),
+        "outcomes": bench_mix.outcome_table(before.outcomes, after.outcomes),
         "mixed_tx_s": result.throughput_tx_s,
-        "mixed_stages": mixed_stages,
+        "mixed_stages": bench_mix.stage_us_per_tx(before, after),
     }
     return result, info
 

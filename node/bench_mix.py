@@ -539,34 +539,37 @@ async def _metrics(api: str) -> str:
         return await r.text()
 
 
-def ledger_outcomes(api: str) -> Counter[tuple[str, str]]:
-    """Committed transactions by (action, outcome) so far, as one node executed them (``/metrics``)."""
-    out: Counter[tuple[str, str]] = Counter()
-    for line in asyncio.run(_metrics(api)).splitlines():
-        m = _LEDGER_LINE.match(line)
-        if m:
-            out[(m.group(1), m.group(2))] = int(float(m.group(3)))
-    return out
+@dataclass(frozen=True)
+class NodeReading:
+    """One scrape of a node's ``/metrics``: what the benchmark compares before and after a run."""
+
+    outcomes: Counter[tuple[str, str]]  # committed transactions by (action, outcome)
+    stage_cpu: dict[str, float]  # CPU seconds spent per block stage (execute, store)
+    txs: int  # transactions committed (accepted or rejected)
 
 
-def stage_totals(api: str) -> tuple[dict[str, float], int]:
-    """(CPU seconds per block stage, transactions committed) so far at one node (``/metrics``)."""
+def read_node(api: str) -> NodeReading:
+    """Scrape one node's ``/metrics`` once and keep the ledger's outcomes and the block stages' CPU."""
+    outcomes: Counter[tuple[str, str]] = Counter()
     cpu: dict[str, float] = {}
     txs = 0
     for line in asyncio.run(_metrics(api)).splitlines():
-        if m := _STAGE_LINE.match(line):
+        if m := _LEDGER_LINE.match(line):
+            outcomes[(m.group(1), m.group(2))] = int(float(m.group(3)))
+        elif m := _STAGE_LINE.match(line):
             cpu[m.group(1)] = float(m.group(2))
         elif m := _TXS_LINE.match(line):
             txs += int(float(m.group(2)))
-    return cpu, txs
+    return NodeReading(outcomes, cpu, txs)
 
 
-def stage_us_per_tx(before: tuple[dict[str, float], int], after: tuple[dict[str, float], int]) -> dict[str, float]:
+def stage_us_per_tx(before: NodeReading, after: NodeReading) -> dict[str, float]:
     """Microseconds of one node's CPU per committed transaction, per block stage, between two readings."""
-    txs = after[1] - before[1]
+    txs = after.txs - before.txs
     if txs <= 0:
         return {}
-    return {stage: round(1e6 * (cpu - before[0].get(stage, 0.0)) / txs, 1) for stage, cpu in sorted(after[0].items())}
+    return {stage: round(1e6 * (cpu - before.stage_cpu.get(stage, 0.0)) / txs, 1)
+            for stage, cpu in sorted(after.stage_cpu.items())}
 
 
 def outcome_table(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:

@@ -2,8 +2,8 @@
 
 A block is valid when its transactions match the header's ``tx_root``, none
 appears twice, none was committed before (replay) and each passes the
-stateless checks (``application.precheck``: decoding, chain id, signatures,
-well-formed GS1 fields).  Application rules are *not*
+stateless checks (``application.precheck``: decoding, chain id, the signer's
+and an access's reader's signatures).  Application rules are *not*
 block validity: a transaction that breaks one is ordered and then rejected by
 execution with a reason, like every validator does deterministically.
 

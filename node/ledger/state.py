@@ -43,7 +43,9 @@ def _converter(kind: Kind, record: Callable[[type], Convert], each_list: Convert
         each = _converter(kind.inner, record, each_list)
         if each is None:
             return each_list
-        return lambda v: tuple(map(each, v)) if each_list is not None else [each(x) for x in v]
+        if each_list is None:  # writing: a list of converted items
+            return lambda v: [each(x) for x in v]
+        return lambda v: tuple(map(each, v))
     return None
 
 
@@ -201,16 +203,6 @@ class Overlay:
 
     def delete(self, key: bytes) -> None:
         self.put(key, None)
-
-    def update(self, writes: dict[bytes, bytes | None]) -> None:
-        if self._sorted is not None:
-            for key, value in writes.items():
-                self.put(key, value)
-            return
-        self.writes.update(writes)
-        if self._records:
-            for key in writes:
-                self._records.pop(key, None)
 
     def _written(self, prefix: bytes, after: bytes | None, limit: int) -> list[bytes]:
         if self._sorted is None:

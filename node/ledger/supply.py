@@ -317,9 +317,8 @@ class Supply:
         if pack.custodian != actor.org_id:
             raise Rejected("not-custodian", f"pack {ref.gtin}/{ref.serial} is held by {pack.custodian}")
         event = self._event(ctx, "dispense", actor.org_id)
-        ctx.state.store(key, Pack(pack.lot, pack.expiry, "dispensed", pack.custodian,
-                                                             pack.manufacturer, pack.suspect, pack.shipment,
-                                                             (*pack.events, event)))
+        ctx.state.store(key, Pack(pack.lot, pack.expiry, "dispensed", pack.custodian, pack.manufacturer, pack.suspect,
+                                  pack.shipment, (*pack.events, event)))
 
     def destroy(self, ctx: Ctx, body: Destroy) -> None:
         actor = self._actor(ctx, (*CUSTODY_ROLES, "inspector"))
