@@ -9,7 +9,7 @@ block's time), where and who (the signer's organisation), why (the event kind).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from primitives.codec import Bool, Bytes, Kind, ListOf, Nested, Optional, Text, UInt, pack
 from primitives.signing import SIGNATURE_SIZE, SigningKey, VerifyKey
@@ -29,12 +29,26 @@ SHIPMENT = Text(64)
 MAX_SERIALS = 2000  # per commission: 2,000 x 22 bytes stays under the 60 KiB body limit
 MAX_PACKS = 2000
 DOMAIN_READ = b"medchain/v1/ehr-read"
+B = TypeVar("B")
+
+
+@dataclass_transform(frozen_default=True)
+def body(cls: type[B]) -> type[B]:
+    """A body record: immutable to the type checker, a plain slotted dataclass at run time, hashable by value.
+
+    Every node decodes every transaction's body once; the run-time guard of a
+    frozen dataclass (``object.__setattr__`` per field) made that construction
+    several times slower (2.1 µs against 0.34 µs for a nine-field record, one
+    ``timeit`` run).  mypy still refuses assignments to a field.
+    """
+    made: Any = dataclass(slots=True, unsafe_hash=True)(cls)
+    return made  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------- identities
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class EnrolMember:
     """An organisation admin enrols a member key with a role in the admin's organisation."""
 
@@ -44,14 +58,14 @@ class EnrolMember:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (KEY, ROLE)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class RevokeMember:
     TAG: ClassVar[int] = 3
     member: bytes
     SCHEMA: ClassVar[tuple[Kind, ...]] = (KEY,)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class GrantLicence:
     """The regulator licenses an organisation: manufacture (scope: a GS1 company prefix), distribute, dispense."""
 
@@ -62,7 +76,7 @@ class GrantLicence:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ORG, Text(16), Text(12))
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class RevokeLicence:
     TAG: ClassVar[int] = 5
     org: str
@@ -71,7 +85,7 @@ class RevokeLicence:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ORG, Text(16), Text(12))
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class RegisterPatient:
     """A patient registers their own key; the ledger knows them only by a pseudonymous id."""
 
@@ -82,7 +96,7 @@ class RegisterPatient:
 # ---------------------------------------------------------------- EHR
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class AddRecord:
     """A clinician files a record; the content stays in the custodian's vault, the chain keeps its commitment."""
 
@@ -94,7 +108,7 @@ class AddRecord:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ID16, ID16, RTYPE, HASH)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class AmendRecord:
     """A new version of a record; ``replaces`` must be the current version."""
 
@@ -106,7 +120,7 @@ class AmendRecord:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ID16, UInt(2**32 - 1), RTYPE, HASH)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class GrantConsent:
     """The patient lets an organisation or a practitioner read (all records, or the listed types) until an expiry."""
 
@@ -118,7 +132,7 @@ class GrantConsent:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ORG, Optional(KEY), ListOf(RTYPE, 32), Optional(UInt()))
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class RevokeConsent:
     TAG: ClassVar[int] = 10
     grantee_org: str
@@ -126,7 +140,7 @@ class RevokeConsent:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ORG, Optional(KEY))
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class ReadRequest:
     """What a reader signs to read a record (no bearer tokens): the custodian files it with the access."""
 
@@ -165,7 +179,7 @@ class ReadRequest:
                            sig)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class RecordAccess:
     """The custodian files a served read: the reader's signed request is the evidence."""
 
@@ -174,7 +188,7 @@ class RecordAccess:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (Nested(ReadRequest),)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class EraseRecords:
     """The patient's right to erasure: listed records, or all of them."""
 
@@ -187,21 +201,21 @@ class EraseRecords:
 # ---------------------------------------------------------------- drug supply chain
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class PackRef:
     gtin: str
     serial: str
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, SERIAL)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class LotRef:
     gtin: str
     lot: str
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, LOT)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Commission:
     """A licensed manufacturer registers serials of one lot (EPCIS ADD / commissioning)."""
 
@@ -213,7 +227,7 @@ class Commission:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, LOT, EXPIRY, ListOf(SERIAL, MAX_SERIALS))
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Ship:
     """The current custodian sends listed packs and/or whole lots to a licensed recipient."""
 
@@ -225,14 +239,14 @@ class Ship:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (SHIPMENT, ORG, ListOf(Nested(PackRef), MAX_PACKS), ListOf(Nested(LotRef), 16))
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Receive:
     TAG: ClassVar[int] = 15
     shipment_id: str
     SCHEMA: ClassVar[tuple[Kind, ...]] = (SHIPMENT,)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Dispense:
     TAG: ClassVar[int] = 16
     gtin: str
@@ -240,7 +254,7 @@ class Dispense:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, SERIAL)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Recall:
     TAG: ClassVar[int] = 17
     gtin: str
@@ -249,7 +263,7 @@ class Recall:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, LOT, REASON)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Quarantine:
     """The regulator flags a lot (serial None) or one pack (serial set) as suspect."""
 
@@ -261,7 +275,7 @@ class Quarantine:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, Optional(LOT), Optional(SERIAL), REASON)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Release:
     TAG: ClassVar[int] = 19
     gtin: str
@@ -271,7 +285,7 @@ class Release:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, Optional(LOT), Optional(SERIAL), REASON)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class Destroy:
     TAG: ClassVar[int] = 20
     packs: tuple[PackRef, ...]
@@ -279,7 +293,7 @@ class Destroy:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ListOf(Nested(PackRef), MAX_PACKS), REASON)
 
 
-@dataclass(frozen=True, slots=True)
+@body
 class ScanAlert:
     """A node reports a suspicious scan (unknown code, mismatch, a clone of a dispensed pack, ...)."""
 

@@ -28,6 +28,7 @@ sc/an                  the number of alerts                       u64
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, dataclass_transform
@@ -77,6 +78,7 @@ def licence_prefix(org: str) -> bytes:
     return b"id/l/" + org.encode() + b"/"
 
 
+@functools.lru_cache(maxsize=4096)  # a few organisations and kinds, read by every custody event
 def licence_key(org: str, kind: str, scope: str) -> bytes:
     return licence_prefix(org) + kind.encode() + b"/" + scope.encode()
 
@@ -121,6 +123,7 @@ def pack_key(gtin: str, serial: str) -> bytes:
     return b"sc/k/" + gtin.encode() + serial.encode()
 
 
+@functools.lru_cache(maxsize=65_536)  # every pack of a shipment names its lot again
 def _lot_part(gtin: str, lot: str) -> bytes:
     raw = lot.encode()
     return gtin.encode() + bytes([len(raw)]) + raw

@@ -163,8 +163,8 @@ class Overlay:
     writes: dict[bytes, bytes | None] = field(default_factory=dict)
     _sorted: list[bytes] | None = None  # the written keys in order, built at the first range read
     _records: dict[bytes, Any] = field(default_factory=dict)  # key -> decoded record (of the value now)
-    # While a transaction runs (``begin``): each key it wrote, as it was before (written here?, value, record).
-    _undo: dict[bytes, tuple[bool, bytes | None, Any]] | None = None
+    # While a transaction runs (``begin``): each key it wrote, and its value here before (_UNREAD: not written).
+    _undo: dict[bytes, Any] | None = None
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.writes:
@@ -172,13 +172,19 @@ class Overlay:
         return self.base.get(key)
 
     def put(self, key: bytes, value: bytes | None) -> None:
+        self._put(key, value)
+        self._records.pop(key, None)
+
+    def _put(self, key: bytes, value: bytes | None) -> None:
+        """Write ``value``; the caller sets or drops the decoded record of ``key``."""
+        writes = self.writes
+        before = writes.get(key, _UNREAD)
         undo = self._undo
         if undo is not None and key not in undo:
-            undo[key] = (key in self.writes, self.writes.get(key), self._records.get(key))
-        if self._sorted is not None and key not in self.writes:
+            undo[key] = before
+        if before is _UNREAD and self._sorted is not None:
             bisect.insort(self._sorted, key)
-        self._records.pop(key, None)
-        self.writes[key] = value
+        writes[key] = value
 
     def begin(self) -> None:
         """Start a transaction's writes: ``rollback`` undoes them all, ``commit`` keeps them."""
@@ -188,18 +194,16 @@ class Overlay:
         self._undo = None
 
     def rollback(self) -> None:
+        """Undo the transaction's writes; their decoded records are dropped (decoded again when loaded)."""
         undo, self._undo = self._undo or {}, None
-        for key, (written, value, record) in undo.items():
-            if written:
-                self.writes[key] = value
-            else:
+        for key, before in undo.items():
+            if before is _UNREAD:
                 del self.writes[key]
                 if self._sorted is not None:
                     del self._sorted[bisect.bisect_left(self._sorted, key)]
-            if record is not None:
-                self._records[key] = record
             else:
-                self._records.pop(key, None)
+                self.writes[key] = before
+            self._records.pop(key, None)
 
     def delete(self, key: bytes) -> None:
         self.put(key, None)
@@ -234,7 +238,7 @@ class Overlay:
 
     def store_encoded(self, key: bytes, record: Any, encoded: bytes) -> None:
         """``store`` when the caller has ``encode_state(record)`` already (one record under many keys)."""
-        self.put(key, encoded)
+        self._put(key, encoded)
         self._records[key] = record
 
     def scan(self, prefix: bytes, limit: int, after: bytes | None = None) -> list[tuple[bytes, bytes]]:

@@ -21,6 +21,7 @@ Rules (each refusal is a ``Rejected`` with the code in brackets):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -120,6 +121,12 @@ def verify_code(state: Overlay, gtin: str, serial: str, lot: str | None, expiry:
     return Verdict(False, status, NO_REASON, info, False)
 
 
+@functools.lru_cache(maxsize=4096)
+def _scope_keys(org: str, gtin: str) -> tuple[tuple[str, bytes], ...]:
+    """The manufacture licences that would cover ``gtin`` for ``org``: a GS1 company prefix has 6 to 12 digits."""
+    return tuple((gtin[1:1 + n], licence_key(org, "manufacture", gtin[1:1 + n])) for n in range(6, 13))
+
+
 def _gs1(fn: object, *args: str) -> str:
     try:
         return fn(*args)  # type: ignore[operator, no-any-return]
@@ -142,9 +149,8 @@ class Supply:
     @staticmethod
     def _manufacture_scope(state: Overlay, org: str, gtin: str) -> str | None:
         """The company prefix of ``org``'s manufacture licence that covers ``gtin`` (key lookups, no scan)."""
-        for length in range(6, 13):
-            scope = gtin[1:1 + length]
-            if state.get(licence_key(org, "manufacture", scope)) is not None:
+        for scope, key in _scope_keys(org, gtin):
+            if state.get(key) is not None:
                 return scope
         return None
 

@@ -771,3 +771,33 @@ def test_property_random_msgpack_arrays_raise_only_decode_error(tag: int, fields
     result = decode_or_decode_error(data)
     if result is not None:
         assert CONSENSUS_CODEC.encode(result) == data
+
+
+def test_pack_matches_msgpack_and_recovers_after_a_failed_pack() -> None:
+    value = [1, "x", b"\x00" * 40, None, [True, 2**40]]
+    expected = msgpack.packb(value, use_bin_type=True)
+    assert pack(value) == expected
+    with pytest.raises(TypeError):
+        pack([1, object()])  # half-packed: the reused packer must not keep the "1"
+    with pytest.raises(OverflowError):
+        pack([2, 2**70])
+    assert pack(value) == expected
+    assert pack("x") == b"\xa1x"
+
+
+def test_pack_from_several_threads_gives_the_same_bytes() -> None:
+    import threading
+
+    values = [[i, f"text {i}", bytes([i % 256]) * (i % 70)] for i in range(2_000)]
+    expected = [msgpack.packb(v, use_bin_type=True) for v in values]
+    results: dict[int, list[bytes]] = {}
+
+    def work(n: int) -> None:
+        results[n] = [pack(v) for v in values]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[n] == expected for n in range(4))
