@@ -215,11 +215,12 @@ class Database:
         self.check_open()
         try:
             with self._db.write_batch(sync=sync, transaction=True) as wb:
+                put, delete = wb.put, wb.delete
                 for key, value in batch.ops:
                     if value is None:
-                        wb.delete(key)
+                        delete(key)
                     else:
-                        wb.put(key, value)
+                        put(key, value)
         except plyvel.Error as exc:
             raise StorageError(f"write to {self.path} failed: {_message(exc)}") from None
 

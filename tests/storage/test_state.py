@@ -59,3 +59,21 @@ def test_the_fast_state_reader_reads_what_get_reads_live_and_in_a_snapshot(store
         assert frozen(key) == snapshot.get(key)
     assert read(b"a") == b"2" and frozen(b"a") == b"1" and frozen(b"c") is None
     snapshot.close()
+
+
+@pytest.mark.parametrize(
+    ("writes", "named"),
+    [
+        ({b"ok": b"1", "a": b"1"}, "state keys are bytes, got str"),
+        ({b"ok": b"1", b"a": 7}, "must be bytes or None, got int"),
+    ],
+)
+def test_a_malformed_state_write_is_refused_and_nothing_of_the_block_lands(
+    store: ChainStore, writes: dict[bytes, bytes | None], named: str
+) -> None:
+    _commit_writes(store, {b"before": b"x"})
+    head = store.head()
+    with pytest.raises(UsageError, match=named):
+        _commit_writes(store, writes)  # type: ignore[arg-type]
+    assert store.get(b"ok") is None and store.get(b"before") == b"x"
+    assert store.head() == head
