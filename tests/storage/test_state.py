@@ -74,6 +74,6 @@ def test_a_malformed_state_write_is_refused_and_nothing_of_the_block_lands(
     _commit_writes(store, {b"before": b"x"})
     head = store.head()
     with pytest.raises(UsageError, match=named):
-        _commit_writes(store, writes)  # type: ignore[arg-type]
+        _commit_writes(store, writes)
     assert store.get(b"ok") is None and store.get(b"before") == b"x"
     assert store.head() == head
