@@ -168,26 +168,43 @@ class Api:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        queue: asyncio.Queue[dict[str, Any]] = self.node.subscribe()
-        try:
-            await response.write(b": medchain commits\n\n")
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if not event:  # the node is shutting down
-                    break
-                payload = json.dumps(event, separators=(",", ":"))
-                await response.write(f"event: commit\nid: {event['height']}\ndata: {payload}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.node.unsubscribe(queue)
-        return response
+        return await event_stream(request, "commits", "commit", "height", self.node.subscribe, self.node.unsubscribe)
 
 
-__all__ = ["Api", "ApiError", "DecodeError"]
+async def event_stream(
+    request: web.Request,
+    title: str,
+    event: str,
+    id_field: str,
+    subscribe: Callable[[], asyncio.Queue[dict[str, Any]]],
+    unsubscribe: Callable[[asyncio.Queue[dict[str, Any]]], None],
+) -> web.StreamResponse:
+    """A server-sent event stream of what ``subscribe``'s queue receives, until the client or the node goes.
+
+    Each item is sent as ``event: <event>`` with its ``id_field`` as the id; a
+    comment every 15 s keeps idle proxies from closing it; an empty item means
+    the node is shutting down.
+    """
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    queue = subscribe()
+    try:
+        await response.write(f": medchain {title}\n\n".encode())
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=15)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if not item:
+                break
+            payload = json.dumps(item, separators=(",", ":"))
+            await response.write(f"event: {event}\nid: {item[id_field]}\ndata: {payload}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        unsubscribe(queue)
+    return response
+
+
+__all__ = ["Api", "ApiError", "DecodeError", "event_stream"]

@@ -1150,10 +1150,7 @@ def bench_consortium(
         runs += [*anchor_runs[:1], mixed, *anchor_runs[1:]]
         info["settled_s"] = [round(s, 1) for s in settled_s]  # the waits before each run
         info["block_cpu_us_per_tx"] = {"anchor": anchor_stages, "mixed": info.pop("mixed_stages")}
-        rates = [r.throughput_tx_s for r in anchor_runs]
-        info["anchor_runs_tx_s"] = rates
-        info["anchor_tx_s"] = sum(rates) / len(rates) if rates else None
-        info["ratio"] = mixed.throughput_tx_s / info["anchor_tx_s"] if info["anchor_tx_s"] else None
+        info.update(mix_ratio([r.throughput_tx_s for r in anchor_runs], mixed.throughput_tx_s))
         info["signature_share_of_ceiling"] = mixed.throughput_tx_s * info["signatures_per_tx"] / ceiling.tx_per_s
         mixes.append(info)
     assert ceiling is not None
@@ -1166,6 +1163,16 @@ def bench_consortium(
         "runs": [asdict(r) for r in runs],
         "mixes": mixes,
         "goals": _goals(runs) + _mix_goals(mixes),
+    }
+
+
+def mix_ratio(anchor_rates: list[float], mixed_rate: float) -> dict[str, Any]:
+    """The mix's committed rate over the mean of the anchor runs around it (none: no ratio)."""
+    mean = sum(anchor_rates) / len(anchor_rates) if anchor_rates else None
+    return {
+        "anchor_runs_tx_s": list(anchor_rates),
+        "anchor_tx_s": mean,
+        "ratio": mixed_rate / mean if mean else None,
     }
 
 

@@ -8,13 +8,12 @@ directory of organisations.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from node.api import ApiError
+from node.api import ApiError, event_stream
 from node.gs1 import Gs1Error, check_gtin
 
 if TYPE_CHECKING:
@@ -28,6 +27,13 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "bad-json", "the request body is not valid JSON") from None
+
+
+def _found(doc: Any, missing: str, content_type: str = "application/json") -> web.Response:
+    """``doc`` as JSON, or a 404 saying what was not found."""
+    if doc is None:
+        raise ApiError(404, "not-found", missing)
+    return web.json_response(doc, content_type=content_type)
 
 
 def _hex(text: str, name: str, size: int) -> bytes:
@@ -85,10 +91,7 @@ class HealthApi:
 
     async def member(self, request: web.Request) -> web.Response:
         key = _hex(request.match_info["key"], "key", 32)
-        found = self.healthcare.views().member(key)
-        if found is None:
-            raise ApiError(404, "not-found", f"key {key.hex()} is not an enrolled member")
-        return web.json_response(found)
+        return _found(self.healthcare.views().member(key), f"key {key.hex()} is not an enrolled member")
 
     # ------------------------------------------------------------ EHR
 
@@ -99,10 +102,7 @@ class HealthApi:
 
     async def record(self, request: web.Request) -> web.Response:
         rid = _hex(request.match_info["rid"], "record id", 16)
-        found = self.healthcare.views().record(rid)
-        if found is None:
-            raise ApiError(404, "not-found", f"no record {rid.hex()}")
-        return web.json_response(found)
+        return _found(self.healthcare.views().record(rid), f"no record {rid.hex()}")
 
     async def read_record(self, request: web.Request) -> web.Response:
         rid = _hex(request.match_info["rid"], "record id", 16)
@@ -110,10 +110,7 @@ class HealthApi:
 
     async def patient(self, request: web.Request) -> web.Response:
         pid = _hex(request.match_info["pid"], "patient id", 16)
-        found = self.healthcare.views().patient(pid)
-        if found is None:
-            raise ApiError(404, "not-found", f"no registered patient {pid.hex()}")
-        return web.json_response(found)
+        return _found(self.healthcare.views().patient(pid), f"no registered patient {pid.hex()}")
 
     async def consents(self, request: web.Request) -> web.Response:
         pid = _hex(request.match_info["pid"], "patient id", 16)
@@ -121,10 +118,7 @@ class HealthApi:
 
     async def patient_accesses(self, request: web.Request) -> web.Response:
         pid = _hex(request.match_info["pid"], "patient id", 16)
-        found = self.healthcare.views().patient_accesses(pid)
-        if found is None:
-            raise ApiError(404, "not-found", f"no registered patient {pid.hex()}")
-        return web.json_response(found)
+        return _found(self.healthcare.views().patient_accesses(pid), f"no registered patient {pid.hex()}")
 
     # ------------------------------------------------------------ drugs
 
@@ -153,29 +147,21 @@ class HealthApi:
         gtin, serial = _gtin(request), request.match_info["serial"]
         proofs = request.query.get("proofs", "1") not in ("0", "false", "no")
         found = self.healthcare.pack_json(gtin, serial, proofs, self.healthcare.now_ms())
-        if found is None:
-            raise ApiError(404, "not-found", f"no pack {gtin}/{serial} was commissioned")
-        return web.json_response(found)
+        return _found(found, f"no pack {gtin}/{serial} was commissioned")
 
     async def epcis(self, request: web.Request) -> web.Response:
         gtin, serial = _gtin(request), request.match_info["serial"]
         doc = self.healthcare.epcis(gtin, serial)
-        if doc is None:
-            raise ApiError(404, "not-found", f"no pack {gtin}/{serial} was commissioned")
-        return web.json_response(doc, content_type="application/ld+json")
+        return _found(doc, f"no pack {gtin}/{serial} was commissioned", content_type="application/ld+json")
 
     async def lot(self, request: web.Request) -> web.Response:
         gtin, lot = _gtin(request), request.match_info["lot"]
         found = self.healthcare.views().lot(gtin, lot, request.query.get("after"), _page(request))
-        if found is None:
-            raise ApiError(404, "not-found", f"no lot {lot} of GTIN {gtin}")
-        return web.json_response(found)
+        return _found(found, f"no lot {lot} of GTIN {gtin}")
 
     async def shipment(self, request: web.Request) -> web.Response:
-        found = self.healthcare.views().shipment(request.match_info["sid"])
-        if found is None:
-            raise ApiError(404, "not-found", f"no shipment {request.match_info['sid']}")
-        return web.json_response(found)
+        sid = request.match_info["sid"]
+        return _found(self.healthcare.views().shipment(sid), f"no shipment {sid}")
 
     async def alerts(self, request: web.Request) -> web.Response:
         after_text = request.query.get("after")
@@ -185,23 +171,5 @@ class HealthApi:
         return web.json_response(self.healthcare.views().alerts(after, _page(request)))
 
     async def alert_stream(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        queue = self.healthcare.subscribe_alerts()
-        try:
-            await response.write(b": medchain alerts\n\n")
-            while True:
-                try:
-                    alert = await asyncio.wait_for(queue.get(), timeout=15)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if not alert:
-                    break
-                payload = json.dumps(alert, separators=(",", ":"))
-                await response.write(f"event: alert\nid: {alert['seq']}\ndata: {payload}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self.healthcare.unsubscribe_alerts(queue)
-        return response
+        hc = self.healthcare
+        return await event_stream(request, "alerts", "alert", "seq", hc.subscribe_alerts, hc.unsubscribe_alerts)
