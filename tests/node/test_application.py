@@ -4,6 +4,7 @@ import pytest
 
 from consensus.messages import Block, BlockHeader
 from node.application import Application, Rejected, check_transaction
+from node.ledger.state import DictState
 from node.mempool import Mempool, MempoolFull, MempoolLimits
 from node.transaction import Anchor, make_transaction, parse_transaction, tx_id
 from node.validation import TxChecker
@@ -16,11 +17,6 @@ from primitives.signing import SigningKey
 CHAIN = "app-test"
 CLIENT = SigningKey.from_seed_text("client-0")
 STRANGER = SigningKey.from_seed_text("stranger")
-
-
-class DictState(dict):
-    def get(self, key, default=None):
-        return super().get(key, default)
 
 
 def _block(height, txs):
@@ -79,7 +75,7 @@ def test_anchoring_rules_and_deterministic_app_hash():
     other = app.execute_block(_block(1, txs[:1]), DictState(), bytes(32))
     assert other.app_hash != result.app_hash
     # committed state is seen by the next block
-    state.update(result.writes)
+    state.apply(result.writes)
     nxt = app.execute_block(_block(2, [_anchor(doc=b"b")]), state, result.app_hash)
     assert nxt.results[0].code == "already-anchored"
 
