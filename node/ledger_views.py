@@ -31,7 +31,6 @@ from node.ledger.records import (
     lot_key,
     lot_packs_prefix,
     member_key,
-    pack_key,
     patient_key,
     record_key,
     shipment_key,
@@ -39,6 +38,7 @@ from node.ledger.records import (
     version_key,
 )
 from node.ledger.state import Overlay, RangeReader
+from node.ledger.supply import load_pack
 from primitives.codec import decode
 
 MAX_PAGE = 1000
@@ -164,7 +164,7 @@ class LedgerViews:
     # ------------------------------------------------------------ supply chain
 
     def pack(self, gtin: str, serial: str) -> tuple[Pack, Lot | None] | None:
-        p = self.state.load(Pack, pack_key(gtin, serial))
+        p = load_pack(self.state, gtin, serial)  # as it stands: a received shipment's packs at the recipient
         if p is None:
             return None
         return p, self.state.load(Lot, lot_key(gtin, p.lot))
@@ -202,7 +202,7 @@ class LedgerViews:
             return None
         return {"shipment_id": shipment_id, "from": s.from_org, "to": s.to_org, "status": s.status,
                 "packs": [{"gtin": r.gtin, "serial": r.serial} for r in s.packs], "height": s.height,
-                "tx_id": s.tx_id.hex()}
+                "tx_id": s.tx_id.hex(), "received_tx_id": s.received_tx.hex() if s.received_tx else None}
 
     def alerts(self, after: int | None = None, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
         start = alert_key(after) if after is not None else None

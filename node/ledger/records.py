@@ -33,7 +33,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
-from node.ledger.bodies import EXPIRY, GTIN, HASH, ID16, KEY, LOT, ORG, ROLE, RTYPE, SERIAL, SHIPMENT, PackRef
+from node.ledger.bodies import EXPIRY, GTIN, HASH, ID16, KEY, LOT, ORG, ROLE, RTYPE, SERIAL, SHIPMENT, LotRef, PackRef
 from primitives.codec import Bool, Bytes, Kind, ListOf, Nested, Optional, Text, UInt
 from primitives.hashing import sha256
 
@@ -288,13 +288,21 @@ class Lot:
 
 @state_record
 class Shipment:
+    """Packs on their way; a receive settles them all here, without rewriting each pack (``supply.settled``)."""
+
     from_org: str
     to_org: str
     packs: tuple[PackRef, ...]
     status: str  # open | received
     height: int
     tx_id: bytes
-    SCHEMA: ClassVar[tuple[Kind, ...]] = (ORG, ORG, ListOf(Nested(PackRef), 100_000), Text(16), UInt(), HASH)
+    lots: tuple[LotRef, ...]  # the lots its packs belong to: a receive checks recalls, quarantine and expiry here
+    suspects: int  # its packs quarantined one by one while it is open
+    received_tx: bytes | None  # the receive's event (tx id)
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (
+        ORG, ORG, ListOf(Nested(PackRef), 100_000), Text(16), UInt(), HASH, ListOf(Nested(LotRef), 100_000), UInt(),
+        Optional(HASH),
+    )
 
 
 @state_record

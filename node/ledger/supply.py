@@ -12,7 +12,12 @@ Rules (each refusal is a ``Rejected`` with the code in brackets):
   [already-dispensed] or destroyed [destroyed] is shipped, received or
   dispensed.
 * A receive must match an open shipment to the receiver [not-recipient,
-  shipment-closed]; every pack of it must still be in that shipment.
+  shipment-closed].  It settles the shipment, not each pack: while a shipment
+  is open its packs cannot leave it (shipping, dispensing and destroying refuse
+  packs in transit), so the shipment's lots (recalls, quarantine, expiry) and
+  its count of packs quarantined one by one are all a receive checks, and a
+  pack of a received shipment is read as active at the recipient
+  (``settled``) until its next event writes it so.
 * Recalls come from the regulator or the lot's manufacturer; quarantine and
   release from the regulator.
 * An alert is filed only when the state bears it out [alert-unfounded]: the
@@ -30,6 +35,7 @@ from node.ledger.bodies import (
     Commission,
     Destroy,
     Dispense,
+    LotRef,
     PackRef,
     Quarantine,
     Recall,
@@ -103,9 +109,33 @@ def pack_status(pack: Pack, lot: Lot | None, now_ms: int) -> tuple[str, str]:
     return pack.state, ""
 
 
+def settled(state: Overlay, pack: Pack) -> Pack:
+    """``pack`` as it stands: in a shipment that was received, it is active at the recipient.
+
+    A receive writes only its shipment; the pack record keeps saying "in
+    transit" until the pack's next event writes it whole.  Every reader of a
+    pack goes through here, so it sees what a receive that rewrote each pack
+    would have left: the recipient as custodian, no shipment, and the receive
+    among its events.
+    """
+    if pack.state != "in_transit" or pack.shipment is None:
+        return pack
+    shipment = state.load(Shipment, shipment_key(pack.shipment))
+    if shipment is None or shipment.received_tx is None:
+        return pack
+    return Pack(pack.lot, pack.expiry, "active", shipment.to_org, pack.manufacturer, pack.suspect, None,
+                (*pack.events, shipment.received_tx))
+
+
+def load_pack(state: Overlay, gtin: str, serial: str, key: bytes | None = None) -> Pack | None:
+    """The pack as it stands (``settled``), or None if it was never commissioned."""
+    found = state.load(Pack, key or pack_key(gtin, serial))
+    return None if found is None else settled(state, found)
+
+
 def verify_code(state: Overlay, gtin: str, serial: str, lot: str | None, expiry: str | None, now_ms: int) -> Verdict:
     """The verdict for a scanned (GTIN, serial[, lot][, expiry]) against the state at ``now_ms``."""
-    pack = state.load(Pack, pack_key(gtin, serial))
+    pack = load_pack(state, gtin, serial)
     if pack is None:
         return Verdict(False, "unknown", NO_MATCH_SERIAL, "", True)
     lot_bad = lot is not None and lot != pack.lot
@@ -173,7 +203,7 @@ class Supply:
 
     @staticmethod
     def _pack(state: Overlay, ref: PackRef, key: bytes | None = None) -> Pack:
-        found = state.load(Pack, key or pack_key(ref.gtin, ref.serial))
+        found = load_pack(state, ref.gtin, ref.serial, key)
         if found is None:
             raise Rejected("unknown-pack", f"no pack {ref.gtin}/{ref.serial} was commissioned")
         return found
@@ -262,25 +292,28 @@ class Supply:
         event = self._event(ctx, "ship", sender, recipient.id, body.shipment_id)
         updates = []
         lots: dict[bytes, Lot | None] = {}
+        lot_refs: dict[LotRef, None] = {}  # in order of first appearance
         for ref in refs:
             key = pack_key(ref.gtin, ref.serial)
             pack = self._pack(ctx.state, ref, key)
             if pack.custodian != sender:
                 raise Rejected("not-custodian", f"pack {ref.gtin}/{ref.serial} is held by {pack.custodian}")
             self._sellable(ctx.state, ref, pack, ctx.time_ms, lots=lots)
+            lot_refs[LotRef(ref.gtin, pack.lot)] = None
             updates.append((key, Pack(pack.lot, pack.expiry, "in_transit", pack.custodian, pack.manufacturer,
                                       pack.suspect, body.shipment_id, (*pack.events, event))))
         for key, pack in updates:
             ctx.state.store(key, pack)
         ctx.state.store(shipment_key(body.shipment_id),
-                        Shipment(sender, recipient.id, tuple(refs), "open", ctx.height, ctx.tx_id))
+                        Shipment(sender, recipient.id, tuple(refs), "open", ctx.height, ctx.tx_id, tuple(lot_refs),
+                                 0, None))
 
     def _lot_holdings(self, state: Overlay, gtin: str, lot: str, holder: str) -> list[PackRef]:
         prefix = lot_packs_prefix(gtin, lot)
         out = []
         for key, _ in state.scan(prefix, MAX_LOT_SHIP * 2):
             ref = PackRef(gtin, key[len(prefix):].decode())
-            pack = state.load(Pack, pack_key(gtin, ref.serial))
+            pack = load_pack(state, gtin, ref.serial)
             if pack is not None and pack.custodian == holder and pack.state == "active":
                 out.append(ref)
         if len(out) > MAX_LOT_SHIP:
@@ -297,21 +330,22 @@ class Supply:
         if shipment.status != "open":
             raise Rejected("shipment-closed", f"shipment {body.shipment_id} was already received")
         self._require_licence(ctx.state, actor.org_id, ("distribute", "dispense"))
+        # Its packs are still in it (nothing takes a pack out of an open shipment): what can stop them is
+        # their lots and the packs quarantined one by one, in the order a pack's status says it.
+        lots = [(ref, self._lot(ctx.state, ref.gtin, ref.lot)) for ref in shipment.lots]
+        for ref, lot in lots:
+            if lot.recalled is not None:
+                raise Rejected("recalled", f"lot {ref.lot} of shipment {body.shipment_id} is recalled")
+        for ref, lot in lots:
+            if lot.suspect is not None:
+                raise Rejected("quarantined", f"lot {ref.lot} of shipment {body.shipment_id} is quarantined")
+        if shipment.suspects:
+            raise Rejected("quarantined", f"{shipment.suspects} pack(s) of shipment {body.shipment_id} are quarantined")
+        for ref, lot in lots:
+            if expired(lot.expiry, ctx.time_ms):
+                raise Rejected("expired", f"lot {ref.lot} of shipment {body.shipment_id} expired ({lot.expiry})")
         event = self._event(ctx, "receive", actor.org_id, shipment.from_org, body.shipment_id)
-        updates = []
-        lots: dict[bytes, Lot | None] = {}
-        for ref in shipment.packs:
-            key = pack_key(ref.gtin, ref.serial)
-            pack = self._pack(ctx.state, ref, key)
-            if pack.state != "in_transit" or pack.shipment != body.shipment_id:
-                raise Rejected("shipment-mismatch", f"pack {ref.gtin}/{ref.serial} is no longer in this shipment")
-            self._sellable(ctx.state, ref, pack, ctx.time_ms, allow_transit=True, lots=lots)
-            updates.append((key, Pack(pack.lot, pack.expiry, "active", actor.org_id, pack.manufacturer, pack.suspect,
-                                      None, (*pack.events, event))))
-        for key, pack in updates:
-            ctx.state.store(key, pack)
-        ctx.state.store(shipment_key(body.shipment_id), Shipment(shipment.from_org, shipment.to_org, shipment.packs,
-                                                                 "received", shipment.height, shipment.tx_id))
+        ctx.state.store(shipment_key(body.shipment_id), replace(shipment, status="received", received_tx=event))
 
     def dispense(self, ctx: Ctx, body: Dispense) -> None:
         actor = self._actor(ctx, ("pharmacist",))
@@ -390,6 +424,11 @@ class Supply:
                                f"pack {ref.gtin}/{ref.serial} is {'already' if on else 'not'} quarantined")
             ctx.state.store(pack_key(ref.gtin, ref.serial),
                             replace(pack, suspect=(body.reason or kind) if on else None, events=(*pack.events, event)))
+            if pack.state == "in_transit" and pack.shipment is not None:  # its receive checks this count
+                key = shipment_key(pack.shipment)
+                shipment = ctx.state.load(Shipment, key)
+                if shipment is not None:
+                    ctx.state.store(key, replace(shipment, suspects=shipment.suspects + (1 if on else -1)))
             return
         assert body.lot is not None
         lot = self._lot(ctx.state, body.gtin, body.lot)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from node.ledger import bodies as b
 from node.ledger.records import Alert, Event, Lot, Pack, Shipment, alert_key, event_key, lot_key, pack_key, shipment_key
 from node.ledger.state import Overlay
-from node.ledger.supply import verify_code
+from node.ledger.supply import load_pack, verify_code
 from primitives.codec import decode
 from primitives.signing import SigningKey
 from tests.ledger.world import DAY, GTIN, World
@@ -21,7 +21,10 @@ def _chain(serials: int = 4, lot: str = "L1") -> tuple[World, dict[str, SigningK
 
 
 def _pack(w: World, serial: str) -> Pack:
-    return decode(Pack, w.state.get(pack_key(GTIN, serial)))
+    """The pack as it stands (a received shipment settles its packs without rewriting them)."""
+    found = load_pack(Overlay(w.state), GTIN, serial)
+    assert found is not None
+    return found
 
 
 def _ref(*serials: str) -> tuple[b.PackRef, ...]:
@@ -220,3 +223,47 @@ def test_overlay_range_reads_page_past_the_first_page() -> None:
     assert len(first) == len(second) == 10 and first[-1][0] < second[0][0]
     state.put(prefix + b"S99", b"")  # an uncommitted write shows up in its place
     assert state.state_items(prefix, after=prefix + b"S98", limit=5) == [(prefix + b"S99", b"")]
+
+
+def test_a_receive_settles_its_shipment_without_rewriting_the_packs() -> None:
+    w, k = _chain()
+    w.ok(k["maker"], b.Ship("SH", "dist", _ref("S0", "S1", "S2"), ()))
+    before = {s: w.state.get(pack_key(GTIN, s)) for s in ("S0", "S1", "S2")}
+    w.ok(k["dist"], b.Receive("SH"))
+    assert {s: w.state.get(pack_key(GTIN, s)) for s in before} == before  # the pack records are untouched
+    shipment = decode(Shipment, w.state.get(shipment_key("SH")))
+    assert shipment.status == "received" and shipment.received_tx is not None
+    assert shipment.lots == (b.LotRef(GTIN, "L1"),)
+    # Every reader sees them at the recipient: rules, verification, and the pack's next event writes it so.
+    assert (_pack(w, "S0").state, _pack(w, "S0").custodian, _pack(w, "S0").shipment) == ("active", "dist", None)
+    verdict = verify_code(Overlay(w.state), GTIN, "S1", "L1", EXPIRY, w.time_ms)
+    assert (verdict.verified, verdict.status) == (True, "active")
+    w.refused(k["maker"], b.Ship("back", "pharmacy", _ref("S0"), ()), "not-custodian")
+    w.ok(k["dist"], b.Ship("on", "pharmacy", _ref("S0"), ()))
+    written = decode(Pack, w.state.get(pack_key(GTIN, "S0")))
+    kinds = [decode(Event, w.state.get(event_key(tid))).kind for tid in written.events]
+    assert (written.custodian, kinds) == ("dist", ["commission", "ship", "receive", "ship"])
+
+
+def test_a_receive_is_refused_for_a_pack_or_lot_quarantined_or_a_lot_expired_in_transit() -> None:
+    w, k = _chain()
+    w.ok(k["maker"], b.Ship("SH", "dist", _ref("S0", "S1"), ()))
+    w.ok(k["regulator"], b.Quarantine(GTIN, None, "S1", "seal broken"))
+    assert decode(Shipment, w.state.get(shipment_key("SH"))).suspects == 1
+    w.refused(k["dist"], b.Receive("SH"), "quarantined")
+    w.ok(k["regulator"], b.Release(GTIN, None, "S1", "seal fine"))
+    w.ok(k["regulator"], b.Quarantine(GTIN, "L1", None, "lab test pending"))
+    w.refused(k["dist"], b.Receive("SH"), "quarantined")
+    w.ok(k["regulator"], b.Release(GTIN, "L1", None, "lab test passed"))
+    w.ok(k["dist"], b.Receive("SH"))
+    # A pack quarantined after its shipment was received counts on no shipment.
+    w.ok(k["regulator"], b.Quarantine(GTIN, None, "S0", "seal broken"))
+    assert decode(Shipment, w.state.get(shipment_key("SH"))).suspects == 0
+    assert _pack(w, "S0").suspect == "seal broken" and _pack(w, "S0").custodian == "dist"
+
+    late = World()
+    lk = late.licensed_chain()
+    late.ok(lk["maker"], b.Commission(GTIN, "SHORT", "270131", ("E1",)))  # the world's clock starts mid January 2027
+    late.ok(lk["maker"], b.Ship("slow", "dist", (b.PackRef(GTIN, "E1"),), ()))
+    late.run(lk["maker"], b.Commission(GTIN, "OTHER", EXPIRY, ("X",)), advance_ms=20 * DAY)
+    late.refused(lk["dist"], b.Receive("slow"), "expired")

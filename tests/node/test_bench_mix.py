@@ -11,9 +11,8 @@ from consensus.messages import Block, BlockHeader
 from node import bench_mix as mix
 from node.application import TxResult
 from node.ledger import bodies as b
-from node.ledger.records import Pack, pack_key
 from node.ledger.state import Overlay
-from node.ledger.supply import verify_code
+from node.ledger.supply import load_pack, verify_code
 from node.transaction import parse_transaction
 from primitives.merkle import merkle_root
 from tests.ledger.world import CHAIN, ORGS, World, key
@@ -119,7 +118,7 @@ def test_the_verification_chain_places_every_pack_at_a_dispenser() -> None:
         results = _execute(world, mix.sign_steps(seeds, CHAIN, world.time_ms, wave))
         assert not _refusals(results)
     for lot in plan.lots:
-        pack = Overlay(world.state).load(Pack, pack_key(lot.gtin, lot.serials[-1]))
+        pack = load_pack(Overlay(world.state), lot.gtin, lot.serials[-1])  # as it stands
         assert pack is not None and pack.custodian in cast.dispensers and pack.state == "active"
         verdict = verify_code(Overlay(world.state), lot.gtin, lot.serials[0], lot.lot, lot.expiry, world.time_ms)
         assert verdict.verified and verdict.status == "active"
