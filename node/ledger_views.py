@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from node.genesis import Genesis
+from node.ledger.bodies import PackRef
 from node.ledger.records import (
     ALERT_PREFIX,
     Access,
@@ -23,6 +24,7 @@ from node.ledger.records import (
     Record,
     RecordVersion,
     Shipment,
+    ShipmentPacks,
     access_prefix,
     alert_key,
     consent_prefix,
@@ -34,6 +36,7 @@ from node.ledger.records import (
     patient_key,
     record_key,
     shipment_key,
+    shipment_packs_key,
     u64,
     version_key,
 )
@@ -201,8 +204,13 @@ class LedgerViews:
         if s is None:
             return None
         return {"shipment_id": shipment_id, "from": s.from_org, "to": s.to_org, "status": s.status,
-                "packs": [{"gtin": r.gtin, "serial": r.serial} for r in s.packs], "height": s.height,
+                "packs": [{"gtin": r.gtin, "serial": r.serial} for r in self._shipment_packs(shipment_id)],
+                "height": s.height,
                 "tx_id": s.tx_id.hex(), "received_tx_id": s.received_tx.hex() if s.received_tx else None}
+
+    def _shipment_packs(self, shipment_id: str) -> tuple[PackRef, ...]:
+        found = self.state.load(ShipmentPacks, shipment_packs_key(shipment_id))
+        return found.packs if found is not None else ()
 
     def alerts(self, after: int | None = None, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
         start = alert_key(after) if after is not None else None

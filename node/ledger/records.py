@@ -20,6 +20,7 @@ sc/k/<gtin14><serial>  a pack                                     Pack
 sc/l/<gtin14><n><lot>  a lot (n: one byte, the lot's length)      Lot
 sc/q/<lot key><serial> lot -> packs index                         b""
 sc/s/<shipment id>     a shipment                                 Shipment
+sc/p/<shipment id>     the packs of a shipment                    ShipmentPacks
 sc/e/<tx id>           one supply-chain event (shared by its packs) Event
 sc/a/<u64>             an alert raised by a scan                  Alert
 sc/an                  the number of alerts                       u64
@@ -139,6 +140,10 @@ def lot_packs_prefix(gtin: str, lot: str) -> bytes:
 
 def lot_pack_key(gtin: str, lot: str, serial: str) -> bytes:
     return lot_packs_prefix(gtin, lot) + serial.encode()
+
+
+def shipment_packs_key(shipment_id: str) -> bytes:
+    return b"sc/p/" + shipment_id.encode()
 
 
 def shipment_key(shipment_id: str) -> bytes:
@@ -288,11 +293,15 @@ class Lot:
 
 @state_record
 class Shipment:
-    """Packs on their way; a receive settles them all here, without rewriting each pack (``supply.settled``)."""
+    """Packs on their way; a receive settles them all here, without rewriting each pack (``supply.settled``).
+
+    Every read of a pack from a shipment reads this record, so it stays small:
+    the list of its packs is a record of its own (``ShipmentPacks``).
+    """
 
     from_org: str
     to_org: str
-    packs: tuple[PackRef, ...]
+    count: int  # packs in it
     status: str  # open | received
     height: int
     tx_id: bytes
@@ -300,9 +309,14 @@ class Shipment:
     suspects: int  # its packs quarantined one by one while it is open
     received_tx: bytes | None  # the receive's event (tx id)
     SCHEMA: ClassVar[tuple[Kind, ...]] = (
-        ORG, ORG, ListOf(Nested(PackRef), 100_000), Text(16), UInt(), HASH, ListOf(Nested(LotRef), 100_000), UInt(),
-        Optional(HASH),
+        ORG, ORG, UInt(), Text(16), UInt(), HASH, ListOf(Nested(LotRef), 100_000), UInt(), Optional(HASH),
     )
+
+
+@state_record
+class ShipmentPacks:
+    packs: tuple[PackRef, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (ListOf(Nested(PackRef), 100_000),)
 
 
 @state_record

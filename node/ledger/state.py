@@ -76,8 +76,13 @@ def _record_writer(cls: type) -> Convert:
                    if (f := _converter(k, _record_writer, None)) is not None]
         get = operator.attrgetter(*names)
         if len(names) == 1:
-            def found(v: Any) -> Any:
-                return (get(v),)
+            only = convert[0][1] if convert else None  # attrgetter of one name gives the value, not a tuple
+            if only is None:
+                def found(v: Any) -> Any:
+                    return (get(v),)
+            else:
+                def found(v: Any) -> Any:
+                    return (only(get(v)),)
         elif not convert:
             found = get
         else:

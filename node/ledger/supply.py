@@ -52,6 +52,7 @@ from node.ledger.records import (
     Lot,
     Pack,
     Shipment,
+    ShipmentPacks,
     alert_key,
     event_key,
     licence_key,
@@ -59,6 +60,7 @@ from node.ledger.records import (
     lot_packs_prefix,
     pack_key,
     shipment_key,
+    shipment_packs_key,
 )
 from node.ledger.state import Ctx, Overlay, Rejected, encode_state
 from primitives.codec import pack as msgpack_pack
@@ -305,8 +307,9 @@ class Supply:
         for key, pack in updates:
             ctx.state.store(key, pack)
         ctx.state.store(shipment_key(body.shipment_id),
-                        Shipment(sender, recipient.id, tuple(refs), "open", ctx.height, ctx.tx_id, tuple(lot_refs),
-                                 0, None))
+                        Shipment(sender, recipient.id, len(refs), "open", ctx.height, ctx.tx_id, tuple(lot_refs), 0,
+                                 None))
+        ctx.state.store(shipment_packs_key(body.shipment_id), ShipmentPacks(tuple(refs)))
 
     def _lot_holdings(self, state: Overlay, gtin: str, lot: str, holder: str) -> list[PackRef]:
         prefix = lot_packs_prefix(gtin, lot)
