@@ -67,7 +67,7 @@ from primitives.codec import pack as msgpack_pack
 from primitives.codec import unpack_strict
 
 CUSTODY_ROLES = ("admin", "logistics", "pharmacist")
-UNSELLABLE = {  # a pack's status -> the refusal when it is shipped, received or dispensed
+UNSELLABLE = {  # a pack's status -> the refusal when it is shipped or dispensed (a receive checks its shipment)
     "destroyed": "destroyed", "dispensed": "already-dispensed", "recalled": "recalled",
     "quarantined": "quarantined", "expired": "expired", "in_transit": "in-transit",
 }
@@ -211,7 +211,7 @@ class Supply:
         return found
 
     @staticmethod
-    def _sellable(state: Overlay, ref: PackRef, pack: Pack, now_ms: int, allow_transit: bool = False,
+    def _sellable(state: Overlay, ref: PackRef, pack: Pack, now_ms: int,
                   lots: dict[bytes, Lot | None] | None = None) -> None:
         key = lot_key(ref.gtin, pack.lot)
         if lots is None:
@@ -221,8 +221,6 @@ class Supply:
         else:
             lot = lots[key] = state.load(Lot, key)
         status, _ = pack_status(pack, lot, now_ms)
-        if status == "in_transit" and allow_transit:
-            return
         code = UNSELLABLE.get(status)
         if code is not None:
             raise Rejected(code, f"pack {ref.gtin}/{ref.serial} is {status.replace('_', ' ')}")
