@@ -34,7 +34,7 @@ from storage.errors import DatabaseLocked, StorageError, StoreClosed
 # Bloom filters make the "unknown tx id" lookups of admission and validation
 # (almost always misses) skip the disk.  No block compression: the values are
 # mostly hashes, keys and signatures, which snappy barely shrinks (26.8 MB
-# against 19.9 MB for 200,000 pack records), while every first read of a block
+# against 19.9 MB for 200,000 pack-sized records), while every first read of a block
 # paid to decompress it (an offline trial, median of three: a cold point read
 # took 3.5 µs of CPU against 4.7 µs with snappy).
 WRITE_BUFFER_BYTES = 64 * 1024 * 1024

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from node.genesis import Organisation
 from node.ledger.bodies import EnrolMember, GrantLicence, RegisterPatient, RevokeLicence, RevokeMember
+from node.ledger.bodies import body as state_record
 from node.ledger.records import (
     Licence,
     Member,
@@ -24,7 +25,6 @@ from node.ledger.records import (
     member_key,
     patient_id,
     patient_key,
-    state_record,
 )
 from node.ledger.state import Ctx, Overlay, Rejected
 

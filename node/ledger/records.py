@@ -31,28 +31,29 @@ from __future__ import annotations
 
 import functools
 import struct
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import ClassVar
 
-from node.ledger.bodies import EXPIRY, GTIN, HASH, ID16, KEY, LOT, ORG, ROLE, RTYPE, SERIAL, SHIPMENT, LotRef, PackRef
+from node.ledger.bodies import (
+    EXPIRY,
+    GTIN,
+    HASH,
+    ID16,
+    KEY,
+    LOT,
+    ORG,
+    ROLE,
+    RTYPE,
+    SERIAL,
+    SHIPMENT,
+    LotRef,
+    PackRef,
+)
+from node.ledger.bodies import body as state_record  # state records are ledger records like bodies
 from primitives.codec import Bool, Bytes, Kind, ListOf, Nested, Optional, Text, UInt
 from primitives.hashing import sha256
 
 DETAIL = Text(200)
-C = TypeVar("C")
 
-
-@dataclass_transform(frozen_default=True)
-def state_record(cls: type[C]) -> type[C]:
-    """A state record: immutable to the type checker, a plain slotted dataclass at run time.
-
-    Execution builds and decodes several records per transaction and shares
-    decoded ones between the transactions of a block, so nothing may change
-    one (mypy refuses assignments); the run-time guard of a frozen dataclass
-    (``object.__setattr__`` per field) made construction five times slower.
-    """
-    made: Any = dataclass(slots=True)(cls)
-    return made  # type: ignore[no-any-return]
 
 
 def u32(n: int) -> bytes:
@@ -301,16 +302,18 @@ class Shipment:
 
     from_org: str
     to_org: str
-    count: int  # packs in it
-    status: str  # open | received
     height: int
     tx_id: bytes
     lots: tuple[LotRef, ...]  # the lots its packs belong to: a receive checks recalls, quarantine and expiry here
     suspects: int  # its packs quarantined one by one while it is open
-    received_tx: bytes | None  # the receive's event (tx id)
+    received_tx: bytes | None  # the receive's event (tx id); None while it is open
     SCHEMA: ClassVar[tuple[Kind, ...]] = (
-        ORG, ORG, UInt(), Text(16), UInt(), HASH, ListOf(Nested(LotRef), 100_000), UInt(), Optional(HASH),
+        ORG, ORG, UInt(), HASH, ListOf(Nested(LotRef), 100_000), UInt(), Optional(HASH),
     )
+
+    @property
+    def status(self) -> str:
+        return "open" if self.received_tx is None else "received"
 
 
 @state_record

@@ -57,6 +57,7 @@ from node.ledger.records import (
     event_key,
     licence_key,
     lot_key,
+    lot_pack_key,
     lot_packs_prefix,
     pack_key,
     shipment_key,
@@ -252,14 +253,13 @@ class Supply:
         org = actor.org.id
         fresh = Pack(body.lot, body.expiry, "active", org, org, None, None, (event,))  # every new pack of it alike
         encoded = encode_state(fresh)
-        lot_packs = lot_packs_prefix(gtin, body.lot)
         for serial in body.serials:
             _gs1(check_serial, serial)
             key = pack_key(gtin, serial)
             if ctx.state.get(key) is not None:
                 raise Rejected("duplicate-serial", f"serial {serial} of GTIN {gtin} is already commissioned")
             ctx.state.store_encoded(key, fresh, encoded)
-            ctx.state.put(lot_packs + serial.encode(), b"")
+            ctx.state.put(lot_pack_key(gtin, body.lot, serial), b"")
         count = (lot.packs if lot else 0) + len(body.serials)
         ctx.state.store(lot_key(gtin, body.lot), Lot(body.expiry, actor.org.id, count, lot.recalled if lot else None,
                                                       lot.suspect if lot else None, lot.events if lot else ()))
@@ -305,8 +305,7 @@ class Supply:
         for key, pack in updates:
             ctx.state.store(key, pack)
         ctx.state.store(shipment_key(body.shipment_id),
-                        Shipment(sender, recipient.id, len(refs), "open", ctx.height, ctx.tx_id, tuple(lot_refs), 0,
-                                 None))
+                        Shipment(sender, recipient.id, ctx.height, ctx.tx_id, tuple(lot_refs), 0, None))
         ctx.state.store(shipment_packs_key(body.shipment_id), ShipmentPacks(tuple(refs)))
 
     def _lot_holdings(self, state: Overlay, gtin: str, lot: str, holder: str) -> list[PackRef]:
@@ -346,7 +345,7 @@ class Supply:
             if expired(lot.expiry, ctx.time_ms):
                 raise Rejected("expired", f"lot {ref.lot} of shipment {body.shipment_id} expired ({lot.expiry})")
         event = self._event(ctx, "receive", actor.org_id, shipment.from_org, body.shipment_id)
-        ctx.state.store(shipment_key(body.shipment_id), replace(shipment, status="received", received_tx=event))
+        ctx.state.store(shipment_key(body.shipment_id), replace(shipment, received_tx=event))
 
     def dispense(self, ctx: Ctx, body: Dispense) -> None:
         actor = self._actor(ctx, ("pharmacist",))

@@ -32,7 +32,7 @@ SAMPLES = [
     Pack("L1", "291231", "active", "maker", "maker", None, "S1", (b"e" * 32, b"f" * 32)),
     Lot("291231", "maker", 20, "recall", None, (b"e" * 32,)),
     Alert(0, "09506000134352", "X", None, "291231", "No_match_GTIN_Serial", "", "c", "pharmacy", 3, 4, b"q" * 32),
-    Shipment("maker", "dist", 2, "received", 3, b"t" * 32, (LotRef("09506000134352", "L1"),), 0, b"u" * 32),
+    Shipment("maker", "dist", 3, b"t" * 32, (LotRef("09506000134352", "L1"),), 0, b"u" * 32),
     ShipmentPacks((PackRef("09506000134352", "S1"), PackRef("09506000134352", "S2"))),  # one field, nested records
 ]
 
