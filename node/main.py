@@ -6,20 +6,23 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
 
-from node.api import Api
+from node.api.server import Api
+from node.app import Application
 from node.config import load_config, parse_address, read_key
 from node.genesis import load_genesis
 from node.logs import setup_logging
+from node.p2p.setup import build_transport
 from node.runtime import Node
-from node.transport_setup import build_transport
 from primitives.errors import UsageError
 from storage.chainstore import ChainStore
 
 log = logging.getLogger("medchain.node")
+AppFactory = Callable[[Node], Application]
 
 # The cyclic collector's first generation runs after this many more container
 # allocations than frees (Python's default: 700).  A node allocates a few
@@ -41,7 +44,8 @@ class StartupError(UsageError):
     """The node cannot start: the message says what to fix."""
 
 
-async def run_node(home: Path, log_level: str = "info") -> None:
+async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info") -> None:
+    """Run the node in ``home`` with the application ``app_factory`` builds, until SIGTERM or SIGINT."""
     config = load_config(home)
     genesis = load_genesis(config.path(config.genesis))
     key = read_key(home / "node_key.json")
@@ -56,7 +60,7 @@ async def run_node(home: Path, log_level: str = "info") -> None:
     store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
     try:
         transport = build_transport(config, genesis, key, home)
-        node = Node(config, genesis, key, store, transport, vault_dir=home / "vault")
+        node = Node(config, genesis, key, store, transport, app_factory)
         runner = web.AppRunner(Api(node).app(), access_log=None)
         await runner.setup()
         host, port = parse_address(config.api_listen)
@@ -78,8 +82,7 @@ async def run_node(home: Path, log_level: str = "info") -> None:
         await runner.cleanup()
         await node.stop()
         unwatch_gc()
-        if node.healthcare is not None:
-            node.healthcare.close()
+        node.app.close()
         if drive in done and drive.exception() is not None:
             raise drive.exception()  # type: ignore[misc]
     finally:

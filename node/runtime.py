@@ -18,8 +18,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from consensus.certificates import Verifier
 from consensus.config import ChainTip, ReplicaConfig
@@ -41,16 +40,13 @@ from consensus.events import (
 )
 from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate
 from consensus.replica import Replica
-from node.api import ApiError
-from node.application import ANCHOR_PREFIX, Application, BlockResult, admission_problem
+from node.app import Application, BlockResult, Rejected
 from node.config import NodeConfig
+from node.errors import ApiError
 from node.genesis import Genesis
 from node.mempool import Mempool, MempoolFull, MempoolLimits
 from node.metrics import NodeMetrics
-from node.proofs import build_proof
-from node.transaction import parse_with_body, tx_id
-from node.validation import TxChecker, validate_block
-from node.wire import (
+from node.p2p.wire import (
     NODE_CODEC,
     CertifiedBlock,
     ConsensusFrame,
@@ -60,14 +56,14 @@ from node.wire import (
     SyncResponse,
     TxGossip,
 )
+from node.proofs import build_proof
+from node.transaction import tx_id
+from node.validation import TxChecker, validate_block
 from primitives.codec import pack, unpack_strict
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
 from primitives.signing import SigningKey
 from storage.chainstore import ChainStore
-
-if TYPE_CHECKING:
-    from node.health_service import HealthService
 
 log = logging.getLogger("medchain.node")
 T = TypeVar("T")
@@ -76,6 +72,7 @@ RESULT_PREFIX = b"txr/"
 SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
 REGOSSIP_MAX = 4096
+EXECUTE_SLICE_TXS = 64  # transactions executed between two yields to the event loop
 
 
 def genesis_tip(genesis: Genesis) -> ChainTip:
@@ -90,7 +87,7 @@ class Node:
         key: SigningKey,
         store: ChainStore,
         transport: Any,
-        vault_dir: Path | None = None,
+        app_factory: Callable[[Node], Application],
     ):
         self.cfg = config
         self.genesis = genesis
@@ -101,8 +98,6 @@ class Node:
         self.validator_names = [m.name for m in genesis.validators]
         self.index = genesis.validator_index(key.verify_key)
         self.is_validator = self.index is not None and config.role == "validator"
-        self.app = Application.from_genesis(genesis)
-        self.checker = TxChecker(self.chain_id)
         self.verifier = Verifier(self.chain_id, [m.key for m in genesis.validators])
         self.mempool = Mempool(MempoolLimits(config.mempool.max_txs, config.mempool.max_bytes))
         self.metrics = NodeMetrics()
@@ -137,11 +132,9 @@ class Node:
         self._last_commit_at: float | None = None
         self.started_at = time.time()
         self.stopping = False
-        self.healthcare: HealthService | None = None
-        if vault_dir is not None:
-            from node.health_service import HealthService
-
-            self.healthcare = HealthService(self, vault_dir)
+        # The application last: it may read any of the above.
+        self.app = app_factory(self)
+        self.checker = TxChecker(self.app.precheck)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -173,7 +166,7 @@ class Node:
     def _now_ms(self) -> int:
         return int(time.time() * 1000)
 
-    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+    async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking storage call off the event loop (LevelDB sync writes take ms)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -214,7 +207,7 @@ class Node:
     async def _carry_out(self, out: Output) -> list[Event]:
         follow: list[Event] = []
         if out.persist:
-            await self._io(self.store.append_wal, out.persist)
+            await self.offload(self.store.append_wal, out.persist)
         for send in out.send:
             frame = NODE_CODEC.encode(ConsensusFrame(send.data))
             if send.to is None:
@@ -240,7 +233,7 @@ class Node:
                 await self._serve_blocks(self.validator_names[item.peer], item.from_height)
         for evidence in out.evidence:
             self.metrics.evidence.inc()
-            await self._io(self.store.add_evidence, evidence)
+            await self.offload(self.store.add_evidence, evidence)
             log.warning("evidence: validator %d sent conflicting %s messages", evidence.validator, evidence.kind)
         for change in out.view_changes:
             self.metrics.view_changes.inc()
@@ -261,7 +254,7 @@ class Node:
                 },
             )
         for cp in out.checkpoints:
-            await self._io(self.store.prune_wal, cp.height)
+            await self.offload(self.store.prune_wal, cp.height)
         return follow
 
     def _apply_timer(self, timer: SetTimer | CancelTimer) -> None:
@@ -287,10 +280,12 @@ class Node:
         writes = dict(result.writes)
         for r in result.results:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
-        await self._io(self._timed, "store", self.store.commit_block, block, cert, writes, result.app_hash)
+        await self.offload(self._timed, "store", self.store.commit_block, block, cert, writes, result.app_hash)
         self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
-        if self.healthcare is not None and result.notices:
-            self.healthcare.publish_alerts(await self._io(self.healthcare.after_commit, result.notices))
+        if result.notices:
+            on_loop = await self.offload(self.app.after_commit, result)
+            if on_loop is not None:
+                on_loop()
         self._after_commit(block, cert, result)
         return result
 
@@ -302,7 +297,7 @@ class Node:
         execution 184 µs of CPU per transaction there, 144 µs on the loop).
         Wall time still counts whatever else the loop does between slices.
         """
-        steps = self.app.execute_steps(block, self.store, self.tip.app_hash, self.checker)
+        steps = self.app.execute_steps(block, self.store, self.tip.app_hash, self.checker, EXECUTE_SLICE_TXS)
         wall, cpu = time.perf_counter(), 0.0
         while True:
             started = time.thread_time()
@@ -402,8 +397,13 @@ class Node:
             code, _, message = problem.partition(": ")
             raise ApiError(422 if code != "malformed" else 400, code, message)
         if from_client:
-            decoded = self.checker.peek(tid) or parse_with_body(data)
-            found = admission_problem(decoded[1])
+            decoded = self.checker.peek(tid)
+            if decoded is None:  # checked earlier and its decoded form since dropped: decode again
+                try:
+                    decoded = self.app.precheck(data)
+                except Rejected as exc:
+                    raise ApiError(422, exc.code, exc.message) from None
+            found = self.app.admission_problem(decoded)
             if found is not None:
                 self.checker.take(tid)
                 raise ApiError(422, *found)
@@ -536,7 +536,7 @@ class Node:
         self.transport.send(candidates[0], NODE_CODEC.encode(SyncRequest(from_height, 64)))
 
     async def _serve_blocks(self, peer: str, from_height: int, max_blocks: int = 64) -> None:
-        blocks = await self._io(self.store.certified_range, from_height, max_blocks, SYNC_BATCH_BYTES)
+        blocks = await self.offload(self.store.certified_range, from_height, max_blocks, SYNC_BATCH_BYTES)
         response = SyncResponse(self.tip.height, tuple(CertifiedBlock(b, c) for b, c in blocks))
         self.transport.send(peer, NODE_CODEC.encode(response))
 
@@ -677,13 +677,6 @@ class Node:
         if found is None:
             return None
         return build_proof(found[0], found[1], where[1])
-
-    def anchor_json(self, doc_hash: bytes) -> dict[str, Any] | None:
-        raw = self.store.get(ANCHOR_PREFIX + doc_hash)
-        if raw is None:
-            return None
-        height, tid, label, signer = unpack_strict(raw)
-        return {"sha256": doc_hash.hex(), "height": height, "tx_id": tid.hex(), "label": label, "signer": signer.hex()}
 
     def evidence_json(self) -> list[dict[str, Any]]:
         out = []

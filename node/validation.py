@@ -2,8 +2,8 @@
 
 A block is valid when its transactions match the header's ``tx_root``, none
 appears twice, none was committed before (replay) and each passes the
-stateless checks (``application.precheck``: decoding, chain id, the signer's
-and an access's reader's signatures).  Application rules are *not*
+stateless checks (the application's ``precheck``: decoding, chain id,
+signatures).  Application rules are *not*
 block validity: a transaction that breaks one is ordered and then rejected by
 execution with a reason, like every validator does deterministically.
 
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from consensus.messages import Block
-from node.application import Rejected, precheck
-from node.transaction import Transaction, tx_id
+from node.app import Rejected
+from node.transaction import tx_id
 from primitives.merkle import merkle_root
 
 
@@ -31,11 +31,13 @@ class TxChecker:
     that was dropped only costs a second check.
     """
 
-    def __init__(self, chain_id: str, memo_size: int = 200_000, decoded_size: int = 100_000) -> None:
-        self.chain_id = chain_id
+    def __init__(
+        self, precheck: Callable[[bytes], Any], memo_size: int = 200_000, decoded_size: int = 100_000
+    ) -> None:
+        self._precheck = precheck
         self._memo: OrderedDict[bytes, str | None] = OrderedDict()
         self._memo_size = memo_size
-        self._decoded: dict[bytes, tuple[Transaction, Any]] = {}
+        self._decoded: dict[bytes, Any] = {}
         self._decoded_size = decoded_size
         self.verified = 0
 
@@ -43,11 +45,11 @@ class TxChecker:
         """True when this transaction already passed the checks here (signatures included)."""
         return self._memo.get(tid, "") is None
 
-    def take(self, tid: bytes) -> tuple[Transaction, Any] | None:
+    def take(self, tid: bytes) -> Any | None:
         """The decoded transaction and body of a checked transaction, handed over once."""
         return self._decoded.pop(tid, None)
 
-    def peek(self, tid: bytes) -> tuple[Transaction, Any] | None:
+    def peek(self, tid: bytes) -> Any | None:
         return self._decoded.get(tid)
 
     def check(self, data: bytes, tid: bytes | None = None) -> str | None:
@@ -56,7 +58,7 @@ class TxChecker:
         if tid in self._memo:
             return self._memo[tid]
         try:
-            decoded = precheck(data, self.chain_id)
+            decoded = self._precheck(data)
             verdict = None
         except Rejected as exc:
             verdict = f"{exc.code}: {exc.message}"

@@ -7,7 +7,7 @@ signature can be replayed in another role or on another chain.
 
 The backend is PyNaCl (libsodium): on the development machine it verifies
 about 1.8x faster than ``cryptography`` (OpenSSL) on the same keys and payloads
-(``python -m primitives.signing_bench`` measures both).  Both implement
+(``python -m node.lab.signing_bench`` measures both).  Both implement
 standard RFC 8032 Ed25519, so keys and signatures are interchangeable.
 """
 

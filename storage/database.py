@@ -24,7 +24,7 @@ import plyvel
 
 from storage.errors import DatabaseLocked, StorageError, StoreClosed
 
-# Tuning, measured with ``python -m storage.bench``: a 1,000-tx block is a
+# Tuning, measured with ``python -m node.lab.storage_bench``: a 1,000-tx block is a
 # ~280 KiB batch, and LevelDB's default 4 MiB memtable flushes every ~14 of
 # them, stalling sustained commits on level-0 compactions; 16 MiB roughly
 # doubled the sustained rate.  The healthcare mix writes about five state keys

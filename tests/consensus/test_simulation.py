@@ -19,7 +19,7 @@ from consensus.sim import Scenario, run_many, run_one
 from consensus.sim.checks import SafetyMonitor
 from consensus.sim.cluster import Cluster
 from consensus.sim.scenario import FaultPlan
-from node.cli import main
+from node.cli.main import main
 from tests.helpers import keys
 from tests.helpers import sign as sign_message
 

@@ -3,10 +3,12 @@
 import pytest
 
 from consensus.messages import Block, BlockHeader
-from node.application import Application, Rejected, check_transaction
-from node.ledger.state import DictState
+from node.app import Rejected
+from node.healthcare.application import Application, check_transaction
+from node.healthcare.ledger.state import DictState
+from node.healthcare.transactions import BODY_CODEC, Anchor, make_transaction, parse_transaction
 from node.mempool import Mempool, MempoolFull, MempoolLimits
-from node.transaction import Anchor, make_transaction, parse_transaction, tx_id
+from node.transaction import tx_id
 from node.validation import TxChecker
 from primitives.codec import encode
 from primitives.errors import DecodeError
@@ -32,7 +34,7 @@ def test_a_signed_anchor_round_trips_and_verifies():
     data = _anchor()
     tx = parse_transaction(data)
     assert tx.check_signature()
-    assert tx.decoded_body() == Anchor(sha256(b"doc"), "protocol v1")
+    assert BODY_CODEC.decode(tx.body) == Anchor(sha256(b"doc"), "protocol v1")
     assert encode(tx) == data
 
 
@@ -106,7 +108,7 @@ def test_execution_reuses_only_what_this_node_already_checked():
     block = _block(1, [good, other, forged])
     plain = app.execute_block(block, DictState(), bytes(32))
     assert [r.code for r in plain.results] == ["ok", "ok", "bad-signature"]
-    checker = TxChecker(CHAIN)
+    checker = TxChecker(app.precheck)
     assert checker.check(good) is None and checker.check(other) is None
     assert checker.take(tx_id(other)) is not None  # decoded form gone: only the verdict is left
     cached = app.execute_block(block, DictState(), bytes(32), checker)

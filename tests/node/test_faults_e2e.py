@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.node.harness import Cluster
+from tests.harness import Cluster
 
 pytestmark = pytest.mark.asyncio
 

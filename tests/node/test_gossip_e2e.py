@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.node.harness import Cluster
+from tests.harness import Cluster
 
 pytestmark = pytest.mark.asyncio
 

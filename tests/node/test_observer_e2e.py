@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from consensus.messages import Block, BlockHeader, CommitCertificate, Vote
-from node import cluster as clusters
-from node.certs import client_context, server_context
 from node.config import parse_address, read_key
-from node.p2p import Transport
-from node.wire import NODE_CODEC, CertifiedBlock, HeadAnnounce, SyncResponse
+from node.lab import cluster as clusters
+from node.p2p.certs import client_context, server_context
+from node.p2p.transport import Transport
+from node.p2p.wire import NODE_CODEC, CertifiedBlock, HeadAnnounce, SyncResponse
 from primitives.merkle import merkle_root
-from tests.node.harness import Cluster
+from tests.harness import Cluster
 
 pytestmark = pytest.mark.asyncio
 

@@ -23,8 +23,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.certs import client_context, server_context, write_node_tls
-from node.p2p import DEFAULT_MAX_FRAME, HANDSHAKE_CODEC, Hello, HelloProof, LinkFaults, Transport
+from node.p2p.certs import client_context, server_context, write_node_tls
+from node.p2p.transport import DEFAULT_MAX_FRAME, HANDSHAKE_CODEC, Hello, HelloProof, LinkFaults, Transport
 from primitives.errors import PeerError
 from primitives.signing import SigningKey
 

@@ -1,0 +1,150 @@
+"""The HTTP API every node serves: JSON for clients and operators, SSE, Prometheus.
+
+Bytes travel as hex.  Every error is a 4xx (or 503 for back-pressure) with
+``{"error": code, "message": text}``; a handler never lets an exception become
+a 500 for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from node.api.sse import event_stream
+from node.errors import ApiError
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+MAX_BODY_BYTES = 256 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "too-large", f"request body over {MAX_BODY_BYTES} bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return error_response(exc.status, exc.reason.lower().replace(" ", "-"), exc.text or exc.reason)
+        raise
+
+
+def _hex_param(request: web.Request, name: str, size: int | None = None) -> bytes:
+    text = request.match_info[name]
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise ApiError(400, "bad-hex", f"{name} must be hex, got {text[:80]!r}") from None
+    if size is not None and len(value) != size:
+        raise ApiError(400, "bad-length", f"{name} must be {size} bytes ({2 * size} hex digits)")
+    return value
+
+
+def _int_param(request: web.Request, name: str) -> int:
+    text = request.match_info[name]
+    if not text.isdigit() or len(text) > 19:
+        raise ApiError(400, "bad-integer", f"{name} must be a non-negative integer, got {text[:40]!r}")
+    return int(text)
+
+
+async def _tx_body(request: web.Request) -> bytes:
+    """A transaction as raw bytes (application/octet-stream) or JSON {"tx": hex}."""
+    body = await request.read()
+    if not body:
+        raise ApiError(400, "empty-body", "send the transaction's canonical bytes, or JSON {\"tx\": \"<hex>\"}")
+    if request.content_type == "application/json":
+        try:
+            doc = json.loads(body)
+            return bytes.fromhex(doc["tx"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise ApiError(400, "bad-json", "expected JSON {\"tx\": \"<hex of canonical bytes>\"}") from None
+    return body
+
+
+class Api:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[errors_middleware])
+        app.on_shutdown.append(self._end_streams)
+        app.add_routes(
+            [
+                web.get("/status", self.status),
+                web.get("/health", self.health),
+                web.get("/blocks/{height}", self.block),
+                web.post("/txs", self.submit),
+                web.get("/txs/{id}", self.tx),
+                web.get("/proofs/{id}", self.proof),
+                web.get("/events", self.events),
+                web.get("/evidence", self.evidence),
+                web.get("/metrics", self.metrics),
+            ]
+        )
+        app.add_routes(self.node.app.routes())
+        return app
+
+    async def _end_streams(self, app: web.Application) -> None:
+        """Wake every /events stream so shutdown does not wait for its keep-alive."""
+        for queue in self.node.subscribers():
+            queue.put_nowait({})
+        self.node.app.on_shutdown()
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.status())
+
+    async def health(self, request: web.Request) -> web.Response:
+        ok, detail = self.node.health()
+        return web.json_response({"ok": ok, **detail}, status=200 if ok else 503)
+
+    async def block(self, request: web.Request) -> web.Response:
+        height = _int_param(request, "height")
+        found = self.node.block_json(height)
+        if found is None:
+            raise ApiError(404, "not-found", f"no committed block at height {height}")
+        return web.json_response(found)
+
+    async def submit(self, request: web.Request) -> web.Response:
+        data = await _tx_body(request)
+        wait = request.query.get("wait", "")
+        if wait not in ("", "commit"):
+            raise ApiError(400, "bad-wait", "wait must be 'commit' or absent")
+        try:
+            timeout = float(request.query.get("timeout", "30"))
+        except ValueError:
+            raise ApiError(400, "bad-timeout", "timeout must be a number of seconds") from None
+        result = await self.node.submit(data, wait_commit=wait == "commit", timeout=min(max(timeout, 0.1), 120))
+        return web.json_response(result, status=200 if wait else 202)
+
+    async def tx(self, request: web.Request) -> web.Response:
+        tid = _hex_param(request, "id", 32)
+        return web.json_response(self.node.tx_status(tid))
+
+    async def proof(self, request: web.Request) -> web.Response:
+        tid = _hex_param(request, "id", 32)
+        proof = self.node.proof_json(tid)
+        if proof is None:
+            raise ApiError(404, "not-found", f"transaction {tid.hex()} is not committed")
+        return web.json_response(proof)
+
+    async def evidence(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.evidence_json())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body, content_type = self.node.metrics_text()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        return await event_stream(request, "commits", "commit", "height", self.node.subscribe, self.node.unsubscribe)

@@ -1,0 +1,6 @@
+"""The ``medchain`` command line: one click group (``main``), one module per command family.
+
+``common`` holds what every command shares (options, node and key
+resolution, output); ``ops``, ``identity``, ``ehr`` and ``drugs`` hold the
+commands.
+"""

@@ -1,0 +1,513 @@
+"""Medicine commands: packs from commissioning to dispensing, recalls and quarantines, verification, alerts.
+
+Conventions (``--node``, ``--key``, ``--json``, exit codes) are those of ``node.cli.common``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import click
+
+from node.cli.common import (
+    _at,
+    _connect,
+    _flag_target,
+    _gs1,
+    _gtin,
+    _limit,
+    _lot_ref,
+    _org,
+    _print_json,
+    _Progress,
+    _reason,
+    _report,
+    _serials,
+    _short,
+    _submit,
+    _when,
+    api_options,
+    node_option,
+    parse_pack_code,
+)
+from node.cli.ops import Fail, _table, friendly
+from node.client.http import NodeUnreachable
+from node.healthcare.gs1 import check_expiry, check_lot
+from node.healthcare.ledger import bodies as b
+
+ALERT_COLUMNS = ["seq", "time", "gtin", "serial", "lot", "reason", "info", "scanned_by", "reporter_org", "height"]
+
+
+# ================================================================ drug
+
+
+@click.group("drug")
+def drug_group() -> None:
+    """Medicine packs: commission, ship, receive, dispense, verify.
+
+    Also recall, quarantine, release and destroy, and each pack's history.
+    A pack is named by its GS1 code as printed on the box: (01)GTIN(17)EXPIRY
+    (10)LOT(21)SERIAL, the raw scanner text, a GS1 Digital Link URL, or simply
+    GTIN:SERIAL.  Each step is signed by a member of a licensed organisation.
+    """
+
+
+@drug_group.command("commission")
+@click.option("--gtin", required=True, help="The product's GTIN (8 to 14 digits, check digit included).")
+@click.option("--lot", required=True, help="Batch/lot number as printed (GS1 AI 10, up to 20 characters).")
+@click.option("--expiry", required=True, metavar="YYMMDD", help="Expiry date as printed (GS1 AI 17), e.g. 271231.")
+@click.option("--serials", default=None, metavar="S1,S2,...", help="The serial numbers, comma-separated.")
+@click.option(
+    "--count",
+    type=click.IntRange(1, 10_000_000),
+    metavar="N",
+    default=None,
+    help="Generate N serial numbers instead: P+K, P+(K+1), ... (see --serial-prefix, --start).",
+)
+@click.option("--serial-prefix", "serial_prefix", default="", metavar="P", help="Text before each generated number.")
+@click.option(
+    "--start", type=click.IntRange(0), default=1, show_default=True, metavar="K", help="First generated number."
+)
+@api_options("a manufacturer's admin or logistics member")
+@friendly
+def drug_commission(
+    gtin: str,
+    lot: str,
+    expiry: str,
+    serials: str | None,
+    count: int | None,
+    serial_prefix: str,
+    start: int,
+    url: str | None,
+    key_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Register new packs of one lot on the ledger (GS1/EPCIS commissioning).
+
+    Needs a manufacture licence for the GTIN's company prefix.  Large runs are
+    split into transactions of at most 2000 serials each.
+    """
+    gtin = _gtin(gtin)
+    _gs1(check_lot, lot, "--lot")
+    _gs1(check_expiry, expiry, "--expiry")
+    todo = _serials(serials, count, serial_prefix, start)
+    ledger = _connect(url, key_file, signs=True)
+    chunks = [todo[i : i + b.MAX_SERIALS] for i in range(0, len(todo), b.MAX_SERIALS)]
+    progress = _Progress(len(todo), "commissioning", enabled=len(chunks) > 1)
+    results = []
+    for chunk in chunks:
+        result = ledger.submit(b.Commission(gtin, lot, expiry, tuple(chunk)))
+        results.append({**result, "serials": len(chunk)})
+        if result.get("status") != "committed":
+            if not as_json and progress.done:
+                click.echo(f"{progress.done} of {len(todo)} serials were committed before this transaction", err=True)
+            _report(results[-1] if not as_json else {"transactions": results, **result}, as_json, str)
+        progress.step(len(chunk), f"(height {result.get('height')})")
+    if as_json:
+        _print_json(
+            {
+                "status": "committed",
+                "gtin": gtin,
+                "lot": lot,
+                "expiry": expiry,
+                "serials": len(todo),
+                "transactions": results,
+            }
+        )
+        return
+    heights = sorted({r["height"] for r in results})
+    where = f"height {heights[0]}" if len(heights) == 1 else f"heights {heights[0]}-{heights[-1]}"
+    click.echo(
+        f"commissioned {len(todo)} pack(s) of GTIN {gtin} lot {lot} (expiry {expiry}) in "
+        f"{len(results)} transaction(s), {where}"
+    )
+
+
+@drug_group.command("ship")
+@click.argument("codes", nargs=-1, metavar="[CODE ...]")
+@click.option("--to", "to_org", required=True, help="The receiving organisation (see 'medchain org list').")
+@click.option(
+    "--shipment",
+    "shipment_id",
+    required=True,
+    help="Your id for this shipment (up to 64 characters); the receiver quotes it.",
+)
+@click.option(
+    "--lot",
+    "lots",
+    multiple=True,
+    metavar="GTIN:LOT",
+    help="Also ship every active pack you hold of this lot (repeatable, up to 16).",
+)
+@api_options("a logistics member (or admin) of the sender")
+@friendly
+def drug_ship(
+    codes: tuple[str, ...],
+    to_org: str,
+    shipment_id: str,
+    lots: tuple[str, ...],
+    url: str | None,
+    key_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Send packs (CODE ...) and/or whole lots (--lot) to another organisation.
+
+    The packs are in transit until the receiver runs 'medchain drug receive'.
+    """
+    if not shipment_id.strip():
+        raise Fail("--shipment: give the shipment an id")
+    _limit(shipment_id, "--shipment", 64)
+    if not codes and not lots:
+        raise Fail("nothing to ship: list pack codes and/or --lot GTIN:LOT")
+    if len(codes) > b.MAX_PACKS:
+        raise Fail(f"a shipment lists at most {b.MAX_PACKS} packs, got {len(codes)}; ship --lot or split it")
+    if len(lots) > 16:
+        raise Fail(f"a shipment names at most 16 lots, got {len(lots)}")
+    packs = tuple(b.PackRef(c.gtin, c.serial) for c in (parse_pack_code(text, "CODE") for text in codes))
+    lot_refs = tuple(_lot_ref(text) for text in lots)
+    ledger = _connect(url, key_file, signs=True)
+    _org(ledger, to_org, "--to")
+    result = ledger.submit(b.Ship(shipment_id, to_org, packs, lot_refs))
+    if result.get("status") == "committed" and not as_json:
+        sent = ledger.call("GET", f"/drugs/shipments/{quote(shipment_id, safe='')}")
+        result = {**result, "packs": len(sent["packs"])}
+    _report(
+        result,
+        as_json,
+        lambda r: (
+            f"shipped {r['packs']} pack(s) to {to_org} as shipment {shipment_id} ({_at(r)}); "
+            f"the receiver runs: medchain drug receive {shipment_id}"
+        ),
+    )
+
+
+@drug_group.command("receive")
+@click.argument("shipment_id")
+@api_options("a logistics member, pharmacist or admin of the receiver")
+@friendly
+def drug_receive(shipment_id: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
+    """Take custody of every pack of SHIPMENT_ID, addressed to your organisation."""
+    _limit(shipment_id, "SHIPMENT_ID", 64)
+    ledger = _connect(url, key_file, signs=True)
+    result = ledger.submit(b.Receive(shipment_id))
+    if result.get("status") == "committed" and not as_json:
+        got = ledger.call("GET", f"/drugs/shipments/{quote(shipment_id, safe='')}")
+        result = {**result, "packs": len(got["packs"]), "from": got["from"]}
+    _report(
+        result, as_json, lambda r: f"received shipment {shipment_id}: {r['packs']} pack(s) from {r['from']} ({_at(r)})"
+    )
+
+
+@drug_group.command("dispense")
+@click.argument("code")
+@api_options("a pharmacist of the pack's custodian")
+@friendly
+def drug_dispense(code: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
+    """Record that the pack CODE was handed to a patient; a later scan of it raises an alert."""
+    pack = parse_pack_code(code, "CODE")
+    ledger = _connect(url, key_file, signs=True)
+    _submit(
+        ledger, b.Dispense(pack.gtin, pack.serial), as_json, lambda r: f"dispensed {pack.gtin}/{pack.serial} ({_at(r)})"
+    )
+
+
+@drug_group.command("recall")
+@click.option("--gtin", required=True, help="The product's GTIN.")
+@click.option("--lot", required=True, help="The lot to recall.")
+@click.option("--reason", required=True, help="Why (recorded on the ledger, shown at every scan).")
+@api_options("the regulator (admin or inspector) or the lot's manufacturer")
+@friendly
+def drug_recall(gtin: str, lot: str, reason: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
+    """Recall a whole lot: none of its packs can be shipped or dispensed any more."""
+    gtin = _gtin(gtin)
+    _gs1(check_lot, lot, "--lot")
+    ledger = _connect(url, key_file, signs=True)
+    _submit(
+        ledger, b.Recall(gtin, lot, _reason(reason)), as_json, lambda r: f"recalled lot {lot} of GTIN {gtin} ({_at(r)})"
+    )
+
+
+def _flag_command(name: str, body: type[b.Quarantine] | type[b.Release], verb: str, doc: str) -> click.Command:
+    @click.command(name, help=doc)
+    @click.argument("code", required=False)
+    @click.option("--gtin", default=None, help="The GTIN of the lot (with --lot).")
+    @click.option("--lot", default=None, help="The lot (with --gtin).")
+    @click.option("--reason", required=True, help="Why (recorded on the ledger).")
+    @api_options("the regulator's admin or an inspector")
+    @friendly
+    def command(
+        code: str | None,
+        gtin: str | None,
+        lot: str | None,
+        reason: str,
+        url: str | None,
+        key_file: Path | None,
+        as_json: bool,
+    ) -> None:
+        g, lot_id, serial, what = _flag_target(code, gtin, lot)
+        ledger = _connect(url, key_file, signs=True)
+        _submit(ledger, body(g, lot_id, serial, _reason(reason)), as_json, lambda r: f"{verb} {what} ({_at(r)})")
+
+    return command
+
+
+drug_group.add_command(
+    _flag_command(
+        "quarantine",
+        b.Quarantine,
+        "quarantined",
+        "Flag one pack (CODE) or a lot (--gtin G --lot L) as suspect: it cannot move or be dispensed until released.",
+    )
+)
+drug_group.add_command(
+    _flag_command(
+        "release",
+        b.Release,
+        "released",
+        "Lift a quarantine of one pack (CODE) or a lot (--gtin G --lot L).\n\nName the target exactly as quarantined.",
+    )
+)
+
+
+@drug_group.command("destroy")
+@click.argument("codes", nargs=-1, required=True, metavar="CODE ...")
+@click.option("--reason", required=True, help="Why (recorded on the ledger).")
+@api_options("a member of the packs' custodian, or an inspector")
+@friendly
+def drug_destroy(codes: tuple[str, ...], reason: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
+    """Record that packs were destroyed; a later scan of one raises an alert."""
+    if len(codes) > b.MAX_PACKS:
+        raise Fail(f"at most {b.MAX_PACKS} packs per destruction, got {len(codes)}")
+    packs = tuple(b.PackRef(c.gtin, c.serial) for c in (parse_pack_code(text, "CODE") for text in codes))
+    text = _reason(reason)
+    ledger = _connect(url, key_file, signs=True)
+    _submit(ledger, b.Destroy(packs, text), as_json, lambda r: f"destroyed {len(packs)} pack(s) ({_at(r)})")
+
+
+def _history_table(events: list[dict[str, Any]]) -> str:
+    rows = [{**e, "time": _when(e["time_ms"]), "with": e.get("other_org"), "tx": _short(e["tx_id"])} for e in events]
+    return _table(rows, ["kind", "time", "height", "org", "with", "ref", "tx"])
+
+
+@drug_group.command("verify")
+@click.argument("code")
+@click.option(
+    "--scanned-by",
+    default="",
+    metavar="TEXT",
+    help="Where the scan happens, e.g. 'pharmacy counter 2' (recorded with an alert; no personal data).",
+)
+@click.option("--no-proofs", is_flag=True, help="Leave out the inclusion proofs of the history (smaller JSON).")
+@api_options()
+@friendly
+def drug_verify(code: str, scanned_by: str, no_proofs: bool, url: str | None, as_json: bool) -> None:
+    """Check a scanned pack against the ledger; exit 0 if it is genuine and sellable, 1 if not.
+
+    A suspicious scan (unknown serial, wrong lot or expiry, a pack already
+    dispensed or destroyed) is filed as an alert for the regulator.
+    """
+    pack = parse_pack_code(code, "CODE")
+    _limit(scanned_by, "--scanned-by", 64)
+    found = _connect(url).verify(pack.scan, scanned_by=scanned_by, proofs=not no_proofs)
+    if as_json:
+        _print_json(found)
+    else:
+        _print_verdict(found)
+    if not found.get("verified"):
+        raise SystemExit(1)
+
+
+def _print_verdict(found: dict[str, Any]) -> None:
+    code = found.get("code") or {}
+    ident = f"GTIN {code.get('gtin')}  serial {code.get('serial')}"
+    ident += "".join(f"  {k} {code[k]}" for k in ("lot", "expiry") if code.get(k))
+    if found.get("verified"):
+        click.echo(click.style("*** VERIFIED ***", fg="green", bold=True) + f"  {ident}")
+    else:
+        click.echo(click.style("*** NOT VERIFIED ***", fg="red", bold=True) + f"  {ident}")
+    click.echo(f"  status:  {found.get('status')}")
+    if found.get("verificationFailureReason"):
+        click.echo(f"  reason:  {found['verificationFailureReason']}")
+    if found.get("additionalInfo"):
+        click.echo(f"  info:    {found['additionalInfo']}")
+    alert = found.get("alert")
+    if alert:
+        filed = (
+            f"reported to the ledger (tx {_short(alert['tx_id'])}, {alert.get('status', 'pending')})"
+            if alert.get("tx_id")
+            else f"not filed: {alert.get('error')}: {alert.get('message')}"
+        )
+        click.echo(f"  alert:   {filed}")
+    pack = found.get("pack")
+    if pack:
+        click.echo(f"  custodian: {pack.get('custodian')}   manufacturer: {pack.get('manufacturer')}")
+        click.echo("\nhistory:")
+        click.echo(_history_table(pack.get("history", [])))
+
+
+@drug_group.command("history")
+@click.argument("code")
+@click.option("--proofs", is_flag=True, help="With --json: include each event's inclusion proof.")
+@api_options()
+@friendly
+def drug_history(code: str, proofs: bool, url: str | None, as_json: bool) -> None:
+    """Show a pack's status and every event of it and its lot, in ledger order (no scan is recorded)."""
+    pack = parse_pack_code(code, "CODE")
+    path = f"/drugs/packs/{pack.gtin}/{quote(pack.serial, safe='')}" + ("" if proofs and as_json else "?proofs=0")
+    found = _connect(url).call("GET", path)
+    if as_json:
+        _print_json(found)
+        return
+    click.echo(f"pack {found['gtin']}/{found['serial']}  lot {found['lot']}  expiry {found['expiry']}")
+    click.echo(f"  status:       {found['status']}" + (f" ({found['info']})" if found.get("info") else ""))
+    click.echo(
+        f"  custodian:    {found['custodian']}"
+        + (f"  (in shipment {found['shipment']})" if found.get("shipment") else "")
+    )
+    click.echo(f"  manufacturer: {found['manufacturer']}")
+    for key in ("recalled", "quarantined"):
+        if found.get(key):
+            click.echo(f"  {key + ':':<13} {found[key]}")
+    click.echo("\nhistory:")
+    click.echo(_history_table(found["history"]))
+
+
+@drug_group.command("export-epcis")
+@click.argument("code")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the document to this file (default: print it).",
+)
+@node_option
+@friendly
+def drug_export_epcis(code: str, out: Path | None, url: str | None) -> None:
+    """Export a pack's history as a GS1 EPCIS 2.0 JSON-LD document, for partners' systems."""
+    pack = parse_pack_code(code, "CODE")
+    doc = _connect(url).call("GET", f"/drugs/packs/{pack.gtin}/{quote(pack.serial, safe='')}/epcis")
+    text = json.dumps(doc, indent=2)
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n")
+    click.echo(
+        f"wrote {len(doc.get('epcisBody', {}).get('eventList', []))} EPCIS event(s) of "
+        f"{pack.gtin}/{pack.serial} to {out}"
+    )
+
+
+# ================================================================ alerts
+
+
+def _alert_row(a: dict[str, Any]) -> dict[str, Any]:
+    return {**a, "time": _when(a.get("time_ms"))}
+
+
+async def _follow(base: str, after: int | None, as_json: bool) -> None:
+    """Print alerts after ``after`` (if given), then each new one as it commits; returns when the node ends it."""
+    from node.client.ledger import LedgerClient
+
+    widths = [5, 20, 14, 12, 10, 26, 16, 20, 14, 6]
+
+    def emit(alert: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(json.dumps(alert))
+            return
+        row = _alert_row(alert)
+        cells = ["-" if row.get(c) is None else str(row[c]) for c in ALERT_COLUMNS]
+        click.echo("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip())
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    async with aiohttp.ClientSession() as session, session.get(base + "/alerts/stream", timeout=timeout) as resp:
+        if resp.status != 200:
+            raise Fail(f"the node at {base} has no alert stream (HTTP {resp.status})")
+        await resp.content.readline()  # the node subscribes us before its first comment line
+        if not as_json:
+            click.echo("  ".join(c.upper().ljust(w) for c, w in zip(ALERT_COLUMNS, widths, strict=True)).rstrip())
+        last = -1
+        if after is not None:
+            client = LedgerClient(base, None, session)
+            last = after
+            while True:
+                since = f"&after={last}" if last >= 0 else ""
+                page = await client.call("GET", f"/alerts?limit=1000{since}")
+                for alert in page:
+                    emit(alert)
+                    last = alert["seq"]
+                if len(page) < 1000:
+                    break
+        event, data = "", ""
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif not line:
+                if event == "alert" and data:
+                    alert = json.loads(data)
+                    if alert["seq"] > last:
+                        emit(alert)
+                        last = alert["seq"]
+                event, data = "", ""
+
+
+@click.command("alerts")
+@click.option(
+    "--after",
+    type=click.IntRange(-1),
+    default=None,
+    metavar="N",
+    help="Only alerts after sequence number N (alerts are numbered from 0; -1: from the first).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="At most this many alerts (without --follow).",
+)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep printing new alerts as they commit, until Ctrl-C (with --after N: catch up from N first).",
+)
+@api_options()
+@friendly
+def alerts(after: int | None, limit: int, follow: bool, url: str | None, as_json: bool) -> None:
+    """List suspicious scans filed on the ledger, or follow them live.
+
+    An alert is filed when a scan finds an unknown serial, a wrong lot or
+    expiry, or a pack already dispensed or destroyed.  With --json --follow,
+    one JSON object per line.
+    """
+    ledger = _connect(url)
+    if follow:
+        base = ledger.url.rstrip("/")
+        try:
+            asyncio.run(_follow(base, after, as_json))
+        except KeyboardInterrupt:
+            return
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise NodeUnreachable(f"cannot reach the node at {base}: {exc or type(exc).__name__}") from None
+        raise Fail(f"the node at {base} ended the alert stream (is it shutting down?)")
+    query = f"?limit={limit}" + (f"&after={after}" if after is not None and after >= 0 else "")
+    found = ledger.call("GET", "/alerts" + query)
+    if as_json:
+        _print_json(found)
+        return
+    if not found:
+        click.echo("no alerts" + (f" after {after}" if after is not None else ""))
+        return
+    click.echo(_table([_alert_row(a) for a in found], ALERT_COLUMNS))
+    if len(found) == limit:
+        click.echo(f"(more may follow: medchain alerts --after {found[-1]['seq']})", err=True)
+
+
+DRUG_COMMANDS = [drug_group, alerts]

@@ -1,0 +1,233 @@
+"""Read-side views of the ledger's state as JSON-ready dicts, for the API and the CLI.
+
+Every view is a key lookup or a bounded prefix range over the committed
+state (``records`` lists the indexes); nothing here walks blocks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.genesis import Genesis
+from node.healthcare.ledger.bodies import PackRef
+from node.healthcare.ledger.records import (
+    ALERT_PREFIX,
+    Access,
+    Alert,
+    Consent,
+    Event,
+    Licence,
+    Lot,
+    Member,
+    Pack,
+    Patient,
+    Record,
+    RecordVersion,
+    Shipment,
+    ShipmentPacks,
+    access_prefix,
+    alert_key,
+    consent_prefix,
+    event_key,
+    licence_prefix,
+    lot_key,
+    lot_packs_prefix,
+    member_key,
+    patient_key,
+    record_key,
+    shipment_key,
+    shipment_packs_key,
+    u64,
+    version_key,
+)
+from node.healthcare.ledger.state import Overlay, RangeReader
+from node.healthcare.ledger.supply import load_pack
+from primitives.codec import decode
+
+MAX_PAGE = 1000
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    return {
+        "kind": e.kind, "tx_id": e.tx_id.hex(), "height": e.height, "time_ms": e.time_ms, "org": e.org,
+        "other_org": e.other_org or None, "ref": e.ref or None,
+    }
+
+
+class LedgerViews:
+    def __init__(self, state: RangeReader, genesis: Genesis) -> None:
+        self.reader = state
+        self.state = Overlay(state)
+        self.genesis = genesis
+
+    def _items(self, prefix: bytes, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+        return self.reader.state_items(prefix, after=after, limit=max(1, min(limit, MAX_PAGE)))
+
+    # ------------------------------------------------------------ identities
+
+    def organisations(self) -> list[dict[str, Any]]:
+        out = []
+        for org in self.genesis.organisations:
+            out.append({
+                "id": org.id, "name": org.name, "kind": org.kind, "admin_key": org.admin_key.hex(),
+                "nodes": list(org.nodes), "licences": self.licences(org.id),
+            })
+        return out
+
+    def licences(self, org: str) -> list[dict[str, Any]]:
+        prefix = licence_prefix(org)
+        out = []
+        for key, raw in self._items(prefix, None, 256):
+            kind, _, scope = key[len(prefix):].decode().partition("/")
+            lic = decode(Licence, raw)
+            out.append({"kind": kind, "scope": scope or None, "granted_height": lic.granted_height,
+                        "tx_id": lic.tx_id.hex()})
+        return out
+
+    def member(self, key: bytes) -> dict[str, Any] | None:
+        m = self.state.load(Member, member_key(key))
+        if m is None:
+            return None
+        return {"key": key.hex(), "org": m.org, "role": m.role, "active": m.active,
+                "enrolled_height": m.enrolled_height, "revoked_height": m.revoked_height}
+
+    # ------------------------------------------------------------ EHR
+
+    def patient(self, pid: bytes) -> dict[str, Any] | None:
+        p = self.state.load(Patient, patient_key(pid))
+        if p is None:
+            return None
+        return {"patient": pid.hex(), "registered_height": p.registered_height,
+                "records": [self.record_head(rid) for rid in p.records]}
+
+    def record_head(self, rid: bytes) -> dict[str, Any] | None:
+        r = self.state.load(Record, record_key(rid))
+        if r is None:
+            return None
+        return {
+            "record_id": rid.hex(), "patient": r.patient.hex(), "custodian": r.custodian,
+            "resource_type": r.resource_type, "version": r.version, "created_height": r.created_height,
+            "accesses": r.accesses, "erased": r.erased_height is not None, "erased_height": r.erased_height,
+            "erase_tx": r.erase_tx.hex() if r.erase_tx else None,
+        }
+
+    def record(self, rid: bytes) -> dict[str, Any] | None:
+        head = self.record_head(rid)
+        if head is None:
+            return None
+        versions = []
+        for v in range(1, head["version"] + 1):
+            rv = self.state.load(RecordVersion, version_key(rid, v))
+            if rv is None:
+                continue
+            versions.append({
+                "version": v, "commitment": rv.commitment.hex(), "author": rv.author.hex(),
+                "replaces": rv.replaces, "resource_type": rv.resource_type, "height": rv.height,
+                "time_ms": rv.time_ms, "tx_id": rv.tx_id.hex(),
+            })
+        head["versions"] = versions
+        head["access_log"] = self.accesses(rid)
+        return head
+
+    def accesses(self, rid: bytes, after: int | None = None, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+        prefix = access_prefix(rid)
+        start = prefix + u64(after) if after is not None else None
+        out = []
+        for key, raw in self._items(prefix, start, limit):
+            a = decode(Access, raw)
+            out.append({
+                "record_id": rid.hex(), "seq": int.from_bytes(key[len(prefix):], "big"), "reader": a.reader.hex(),
+                "reader_org": a.reader_org or None, "version": a.version, "purpose": a.purpose, "basis": a.basis,
+                "break_glass": a.break_glass, "request_time_ms": a.request_time_ms, "height": a.height,
+                "time_ms": a.time_ms, "tx_id": a.tx_id.hex(),
+            })
+        return out
+
+    def patient_accesses(self, pid: bytes) -> list[dict[str, Any]] | None:
+        p = self.state.load(Patient, patient_key(pid))
+        if p is None:
+            return None
+        out: list[dict[str, Any]] = []
+        for rid in p.records:
+            out.extend(self.accesses(rid))
+        out.sort(key=lambda a: (a["height"], a["record_id"], a["seq"]))
+        return out
+
+    def consents(self, pid: bytes, now_ms: int) -> list[dict[str, Any]]:
+        out = []
+        for _, raw in self._items(consent_prefix(pid), None, 256):
+            c = decode(Consent, raw)
+            out.append({
+                "grantee_org": c.grantee_org or None, "grantee_key": c.grantee_key.hex() if c.grantee_key else None,
+                "resource_types": list(c.resource_types) or "all", "expires_ms": c.expires_ms,
+                "active": c.expires_ms is None or now_ms < c.expires_ms, "height": c.height, "tx_id": c.tx_id.hex(),
+            })
+        return out
+
+    # ------------------------------------------------------------ supply chain
+
+    def pack(self, gtin: str, serial: str) -> tuple[Pack, Lot | None] | None:
+        p = load_pack(self.state, gtin, serial)  # as it stands: a received shipment's packs at the recipient
+        if p is None:
+            return None
+        return p, self.state.load(Lot, lot_key(gtin, p.lot))
+
+    def events(self, ids: tuple[bytes, ...]) -> list[Event]:
+        out = []
+        for tid in dict.fromkeys(ids):
+            event = self.state.load(Event, event_key(tid))
+            if event is not None:
+                out.append(event)
+        return out
+
+    def history(self, pack: Pack, lot: Lot | None) -> list[Event]:
+        """The pack's own events and its lot's (recall, quarantine, release), in ledger order."""
+        events = self.events(pack.events + (lot.events if lot else ()))
+        events.sort(key=lambda e: (e.height, e.time_ms))
+        return events
+
+    def lot(self, gtin: str, lot: str, after: str | None = None, limit: int = MAX_PAGE) -> dict[str, Any] | None:
+        found = self.state.load(Lot, lot_key(gtin, lot))
+        if found is None:
+            return None
+        prefix = lot_packs_prefix(gtin, lot)
+        start = prefix + after.encode() if after is not None else None
+        serials = [k[len(prefix):].decode() for k, _ in self._items(prefix, start, limit)]
+        return {
+            "gtin": gtin, "lot": lot, "expiry": found.expiry, "manufacturer": found.manufacturer,
+            "packs": found.packs, "recalled": found.recalled, "quarantined": found.suspect,
+            "events": [event_json(e) for e in self.events(found.events)], "serials": serials,
+        }
+
+    def shipment(self, shipment_id: str) -> dict[str, Any] | None:
+        s = self.state.load(Shipment, shipment_key(shipment_id))
+        if s is None:
+            return None
+        return {"shipment_id": shipment_id, "from": s.from_org, "to": s.to_org, "status": s.status,
+                "packs": [{"gtin": r.gtin, "serial": r.serial} for r in self._shipment_packs(shipment_id)],
+                "height": s.height,
+                "tx_id": s.tx_id.hex(), "received_tx_id": s.received_tx.hex() if s.received_tx else None}
+
+    def _shipment_packs(self, shipment_id: str) -> tuple[PackRef, ...]:
+        found = self.state.load(ShipmentPacks, shipment_packs_key(shipment_id))
+        return found.packs if found is not None else ()
+
+    def alerts(self, after: int | None = None, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+        start = alert_key(after) if after is not None else None
+        return [alert_json(decode(Alert, raw)) for _, raw in self._items(ALERT_PREFIX, start, limit)]
+
+    def prefix_len(self, gtin: str, manufacturer: str) -> int:
+        """The GS1 company prefix length, from the manufacturer's licence (for SGTIN URIs)."""
+        for lic in self.licences(manufacturer):
+            scope = lic["scope"]
+            if lic["kind"] == "manufacture" and scope and gtin[1:].startswith(scope):
+                return len(scope)
+        return 7
+
+
+def alert_json(a: Alert) -> dict[str, Any]:
+    return {
+        "seq": a.seq, "gtin": a.gtin, "serial": a.serial, "lot": a.lot, "expiry": a.expiry, "reason": a.reason,
+        "info": a.info or None, "scanned_by": a.scanned_by, "reporter_org": a.reporter_org, "height": a.height,
+        "time_ms": a.time_ms, "tx_id": a.tx_id.hex(),
+    }

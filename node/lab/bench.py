@@ -1,0 +1,1467 @@
+"""Benchmark a local 4-validator cluster under pre-signed anchor load.
+
+    scripts/bench [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed] [--rate R]
+                  [--concurrency C] [--seconds S] [--dir DIR] [--json]
+
+Rules of the measurement, so that the figures mean something:
+
+* each run starts a fresh cluster (``node.lab.testnet`` + ``node.lab.cluster``) in a
+  temporary folder or under ``--dir``, on loopback ports only, and stops it at
+  the end, also on Ctrl-C and on errors;
+* every transaction is signed, encoded and wrapped in its HTTP request before
+  the clock starts (in a process pool, over several client keys); the load is
+  sent by a small HTTP/1.1 keep-alive client (an asyncio protocol, many
+  connections per node, round-robin over the four APIs), so the client costs
+  a few tens of microseconds per request and its CPU is reported;
+* ``rate`` is an open loop: transaction ``i`` is due at ``start + i / R``
+  whether or not earlier ones were answered; ``closed`` keeps ``C``
+  transactions submitted but not yet committed, and offers a new one as each
+  commits;
+* a 503 (mempool full) is counted and the same transaction is offered again
+  after its ``Retry-After``;
+* a transaction's commit time is the arrival, in this process, of the
+  ``commit`` event (SSE ``/events`` of node0) for the block that holds it; the
+  block's tx ids come from ``GET /blocks/{h}``, fetched as the events arrive.
+  Latency runs to that arrival from the moment the transaction was submitted:
+  in ``rate`` mode the moment it was due (``start + i / R``), so a wait for a
+  free connection to a slow node counts, as it would for a real client (no
+  coordinated omission); in ``closed`` mode the first write of its request.
+  All times are ``time.monotonic`` in this one process;
+* throughput counts commits inside the steady window: the load period without
+  its first and last second;
+* CPU is user+sys from ``/proc/<pid>/stat`` over the load period, as % of one
+  core, for each node and for this client; whatever else the machine spent
+  (``/proc/stat``) is shown as "other processes", since a busy neighbour
+  lowers every figure; memory is VmRSS (and the peak, VmHWM);
+* the verification ceiling is measured in the same run, before the first
+  cluster starts: ``VerifyKey.verify`` (PyNaCl, ``primitives.signing``) on the
+  benchmark's own transactions, on one core (see ``Ceiling``).  Every
+  validator must verify every client signature once and the validators share
+  the machine, so ``cores * verify/s / validators`` bounds committed tx/s;
+* every loop is bounded in time (load period, drain, readiness) or count
+  (retries, reconnects, pre-signed transactions);
+* ``--workload mixed`` or ``both`` (and ``--profile mix``) run on a consortium
+  cluster (configs/consortium-4.toml) instead: the healthcare mix of
+  ``node.lab.bench_mix`` (drug events and EHR operations) is set up first
+  (licences, staff, patients, records, packs placed along the chain; not
+  measured), then ``both`` measures the anchor load, the mix, and the anchor
+  load again (A-B-A), so that both run against the same chain and store and a
+  drift over the run falls on neither: the ratio divides the mix's rate by
+  the mean of the two anchor rates; before each run the bench waits
+  (up to 90 s) for the nodes to go quiet, so that LevelDB compacting what the
+  setup or the previous run wrote is charged to neither; the mix's load is
+  pre-signed like the anchors, and
+  every transaction of it is valid in any commit order, so the rejections
+  reported (per kind, from node0's ``/metrics``) should be zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import heapq
+import ipaddress
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from array import array
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+import aiohttp
+
+from node.healthcare.transactions import Anchor, make_transaction, parse_transaction
+from node.lab import bench_mix
+from node.lab import cluster as clusters
+from node.lab.consortium import load_consortium
+from node.lab.testnet import HOST, client_key, generate_testnet
+from node.transaction import DOMAIN_TX, tx_id
+from primitives.errors import UsageError
+from primitives.hashing import sha256
+from primitives.signing import SigningKey, VerifyKey
+
+VALIDATORS = 4
+CLIENT_KEYS = 8
+SIGN_CHUNK = 2_000
+MAX_TXS = 400_000
+MIX_TX_S_BOUND = 1_500  # sizing the mix's pre-signed load (see _mixed_count)
+TICK_S = 0.002
+READY_TIMEOUT_S = 60.0
+MAX_RECONNECTS = 200
+VERIFY_ROUNDS = 8
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MIX_GOAL = 0.70  # the mixed workload keeps at least this share of the anchor-only throughput
+
+
+class BenchError(UsageError):
+    """The benchmark cannot go on: the message says what went wrong."""
+
+
+# ---------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    name: str
+    mode: str  # "rate" or "closed"
+    seconds: float
+    rate: float = 0.0
+    concurrency: int = 0
+    txs: int = 0  # pre-signed transactions; 0 = derived from the plan
+    connections: int = 128  # per node
+    drain_s: float = 20.0
+
+    def describe(self) -> str:
+        if self.mode == "rate":
+            return f"open loop, {self.rate:g} tx/s offered for {self.seconds:g} s"
+        return f"closed loop, {self.concurrency} uncommitted tx in flight for {self.seconds:g} s"
+
+    def presign_count(self) -> int:
+        if self.txs:
+            return self.txs
+        if self.mode == "rate":
+            return math.ceil(self.rate * self.seconds) + 8
+        return min(MAX_TXS, self.concurrency + int(self.seconds * 3_000))
+
+
+PROFILES: dict[str, list[RunPlan]] = {
+    "quick": [RunPlan("quick", "rate", seconds=6, rate=300)],
+    "issue": [
+        RunPlan("rate-500", "rate", seconds=20, rate=500),
+        RunPlan("max-closed", "closed", seconds=30, concurrency=4_000),
+    ],
+    # Both workloads at the same window; the mix commits most near 2,000 in flight (blocks of ~1,000), anchors
+    # are nearly flat from 1,000 to 4,000.
+    "mix": [RunPlan("closed", "closed", seconds=30, concurrency=2_000)],
+}
+PROFILE_WORKLOADS = {"mix": "both"}  # a profile's workload unless --workload says otherwise
+
+
+# ---------------------------------------------------------------- pre-signing
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Pre-signed transactions, their ids (hex) and, per node, the full HTTP requests."""
+
+    txs: list[bytes]
+    ids: dict[str, int]
+    requests: list[bytes]
+
+
+def _sign_chunk(seeds: list[bytes], chain_id: str, tag: str, start: int, count: int) -> list[bytes]:
+    keys = [SigningKey(s) for s in seeds]
+    now_ms = int(time.time() * 1000)
+    out = []
+    for i in range(start, start + count):
+        label = f"bench {tag} #{i}"
+        out.append(make_transaction(keys[i % len(keys)], chain_id, Anchor(sha256(label.encode()), label), now_ms))
+    return out
+
+
+def presign(seeds: list[bytes], chain_id: str, tag: str, count: int, workers: int) -> list[bytes]:
+    starts = range(0, count, SIGN_CHUNK)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_sign_chunk, seeds, chain_id, tag, s, min(SIGN_CHUNK, count - s)) for s in starts]
+        return [tx for fut in futures for tx in fut.result()]
+
+
+def build_load(txs: list[bytes], apis: list[tuple[str, int]]) -> Load:
+    """Transaction ``i`` goes to node ``i % len(apis)``; its request bytes are built here, once."""
+    requests = []
+    for i, tx in enumerate(txs):
+        host, port = apis[i % len(apis)]
+        head = (
+            f"POST /txs HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {len(tx)}\r\n\r\n"
+        )
+        requests.append(head.encode() + tx)
+    return Load(txs, {tx_id(tx).hex(): i for i, tx in enumerate(txs)}, requests)
+
+
+# ---------------------------------------------------------------- verification ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """Ed25519 verifications per CPU second on one core, and the cluster ceiling that follows.
+
+    The time is cut into ``VERIFY_ROUNDS`` rounds and the best round counts: other
+    work on the machine (or on the host under a VM) can only slow a round down,
+    so the fastest one is the closest to what one core can do.  Rates are per
+    CPU second of this process, not per wall second, for the same reason.
+    """
+
+    verify_per_s: float  # best round
+    verify_median_per_s: float
+    cpu_share: float  # process CPU / wall over all rounds (1.0 = it had a whole core)
+    cores: int
+    validators: int
+    tx_per_s: float
+    payload_bytes: int
+
+    @staticmethod
+    def measure(txs: Sequence[bytes], seconds: float, cores: int) -> Ceiling:
+        sample = [parse_transaction(t) for t in txs[:256]]
+        work = [(VerifyKey(t.signer), t.chain_id, t.signing_payload(), t.signature) for t in sample]
+        for key, chain, payload, sig in work[:8]:  # warm-up
+            key.verify(DOMAIN_TX, chain, payload, sig)
+        rates, cpu_total, start = [], 0.0, time.perf_counter()
+        for _ in range(VERIFY_ROUNDS):
+            count, cpu = _verify_round(work, seconds / VERIFY_ROUNDS)
+            rates.append(count / max(cpu, 1e-9))
+            cpu_total += cpu
+        best, median = max(rates), sorted(rates)[len(rates) // 2]
+        return Ceiling(
+            best,
+            median,
+            cpu_total / (time.perf_counter() - start),
+            cores,
+            VALIDATORS,
+            cores * best / VALIDATORS,
+            len(sample[0].signing_payload()),
+        )
+
+
+def _verify_round(work: Sequence[tuple[VerifyKey, str, bytes, bytes]], seconds: float) -> tuple[int, float]:
+    """Verify for about ``seconds`` of wall time; return (verifications, CPU seconds used)."""
+    done, cpu0 = 0, time.process_time()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for key, chain, payload, sig in work:
+            if not key.verify(DOMAIN_TX, chain, payload, sig):
+                raise BenchError("a pre-signed transaction failed verification: the signer is broken")
+        done += len(work)
+    return done, time.process_time() - cpu0
+
+
+# ---------------------------------------------------------------- /proc readings
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSample:
+    cpu_s: float
+    rss_mb: float
+    peak_rss_mb: float
+
+
+def proc_sample(pid: int) -> ProcSample | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    # after the ")" that closes comm, field 14 (utime) is index 11 and 15 (stime) index 12
+    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    mem = {}
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            mem[name] = int(value.split()[0]) / 1024
+    return ProcSample(cpu, mem.get("VmRSS", 0.0), mem.get("VmHWM", 0.0))
+
+
+def settle(pids: list[int], progress: Progress, quiet_pct: float = 10.0, longest_s: float = 90.0) -> float:
+    """Wait until every node is nearly idle (LevelDB compactions and the like after a setup): seconds waited.
+
+    Quiet means under ``quiet_pct`` % of a core per node over each of two
+    consecutive seconds; the wait is bounded by ``longest_s``.
+    """
+    started = time.monotonic()
+    quiet = 0
+    last = {pid: proc_sample(pid) for pid in pids}
+    while time.monotonic() - started < longest_s and quiet < 2:
+        time.sleep(1.0)
+        now = {pid: proc_sample(pid) for pid in pids}
+        busiest = max(
+            (100 * (b.cpu_s - a.cpu_s) for pid in pids if (a := last[pid]) and (b := now[pid])), default=0.0
+        )
+        quiet = quiet + 1 if busiest < quiet_pct else 0
+        last = now
+    waited = time.monotonic() - started
+    progress.say(f"nodes settled after {waited:.0f} s" if quiet >= 2 else f"nodes still busy after {waited:.0f} s")
+    return waited
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    total = sum(parts[:8])
+    idle = parts[3] + parts[4]
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """Every node's and this process's readings, and the machine's, at one moment."""
+
+    procs: dict[str, ProcSample | None]
+    machine: tuple[float, float]
+    wall: float
+
+    @staticmethod
+    def take(nodes: Sequence[clusters.NodeProcess]) -> Samples:
+        procs = {n.name: proc_sample(n.pid) for n in nodes}
+        procs["client"] = proc_sample(os.getpid())
+        return Samples(procs, machine_busy(), time.monotonic())
+
+
+def cpu_percent(before: Samples, after: Samples) -> dict[str, float]:
+    """CPU used between the two samples, per process, as % of one core."""
+    wall = after.wall - before.wall
+    out = {}
+    for name, first in before.procs.items():
+        last = after.procs.get(name)
+        if first is not None and last is not None:
+            out[name] = round(100 * (last.cpu_s - first.cpu_s) / wall, 1)
+    return out
+
+
+# ---------------------------------------------------------------- the HTTP client (fast path)
+
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection to a node's API; one request at a time on it."""
+
+    def __init__(self, lane: Lane) -> None:
+        self.lane = lane
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.current: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.lane.on_ready(self)
+
+    def send(self, index: int) -> None:
+        assert self.transport is not None
+        self.current = index
+        self.lane.shared.note_sent(index)
+        self.transport.write(self.lane.shared.load.requests[index])
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            try:
+                status, length, retry_after = _parse_head(bytes(self.buf[:end]))
+            except (ValueError, IndexError, BenchError) as exc:
+                self.lane.shared.broken = f"unreadable HTTP answer from {self.lane.host}:{self.lane.port}: {exc}"
+                assert self.transport is not None
+                self.transport.abort()
+                return
+            total = end + 4 + length
+            if len(self.buf) < total:
+                return
+            del self.buf[:total]
+            index, self.current = self.current, None
+            if index is not None:
+                self.lane.on_response(self, index, status, retry_after)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lane.on_lost(self)
+
+
+def _parse_head(head: bytes) -> tuple[int, int, float]:
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, retry_after = 0, 1.0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        key = name.strip().lower()
+        if key == b"content-length":
+            length = int(value)
+        elif key == b"retry-after":
+            retry_after = float(value)
+        elif key == b"transfer-encoding":
+            raise BenchError("the node answered with a chunked body, which this client does not read")
+    return status, length, retry_after
+
+
+class Lane:
+    """The connections to one node and the transactions waiting for a free one."""
+
+    def __init__(self, shared: Submitter, host: str, port: int, connections: int) -> None:
+        self.shared = shared
+        self.host = host
+        self.port = port
+        self.wanted = connections
+        self.conns: set[_Conn] = set()
+        self.idle: list[_Conn] = []
+        self.pending: deque[int] = deque()
+        self.reconnects = 0
+        self._opening: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.create_connection(lambda: _Conn(self), self.host, self.port) for _ in range(self.wanted))
+        )
+
+    def offer(self, index: int) -> None:
+        if self.idle:
+            self.idle.pop().send(index)
+        else:
+            self.pending.append(index)
+
+    def on_ready(self, conn: _Conn) -> None:
+        self.conns.add(conn)
+        self._next(conn)
+
+    def on_response(self, conn: _Conn, index: int, status: int, retry_after: float) -> None:
+        self.shared.on_response(index, status, retry_after)
+        self._next(conn)
+
+    def _next(self, conn: _Conn) -> None:
+        if self.pending:
+            conn.send(self.pending.popleft())
+        else:
+            self.idle.append(conn)
+
+    def on_lost(self, conn: _Conn) -> None:
+        self.conns.discard(conn)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(conn)
+        if conn.current is not None:
+            self.pending.appendleft(conn.current)
+        if self.shared.closing or self.shared.broken or self.reconnects >= MAX_RECONNECTS:
+            return
+        self.reconnects += 1
+        task = asyncio.get_running_loop().create_task(self._reopen())
+        self._opening.add(task)
+        task.add_done_callback(self._opening.discard)
+
+    async def _reopen(self) -> None:
+        with contextlib.suppress(OSError):
+            await asyncio.get_running_loop().create_connection(lambda: _Conn(self), self.host, self.port)
+
+    def close(self) -> None:
+        for conn in list(self.conns):
+            if conn.transport is not None:
+                conn.transport.close()
+
+
+class Submitter:
+    """Offers transactions to the lanes, retries 503s after Retry-After, counts answers."""
+
+    def __init__(self, load: Load, apis: list[tuple[str, int]], connections: int) -> None:
+        self.load = load
+        self.lanes = [Lane(self, host, port, connections) for host, port in apis]
+        n = len(load.txs)
+        self.first_sent = array("d", bytes(8 * n))
+        self.due = array("d", bytes(8 * n))
+        self.offered = 0
+        self.accepted = 0
+        self.busy = 0  # 503 answers
+        self.failed: Counter[int] = Counter()  # other non-2xx answers, by status
+        self.on_failure: Callable[[int], None] = lambda index: None
+        self.closing = False
+        self.broken = ""  # set when a node's answer cannot be read: the run stops with this reason
+        self._retries: list[tuple[float, int]] = []
+
+    async def open(self) -> None:
+        await asyncio.gather(*(lane.open() for lane in self.lanes))
+
+    def offer(self, index: int, due: float) -> None:
+        self.due[index] = due
+        self.offered += 1
+        self.lanes[index % len(self.lanes)].offer(index)
+
+    def note_sent(self, index: int) -> None:
+        if not self.first_sent[index]:
+            self.first_sent[index] = time.monotonic()
+
+    def on_response(self, index: int, status: int, retry_after: float) -> None:
+        if status in (200, 202):
+            self.accepted += 1
+        elif status == 503:
+            self.busy += 1
+            heapq.heappush(self._retries, (time.monotonic() + retry_after, index))
+        else:
+            self.failed[status] += 1
+            self.on_failure(index)
+
+    def retry_due(self, now: float) -> None:
+        while self._retries and self._retries[0][0] <= now:
+            _, index = heapq.heappop(self._retries)
+            self.lanes[index % len(self.lanes)].offer(index)
+
+    def client_backlog(self) -> int:
+        return sum(len(lane.pending) for lane in self.lanes)
+
+    def close(self) -> None:
+        self.closing = True
+        for lane in self.lanes:
+            lane.close()
+
+
+# ---------------------------------------------------------------- commit watching
+
+
+@dataclass(slots=True)
+class BlockSeen:
+    height: int
+    arrived: float
+    txs: int
+    ours: int
+    rejected: int
+    view: int
+
+
+class CommitWatcher:
+    """Follows one node's commit events; resolves each block's transactions to their commit time."""
+
+    def __init__(self, session: aiohttp.ClientSession, api: str, load: Load) -> None:
+        self.session = session
+        self.api = api
+        self.load = load
+        self.committed_at = array("d", bytes(8 * len(load.txs)))
+        self.resolved = 0
+        self.blocks: list[BlockSeen] = []
+        self.gaps = 0
+        self.on_commit: Callable[[int], None] = lambda count: None
+        self.ready = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[int, float, dict[str, Any]]] = asyncio.Queue()
+        self._last_height: int | None = None
+
+    async def follow(self) -> None:
+        """Read the event stream until the run cancels this task (or the node ends the stream: an error)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=40)
+        async with self.session.get(f"{self.api}/events", timeout=timeout) as resp:
+            if resp.status != 200:
+                raise BenchError(f"{self.api}/events answered HTTP {resp.status}")
+            event = ""
+            async for raw in resp.content:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith(":"):
+                    self.ready.set()
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event == "commit":
+                    self._on_event(time.monotonic(), json.loads(line[5:]))
+
+    def _on_event(self, arrived: float, data: dict[str, Any]) -> None:
+        height = int(data["height"])
+        if self._last_height is not None and height > self._last_height + 1:
+            self.gaps += height - self._last_height - 1
+            for missing in range(self._last_height + 1, height):  # their commit time is unknown: use this one
+                self._queue.put_nowait((missing, arrived, {"rejected": 0, "view": data.get("view", 0)}))
+        self._last_height = height if self._last_height is None else max(self._last_height, height)
+        self._queue.put_nowait((height, arrived, data))
+
+    async def resolve(self) -> None:
+        """Map each announced block to our transactions, in height order, until the run cancels this task."""
+        while True:
+            height, arrived, data = await self._queue.get()
+            ids = await self._block_tx_ids(height)
+            ours = 0
+            for hex_id in ids:
+                index = self.load.ids.get(hex_id)
+                if index is not None and not self.committed_at[index]:
+                    self.committed_at[index] = arrived
+                    ours += 1
+            self.resolved += ours
+            self.blocks.append(
+                BlockSeen(height, arrived, len(ids), ours, int(data.get("rejected", 0)), int(data.get("view", 0)))
+            )
+            if ours:
+                self.on_commit(ours)
+
+    async def _block_tx_ids(self, height: int) -> list[str]:
+        for _ in range(20):
+            async with self.session.get(f"{self.api}/blocks/{height}", timeout=aiohttp.ClientTimeout(total=10)) as r:
+                if r.status == 200:
+                    body = await r.json()
+                    return [str(t) for t in body["txs"]]
+            await asyncio.sleep(0.05)
+        raise BenchError(f"{self.api} announced block {height} but does not serve it")
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass(slots=True)
+class RunResult:
+    name: str
+    mode: str
+    description: str
+    seconds: float
+    rate: float
+    concurrency: int
+    presigned: int
+    offered: int
+    accepted: int
+    committed: int
+    not_committed: int
+    failed: dict[str, int]
+    mempool_full_503: int
+    rejected_in_blocks: int
+    throughput_tx_s: float
+    steady_window_s: float
+    blocks_per_s: float
+    mean_txs_per_block: float
+    max_view: int
+    latency_s: dict[str, float]
+    send_delay_ms: dict[str, float]  # first write minus the moment it was due (rate) or released (closed)
+    cpu_pct: dict[str, float]
+    rss_mb: dict[str, float]
+    peak_rss_mb: dict[str, float]
+    machine_busy_pct: float  # of all cores
+    others_cpu_pct: float  # CPU of processes outside this benchmark, % of one core
+    node_cpu_ms_per_tx: float  # CPU of all nodes during the load period / transactions committed in it
+    ran_out_of_txs: bool
+    sse_gaps: int
+    reconnects: int
+    nodes_alive: bool
+    share_of_ceiling: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def percentiles(values: Sequence[float], scale: float = 1.0) -> dict[str, float]:
+    if not values:
+        return {"p50": math.nan, "p90": math.nan, "p99": math.nan, "max": math.nan}
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))] * scale
+
+    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": ordered[-1] * scale}
+
+
+class Run:
+    """Offer one plan's load to a running cluster and measure it."""
+
+    def __init__(self, plan: RunPlan, nodes: list[clusters.NodeProcess], load: Load, progress: Progress) -> None:
+        self.plan = plan
+        self.nodes = nodes
+        self.load = load
+        self.progress = progress
+        self.apis = [_host_port(n.api) for n in nodes]
+        self.submitter = Submitter(load, self.apis, plan.connections)
+        self.next_index = 0
+        self.window_open = True
+
+    async def execute(self) -> RunResult:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as session:
+            watcher = CommitWatcher(session, self.nodes[0].api, self.load)
+            tasks = [asyncio.create_task(watcher.follow()), asyncio.create_task(watcher.resolve())]
+            try:
+                await _first_done(asyncio.wait_for(watcher.ready.wait(), 10), tasks)
+                await self.submitter.open()
+                return await self._measure(watcher, tasks)
+            finally:
+                self.submitter.close()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _measure(self, watcher: CommitWatcher, tasks: list[asyncio.Task[None]]) -> RunResult:
+        plan = self.plan
+        before = Samples.take(self.nodes)
+        start = time.monotonic()
+        end = start + plan.seconds
+        if plan.mode == "closed":
+            watcher.on_commit = self._release
+            self.submitter.on_failure = lambda index: self._release(1)
+            self._release(plan.concurrency, start)
+        await _first_done(self._offer_until(start, end), tasks)
+        after = Samples.take(self.nodes)
+        self.window_open = False
+        await _first_done(self._drain(watcher, end + plan.drain_s), tasks)
+        return self._result(watcher, start, end, before, after)
+
+    def _release(self, count: int, now: float | None = None) -> None:
+        if not self.window_open:
+            return
+        due = time.monotonic() if now is None else now
+        for _ in range(count):
+            if self.next_index >= len(self.load.txs):
+                return
+            self.submitter.offer(self.next_index, due)
+            self.next_index += 1
+
+    async def _offer_until(self, start: float, end: float) -> None:
+        rate, n = self.plan.rate, len(self.load.txs)
+        next_report = start + 1
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                return
+            if self.plan.mode == "rate":
+                due = min(n, int((now - start) * rate) + 1)
+                while self.next_index < due:
+                    self.submitter.offer(self.next_index, start + self.next_index / rate)
+                    self.next_index += 1
+            self.submitter.retry_due(now)
+            if self.submitter.broken:
+                raise BenchError(self.submitter.broken)
+            if now >= next_report:
+                next_report += 1
+                self.progress.tick(now - start, self.plan.seconds, self.submitter)
+            await asyncio.sleep(TICK_S)
+
+    async def _drain(self, watcher: CommitWatcher, deadline: float) -> None:
+        """After the load: keep retrying until every offered transaction committed or failed (bounded)."""
+        while time.monotonic() < deadline and not self.submitter.broken:
+            self.submitter.retry_due(time.monotonic())
+            done = watcher.resolved + sum(self.submitter.failed.values())
+            if done >= self.submitter.offered:
+                return
+            await asyncio.sleep(0.02)
+
+    def _result(self, watcher: CommitWatcher, start: float, end: float, before: Samples, after: Samples) -> RunResult:
+        plan, sub = self.plan, self.submitter
+        offered = self.next_index
+        w0, w1 = (start + 1, end - 1) if plan.seconds > 2 else (start, end)
+        latencies, lags, in_window = self._per_tx(watcher, w0, w1)
+        in_load = sum(1 for i in range(offered) if start <= watcher.committed_at[i] < end)
+        blocks = [b for b in watcher.blocks if w0 <= b.arrived < w1]
+        cpu = cpu_percent(before, after)
+        wall = after.wall - before.wall
+        busy = after.machine[0] - before.machine[0]
+        total = after.machine[1] - before.machine[1]
+        return RunResult(
+            name=plan.name,
+            mode=plan.mode,
+            description=plan.describe(),
+            seconds=plan.seconds,
+            rate=plan.rate,
+            concurrency=plan.concurrency,
+            presigned=len(self.load.txs),
+            offered=offered,
+            accepted=sub.accepted,
+            committed=watcher.resolved,
+            not_committed=offered - watcher.resolved,
+            failed={str(k): v for k, v in sorted(sub.failed.items())},
+            mempool_full_503=sub.busy,
+            rejected_in_blocks=sum(b.rejected for b in watcher.blocks),
+            throughput_tx_s=in_window / (w1 - w0),
+            steady_window_s=w1 - w0,
+            blocks_per_s=len(blocks) / (w1 - w0),
+            mean_txs_per_block=sum(b.txs for b in blocks) / len(blocks) if blocks else 0.0,
+            max_view=max((b.view for b in watcher.blocks), default=0),
+            latency_s=percentiles(latencies),
+            send_delay_ms=percentiles(lags, 1000.0),
+            cpu_pct=cpu,
+            rss_mb={k: round(v.rss_mb, 1) for k, v in after.procs.items() if v},
+            peak_rss_mb={k: round(v.peak_rss_mb, 1) for k, v in after.procs.items() if v},
+            machine_busy_pct=_pct(busy / total) if total > 0 else math.nan,
+            others_cpu_pct=round(max(0.0, _pct(busy / wall) - sum(cpu.values())), 1),
+            node_cpu_ms_per_tx=_node_cpu_ms(before, after, in_load),
+            ran_out_of_txs=plan.mode == "closed" and self.next_index >= len(self.load.txs),
+            sse_gaps=watcher.gaps,
+            reconnects=sum(lane.reconnects for lane in sub.lanes),
+            nodes_alive=all(clusters.is_alive(n.pid) for n in self.nodes),
+        )
+
+    def _per_tx(self, watcher: CommitWatcher, w0: float, w1: float) -> tuple[list[float], list[float], int]:
+        """Commit latencies, send delays, and how many commits fell inside the window [w0, w1)."""
+        sub, from_due = self.submitter, self.plan.mode == "rate"
+        latencies, delays, in_window = [], [], 0
+        for i in range(self.next_index):
+            sent, committed = sub.first_sent[i], watcher.committed_at[i]
+            if sent:
+                delays.append(sent - sub.due[i])
+                if committed:
+                    latencies.append(committed - (sub.due[i] if from_due else sent))
+            if w0 <= committed < w1:
+                in_window += 1
+        return latencies, delays, in_window
+
+
+def _node_cpu_ms(before: Samples, after: Samples, committed: int) -> float:
+    total = 0.0
+    for name, first in before.procs.items():
+        last = after.procs.get(name)
+        if name != "client" and first is not None and last is not None:
+            total += last.cpu_s - first.cpu_s
+    return round(1000 * total / committed, 3) if committed else math.nan
+
+
+def _pct(fraction: float) -> float:
+    return round(100 * fraction, 1)
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    return host, int(port)
+
+
+async def _first_done(main: Any, watchers: list[asyncio.Task[None]]) -> Any:
+    """Await ``main``, but fail at once if one of the background ``watchers`` dies."""
+    task = asyncio.ensure_future(main)
+    done, _ = await asyncio.wait([task, *watchers], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        return task.result()
+    task.cancel()
+    for w in watchers:
+        if w in done:
+            exc = w.exception()
+            raise BenchError(f"lost the commit stream of node0: {exc or 'it ended'}")
+    raise BenchError("unreachable")
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+def free_base_port(count: int) -> int:
+    """A base port with ``2 * count`` consecutive free loopback ports, below the kernel's ephemeral range.
+
+    Ports in the ephemeral range can be taken by any outgoing connection between
+    this check and the node's bind; below it, only by another listener.
+    """
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32_768
+    low, high = 20_000, max(20_000 + 2 * count, ephemeral_low) - 2 * count
+    rng = random.Random(os.urandom(8))
+    for _ in range(200):
+        base = rng.randrange(low, high + 1)
+        if all(_port_free(p) for p in range(base, base + 2 * count)):
+            return base
+    raise BenchError("found no range of free loopback ports; close other clusters and retry")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path, progress: Progress) -> Iterator[list[clusters.NodeProcess]]:
+    """Start the cluster under ``root``; always stop it on the way out."""
+    try:
+        yield clusters.start_all(root, log_level="warning")
+    finally:
+        if (root / "cluster.json").exists():
+            started = time.monotonic()
+            outcome = clusters.stop_all(root, timeout=10)
+            killed = [name for name, how in outcome if how != "stopped"]
+            progress.say(
+                f"cluster stopped in {time.monotonic() - started:.1f} s"
+                + (f"; killed after 10 s: {', '.join(killed)}" if killed else "")
+            )
+
+
+async def wait_ready(nodes: list[clusters.NodeProcess], probe_tx: bytes) -> None:
+    """Every API answers with all peers connected, then one transaction commits."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if time.monotonic() > deadline:
+                raise BenchError(f"the cluster did not connect within {READY_TIMEOUT_S:g} s; see node*/node.log")
+            dead = [n for n in nodes if not clusters.is_alive(n.pid)]
+            if dead:
+                raise BenchError(f"{dead[0].name} exited while starting: {_last_error(Path(dead[0].home))}")
+            rows = await asyncio.gather(*(clusters.fetch_status(session, n) for n in nodes))
+            if all(len(r.get("peers") or []) == len(nodes) - 1 for r in rows):
+                break
+            await asyncio.sleep(0.1)
+        url = f"{nodes[0].api}/txs?wait=commit&timeout=20"
+        headers = {"Content-Type": "application/octet-stream"}
+        async with session.post(url, data=probe_tx, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as r:
+            if r.status != 200:
+                raise BenchError(f"the warm-up transaction did not commit: HTTP {r.status} {await r.text()}")
+
+
+def _last_error(home: Path) -> str:
+    try:
+        lines = (home / "node.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return f"no log at {home / 'node.log'}"
+    errors = [line for line in lines if line.startswith("error:")]
+    return errors[-1].removeprefix("error: ") if errors else f"see {home / 'node.log'}"
+
+
+# ---------------------------------------------------------------- progress and output
+
+
+class Progress:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(("\r\033[K" if self.tty else "") + text, file=sys.stderr, flush=True)
+
+    def tick(self, elapsed: float, total: float, sub: Submitter) -> None:
+        if self.quiet or (not self.tty and int(elapsed) % 5):
+            return
+        text = (
+            f"  {elapsed:4.0f}/{total:g} s  offered {sub.offered:,}  accepted {sub.accepted:,}  "
+            f"503s {sub.busy:,}  client backlog {sub.client_backlog():,}"
+        )
+        print(("\r\033[K" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+
+def _fmt(value: float, digits: int = 0) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    runs: list[dict[str, Any]] = report["runs"]
+    ceiling = report["ceiling"]
+    rows: list[tuple[str, list[str]]] = [
+        ("load", [r["description"] for r in runs]),
+        ("pre-signed / offered", [f"{r['presigned']:,} / {r['offered']:,}" for r in runs]),
+        ("committed (not committed)", [f"{r['committed']:,} ({r['not_committed']:,})" for r in runs]),
+        ("committed tx/s, steady", [f"{_fmt(r['throughput_tx_s'], 1)} over {r['steady_window_s']:g} s" for r in runs]),
+        ("blocks/s, steady", [_fmt(r["blocks_per_s"], 2) for r in runs]),
+        ("mean txs per block", [_fmt(r["mean_txs_per_block"], 1) for r in runs]),
+    ]
+    for p in ("p50", "p90", "p99", "max"):
+        rows.append((f"commit latency {p} (s)", [_fmt(r["latency_s"][p], 3) for r in runs]))
+    rows += [
+        ("503 mempool-full (retried)", [f"{r['mempool_full_503']:,}" for r in runs]),
+        ("other HTTP errors", [", ".join(f"{k}: {v}" for k, v in r["failed"].items()) or "0" for r in runs]),
+        ("rejected in blocks", [str(r["rejected_in_blocks"]) for r in runs]),
+        (
+            "client send delay p99/max (ms)",
+            [f"{_fmt(r['send_delay_ms']['p99'], 1)} / {_fmt(r['send_delay_ms']['max'], 1)}" for r in runs],
+        ),
+        ("highest view", [str(r["max_view"]) for r in runs]),
+    ]
+    names = sorted({k for r in runs for k in r["cpu_pct"]}, key=lambda k: (k == "client", k))
+    for name in names:
+        rows.append((f"CPU % of a core, {name}", [_fmt(r["cpu_pct"].get(name, math.nan), 1) for r in runs]))
+    rows.append(("CPU % of a core, other processes", [_fmt(r["others_cpu_pct"], 1) for r in runs]))
+    rows.append(("CPU ms per committed tx, 4 nodes", [_fmt(r["node_cpu_ms_per_tx"], 2) for r in runs]))
+    rows.append((f"machine busy, % of {ceiling['cores']} cores", [_fmt(r["machine_busy_pct"], 1) for r in runs]))
+    for name in names:
+        rows.append(
+            (
+                f"RSS MB (peak), {name}",
+                [
+                    f"{_fmt(r['rss_mb'].get(name, math.nan))} ({_fmt(r['peak_rss_mb'].get(name, math.nan))})"
+                    for r in runs
+                ],
+            )
+        )
+    rows.append(("share of verify ceiling", [f"{100 * r['share_of_ceiling']:.1f} %" for r in runs]))
+    width = max(len(k) for k, _ in rows)
+    cols = [max(len(r["name"]), *(len(v[i]) for _, v in rows)) for i, r in enumerate(runs)]
+    lines = ["  ".join([" " * width, *(r["name"].ljust(c) for r, c in zip(runs, cols, strict=True))])]
+    lines += ["  ".join([k.ljust(width), *(v.ljust(c) for v, c in zip(vals, cols, strict=True))]) for k, vals in rows]
+    lines += ["", *_ceiling_lines(ceiling)]
+    for m in report.get("mixes", []):
+        lines += ["", *_mix_lines(m, ceiling)]
+    for r in runs:
+        lines += [f"note ({r['name']}): {n}" for n in r["notes"]]
+    lines += [f"goal: {g['what']}: {'MET' if g['met'] else 'NOT MET'} ({g['measured']})" for g in report["goals"]]
+    return "\n".join(lines)
+
+
+def _mix_lines(m: dict[str, Any], ceiling: dict[str, Any]) -> list[str]:
+    setup = m["setup"]
+    kinds = ", ".join(f"{n:,} {k}" for k, n in setup["by_kind"].items())
+    lines = [
+        f"mix ({m['run']}): {m['mix']}",
+        *(f"  {s['kind']:<11}{s['weight']:>3} / 20  {s['what']}" for s in m["composition"]),
+        f"setup, not measured: {setup['txs']:,} transactions in {setup['seconds']:.1f} s ({kinds})",
+    ]
+    accepted = sum(row.get("accepted", 0) for row in m["outcomes"].values())
+    rejected = {
+        f"{kind} {code}": n for kind, row in m["outcomes"].items() for code, n in row.items() if code != "accepted"
+    }
+    lines.append(
+        f"outcomes of the mixed run (node0's /metrics): {accepted:,} accepted ("
+        + ", ".join(f"{k} {row.get('accepted', 0):,}" for k, row in sorted(m["outcomes"].items()))
+        + f"); rejected: {sum(rejected.values()):,}"
+        + (f" ({', '.join(f'{k}: {n}' for k, n in sorted(rejected.items()))})" if rejected else "")
+    )
+    lines.append(
+        f"Ed25519 checks per mixed tx: {m['signatures_per_tx']:.2f} (an access also carries the reader's "
+        f"signature); counted in checks, the mixed run used {100 * m['signature_share_of_ceiling']:.1f} % of the "
+        f"verify ceiling ({ceiling['tx_per_s']:,.0f} one-signature tx/s)"
+    )
+    stages = m.get("block_cpu_us_per_tx") or {}
+    for workload in ("anchor", "mixed"):
+        if stages.get(workload):
+            parts = ", ".join(f"{stage} {us:,.1f}" for stage, us in stages[workload].items())
+            lines.append(f"block stages at node0, CPU us per committed tx ({workload}): {parts}")
+    if m["ratio"] is not None:
+        each = " and ".join(f"{r:,.1f}" for r in m["anchor_runs_tx_s"])
+        lines.append(
+            f"mixed / anchor-only committed tx/s on the same cluster: {m['mixed_tx_s']:,.1f} / "
+            f"{m['anchor_tx_s']:,.1f} = {m['ratio']:.2f} (anchors: the mean of {each}, before and after the mix)"
+        )
+    return lines
+
+
+def _ceiling_lines(c: dict[str, Any]) -> list[str]:
+    return [
+        f"Ed25519 verification on this machine: {c['verify_per_s']:,.0f} verify/s on one core "
+        f"(best of {VERIFY_ROUNDS} rounds, per CPU second; median {c['verify_median_per_s']:,.0f}; PyNaCl via "
+        f"primitives.signing on {c['payload_bytes']}-byte tx payloads; the process had {c['cpu_share']:.2f} of a core)",
+        f"ceiling = cores x verify/s / validators = {c['cores']} x {c['verify_per_s']:,.0f} / {c['validators']} "
+        f"= {c['tx_per_s']:,.0f} tx/s.",
+        "Why: every validator must check every transaction's client signature at least once, and the validators",
+        "share this machine's cores, so a cluster doing nothing else could not commit more; 'share of verify ceiling'",
+        "above is committed tx/s divided by this figure.",
+    ]
+
+
+# ---------------------------------------------------------------- driving it all
+
+
+def _loopback_apis(nodes: list[clusters.NodeProcess]) -> list[tuple[str, int]]:
+    apis = [_host_port(n.api) for n in nodes]
+    for host, port in apis:
+        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+            raise BenchError(
+                f"node API {host}:{port} is not on the loopback interface; the benchmark only loads local clusters"
+            )
+    return apis
+
+
+def run_plan(plan: RunPlan, root: Path, load_txs: list[bytes], probe: bytes, progress: Progress) -> RunResult:
+    with running_cluster(root, progress) as nodes:
+        _loopback_apis(nodes)
+        progress.say(f"{plan.name}: cluster of {len(nodes)} validators started under {root}; waiting for it")
+        asyncio.run(wait_ready(nodes, probe))
+        return measure_plan(plan, nodes, load_txs, progress)
+
+
+def measure_plan(
+    plan: RunPlan, nodes: list[clusters.NodeProcess], load_txs: list[bytes], progress: Progress
+) -> RunResult:
+    """Offer ``load_txs`` to a running, ready cluster as ``plan`` says, and measure it."""
+    load = build_load(load_txs, _loopback_apis(nodes))
+    gc.collect()
+    gc.freeze()  # the load is long-lived: keep the collector from walking it during the run
+    try:
+        progress.say(f"{plan.name}: {plan.describe()}")
+        return asyncio.run(Run(plan, nodes, load, progress).execute())
+    finally:
+        gc.unfreeze()
+
+
+def bench(
+    plans: list[RunPlan], base: Path, verify_seconds: float, progress: Progress, workload: str = "anchor"
+) -> dict[str, Any]:
+    if workload != "anchor":
+        return bench_consortium(plans, workload, base, verify_seconds, progress)
+    cores = len(os.sched_getaffinity(0))
+    runs: list[RunResult] = []
+    ceiling: Ceiling | None = None
+    for number, plan in enumerate(plans, 1):
+        root = base / f"run{number}-{plan.name}"
+        chain_id = generate_testnet(
+            root,
+            VALIDATORS,
+            base_port=free_base_port(VALIDATORS),
+            clients=CLIENT_KEYS,
+            chain_id=f"medchain-bench-{os.urandom(3).hex()}",
+        ).chain_id
+        seeds = [client_key(root, j).seed for j in range(CLIENT_KEYS)]
+        count = plan.presign_count()
+        progress.say(f"{plan.name}: pre-signing {count:,} transactions with {CLIENT_KEYS} client keys")
+        txs = presign(seeds, chain_id, plan.name, count + 1, workers=cores)
+        if ceiling is None:
+            progress.say(f"measuring Ed25519 verify/s on one core for {verify_seconds:g} s")
+            ceiling = Ceiling.measure(txs, verify_seconds, cores)
+        result = run_plan(plan, root, txs[1:], txs[0], progress)
+        result.share_of_ceiling = result.throughput_tx_s / ceiling.tx_per_s
+        _add_notes(result, cores)
+        runs.append(result)
+    assert ceiling is not None
+    return {
+        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "ceiling": asdict(ceiling),
+        "runs": [asdict(r) for r in runs],
+        "goals": _goals(runs),
+    }
+
+
+def bench_consortium(
+    plans: list[RunPlan], workload: str, base: Path, verify_seconds: float, progress: Progress
+) -> dict[str, Any]:
+    """Per plan, one consortium-4 cluster: the anchor load (``both``), then the healthcare mix on the same cluster."""
+    cores = len(os.sched_getaffinity(0))
+    consortium = load_consortium(bench_mix.CONSORTIUM_FILE)
+    size = len(consortium.validators) + len(consortium.observers)
+    runs: list[RunResult] = []
+    mixes: list[dict[str, Any]] = []
+    ceiling: Ceiling | None = None
+    for number, plan in enumerate(plans, 1):
+        root = base / f"run{number}-{plan.name}"
+        chain_id = generate_testnet(
+            root,
+            0,
+            base_port=free_base_port(size),
+            clients=CLIENT_KEYS,
+            consortium=consortium,
+            chain_id=f"medchain-bench-{os.urandom(3).hex()}",
+        ).chain_id
+        seeds = [client_key(root, j).seed for j in range(CLIENT_KEYS)]
+        count = plan.presign_count() if workload == "both" else 256  # mixed only: anchors for the probe and ceiling
+        signed = 2 * count if workload == "both" else count  # both: one anchor run before the mix, one after
+        progress.say(f"{plan.name}: pre-signing {signed:,} anchor transactions with {CLIENT_KEYS} client keys")
+        anchors = presign(seeds, chain_id, plan.name, signed + 1, workers=cores)
+        if ceiling is None:
+            progress.say(f"measuring Ed25519 verify/s on one core for {verify_seconds:g} s")
+            ceiling = Ceiling.measure(anchors, verify_seconds, cores)
+        anchor_runs: list[RunResult] = []
+        anchor_stages = None
+        with running_cluster(root, progress) as nodes:
+            progress.say(f"{plan.name}: consortium cluster of {len(nodes)} validators started under {root}")
+            asyncio.run(wait_ready(nodes, anchors[0]))
+            # The mix's setup first: both workloads then run against the same chain (its size, its
+            # LevelDB).  Anchors run before the mix and again after it (A-B-A), so that a drift of the
+            # cluster or the machine over the run is not counted against one workload; the ratio is
+            # the mix's rate over the mean of the two anchor rates.
+            prepared = _prepare_mix(plan, root, nodes, chain_id, _mixed_count(plan), cores, progress)
+            # What the setup left running (LevelDB compacting its writes) must not land in any run.
+            settled_s = [settle([n.pid for n in nodes], progress)]
+            if workload == "both":
+                before = bench_mix.read_node(nodes[0].api)
+                anchor_runs.append(measure_plan(replace(plan, name=f"anchor-{plan.name}"), nodes,
+                                                anchors[1 : count + 1], progress))
+                anchor_stages = bench_mix.stage_us_per_tx(before, bench_mix.read_node(nodes[0].api))
+                settled_s.append(settle([n.pid for n in nodes], progress))  # nor what the anchors left
+            mixed, info = _measure_mix(plan, nodes, prepared, progress)
+            if workload == "both":
+                settled_s.append(settle([n.pid for n in nodes], progress))  # nor what the mix left
+                anchor_runs.append(measure_plan(replace(plan, name=f"anchor-after-{plan.name}"), nodes,
+                                                anchors[count + 1 :], progress))
+            del anchors
+        runs += [*anchor_runs[:1], mixed, *anchor_runs[1:]]
+        info["settled_s"] = [round(s, 1) for s in settled_s]  # the waits before each run
+        info["block_cpu_us_per_tx"] = {"anchor": anchor_stages, "mixed": info.pop("mixed_stages")}
+        info.update(mix_ratio([r.throughput_tx_s for r in anchor_runs], mixed.throughput_tx_s))
+        info["signature_share_of_ceiling"] = mixed.throughput_tx_s * info["signatures_per_tx"] / ceiling.tx_per_s
+        mixes.append(info)
+    assert ceiling is not None
+    for r in runs:
+        r.share_of_ceiling = r.throughput_tx_s / ceiling.tx_per_s
+        _add_notes(r, cores)
+    return {
+        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "ceiling": asdict(ceiling),
+        "runs": [asdict(r) for r in runs],
+        "mixes": mixes,
+        "goals": _goals(runs) + _mix_goals(mixes),
+    }
+
+
+def mix_ratio(anchor_rates: list[float], mixed_rate: float) -> dict[str, Any]:
+    """The mix's committed rate over the mean of the anchor runs around it (none: no ratio)."""
+    mean = sum(anchor_rates) / len(anchor_rates) if anchor_rates else None
+    return {
+        "anchor_runs_tx_s": list(anchor_rates),
+        "anchor_tx_s": mean,
+        "ratio": mixed_rate / mean if mean else None,
+    }
+
+
+def _mixed_count(plan: RunPlan) -> int:
+    """Enough mixed transactions for the plan without preparing far too many (the setup is costly).
+
+    The mix commits well under 1,500 tx/s on the machines this runs on; a run
+    that outpaces its pre-signed load says so ("ran out of pre-signed transactions").
+    """
+    if plan.txs or plan.mode == "rate":
+        return plan.presign_count()
+    return min(plan.presign_count(), plan.concurrency + math.ceil(plan.seconds * MIX_TX_S_BOUND))
+
+
+@dataclass
+class PreparedMix:
+    """The healthcare mix, ready to offer: its pre-signed transactions and how its setup went."""
+
+    txs: list[bytes]
+    setup: bench_mix.SetupReport
+
+
+def _prepare_mix(
+    plan: RunPlan,
+    root: Path,
+    nodes: list[clusters.NodeProcess],
+    chain_id: str,
+    count: int,
+    cores: int,
+    progress: Progress,
+) -> PreparedMix:
+    """Set the ledger up for ``count`` mixed transactions and pre-sign them (not measured)."""
+    kinds = {org: str(info["kind"]) for org, info in json.loads((root / "consortium.json").read_text()).items()}
+    cast = bench_mix.Cast.from_kinds(kinds)
+    mix = bench_mix.plan_mix(cast, count, int(time.time() * 1000), tag=chain_id)
+    seeds = {**bench_mix.network_seeds(root), **mix.seeds}
+    setup_txs = sum(len(w) for w in mix.setup)
+    progress.say(f"mixed: setup of {setup_txs:,} transactions in {len(mix.setup)} waves (not measured)")
+    setup = asyncio.run(bench_mix.run_setup([n.api for n in nodes], mix.setup, seeds, chain_id, progress.say))
+    progress.say(f"mixed: pre-signing {count:,} transactions, {bench_mix.describe_mix()}")
+    txs = bench_mix.presign_steps(seeds, chain_id, int(time.time() * 1000), mix.load, cores)
+    return PreparedMix(txs, setup)
+
+
+def _measure_mix(
+    plan: RunPlan, nodes: list[clusters.NodeProcess], prepared: PreparedMix, progress: Progress
+) -> tuple[RunResult, dict[str, Any]]:
+    """Measure the prepared mix as ``plan`` says; its outcomes per kind come from node0's ``/metrics``."""
+    setup = prepared.setup
+    before = bench_mix.read_node(nodes[0].api)
+    result = measure_plan(replace(plan, name=f"mixed-{plan.name}"), nodes, prepared.txs, progress)
+    after = bench_mix.read_node(nodes[0].api)
+    info = {
+        "run": result.name,
+        "mix": bench_mix.describe_mix(),
+        "composition": [asdict(share) for share in bench_mix.MIX],
+        "signatures_per_tx": bench_mix.signatures_per_tx(),
+        "setup": {"txs": setup.txs, "seconds": round(setup.seconds, 1), "by_kind": dict(setup.by_kind)},
+        "outcomes": bench_mix.outcome_table(before.outcomes, after.outcomes),
+        "mixed_tx_s": result.throughput_tx_s,
+        "mixed_stages": bench_mix.stage_us_per_tx(before, after),
+    }
+    return result, info
+
+
+def _add_notes(r: RunResult, cores: int) -> None:
+    if r.ran_out_of_txs:
+        r.notes.append("ran out of pre-signed transactions: raise --txs")
+    client_busy = r.cpu_pct.get("client", 0) > 80
+    if client_busy:
+        r.notes.append("the client used most of a core: it may have limited the load")
+    if r.mode == "rate" and r.send_delay_ms["p99"] > 50:
+        why = "the client was busy" if client_busy else "every connection to a node was waiting for its answer"
+        r.notes.append(
+            f"requests left late (send delay p99 {r.send_delay_ms['p99']:.0f} ms): {why}; "
+            "latency counts from the due time, so the wait is included"
+        )
+    if r.mode == "closed" and r.send_delay_ms["p50"] > 50:
+        r.notes.append(
+            f"half the released transactions waited over {r.send_delay_ms['p50']:.0f} ms for a free "
+            "connection: the nodes' APIs answered slower than commits freed the window"
+        )
+    busy_machine = r.machine_busy_pct >= 95
+    if r.mode == "closed" and busy_machine and r.node_cpu_ms_per_tx > 0:
+        spare = cores - r.cpu_pct.get("client", 0) / 100
+        r.notes.append(
+            f"the machine was saturated, so throughput was CPU-bound: at {r.node_cpu_ms_per_tx:.2f} ms of "
+            f"node CPU per tx, {cores} cores minus the client's share would commit about "
+            f"{1000 * spare / r.node_cpu_ms_per_tx:,.0f} tx/s with no other load (an estimate)"
+        )
+    if r.others_cpu_pct > 20:
+        r.notes.append(
+            f"other processes on this machine used {r.others_cpu_pct:.0f} % of a core during the run; "
+            "the figures are lower than on an idle machine"
+        )
+    if r.sse_gaps:
+        r.notes.append(f"{r.sse_gaps} commit events were missed; those blocks were timed at the next event")
+    if not r.nodes_alive:
+        r.notes.append("a node exited during the run; see its node.log")
+
+
+def _goals(runs: list[RunResult]) -> list[dict[str, Any]]:
+    goals = []
+    for r in runs:
+        if r.mode == "rate" and r.rate >= 500:
+            goals.append(
+                {
+                    "what": f"p99 commit latency < 1 s at {r.rate:g} tx/s",
+                    "met": r.latency_s["p99"] < 1,
+                    "measured": f"p99 {r.latency_s['p99']:.3f} s",
+                }
+            )
+        if r.name.startswith("max"):
+            goals.append(
+                {
+                    "what": "1,000 committed tx/s sustained",
+                    "met": r.throughput_tx_s >= 1000,
+                    "measured": f"{r.throughput_tx_s:,.1f} tx/s over {r.steady_window_s:g} s",
+                }
+            )
+    return goals
+
+
+def _mix_goals(mixes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "what": f"the mixed workload keeps >= {MIX_GOAL:.0%} of the anchor-only throughput on the same cluster",
+            "met": m["ratio"] >= MIX_GOAL,
+            "measured": f"{m['ratio']:.2f} = {m['mixed_tx_s']:,.1f} / {m['anchor_tx_s']:,.1f} tx/s",
+        }
+        for m in mixes
+        if m["ratio"] is not None
+    ]
+
+
+def _positive(kind: type[float] | type[int], high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(f"must be above 0 and at most {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="Start a fresh local 4-validator cluster, offer it pre-signed anchor transactions (or, with "
+        "--workload, the healthcare mix on a consortium cluster) and report committed throughput, commit latency, "
+        "CPU and memory per node, and this machine's Ed25519 ceiling.",
+        epilog="Examples: scripts/bench --profile issue | scripts/bench --mode rate --rate 800 --seconds 15 | "
+        "scripts/bench --mode closed --concurrency 4000 --seconds 30 --json | scripts/bench --profile mix",
+    )
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="a preset: 'quick' (one short run), 'issue' "
+        "(500 tx/s for 20 s, then a 30 s closed-loop max-throughput run) or 'mix' (one consortium "
+        "cluster: 30 s of closed-loop anchors, 30 s of the healthcare mix, 30 s of anchors again, 2,000 in "
+        "flight; workload 'both'); "
+        "overrides --mode",
+    )
+    p.add_argument(
+        "--workload",
+        choices=("anchor", "mixed", "both"),
+        help="anchor: anchors on a plain 4-validator cluster (default); mixed: the healthcare mix of drug "
+        "events and EHR operations on a consortium-4 cluster; both: anchors, the mix, then anchors again, on "
+        "the same consortium cluster, with the ratio of the mix to the anchors' mean",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("rate", "closed"),
+        default="rate",
+        help="rate: open loop at --rate tx/s; closed: keep --concurrency uncommitted tx in flight (default: rate)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive(float, 50_000),
+        default=500.0,
+        metavar="R",
+        help="offered tx/s in rate mode (default: 500)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive(int, 100_000),
+        default=4_000,
+        metavar="C",
+        help="uncommitted transactions kept in flight in closed mode (default: 4000)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=_positive(float, 3_600),
+        default=10.0,
+        metavar="S",
+        help="length of the load period (default: 10)",
+    )
+    p.add_argument(
+        "--txs",
+        type=_positive(int, MAX_TXS),
+        default=0,
+        metavar="N",
+        help="transactions to pre-sign (default: enough for the plan)",
+    )
+    p.add_argument(
+        "--connections",
+        type=_positive(int, 512),
+        default=128,
+        metavar="K",
+        help="keep-alive connections per node (default: 128)",
+    )
+    p.add_argument(
+        "--verify-seconds",
+        type=_positive(float, 60),
+        default=2.0,
+        metavar="S",
+        help="time spent measuring Ed25519 verify/s (default: 2)",
+    )
+    p.add_argument(
+        "--dir", type=Path, help="put the networks here and keep them (default: a temporary folder, removed afterwards)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return p.parse_args(argv)
+
+
+def plans_from(args: argparse.Namespace) -> list[RunPlan]:
+    if args.profile:
+        plans = PROFILES[args.profile]
+        return [replace(p, connections=args.connections, txs=args.txs or p.txs) for p in plans]
+    name = f"rate-{args.rate:g}" if args.mode == "rate" else f"closed-{args.concurrency}"
+    return [
+        RunPlan(
+            name,
+            args.mode,
+            args.seconds,
+            rate=args.rate,
+            concurrency=args.concurrency,
+            txs=args.txs,
+            connections=args.connections,
+        )
+    ]
+
+
+def _no_nan(value: Any) -> Any:
+    """JSON has no NaN: an undefined figure (no sample) becomes null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    progress = Progress(args.quiet)
+    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
+        print(f"error: {args.dir} is not empty; give a new or empty --dir", file=sys.stderr)
+        return 2
+    base = args.dir or Path(tempfile.mkdtemp(prefix="medchain-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    keep = args.dir is not None
+    try:
+        workload = args.workload or PROFILE_WORKLOADS.get(args.profile or "", "anchor")
+        report = bench(plans_from(args), base, args.verify_seconds, progress, workload)
+    except KeyboardInterrupt:
+        print("interrupted: the clusters were stopped", file=sys.stderr)
+        return 130
+    except (UsageError, OSError) as exc:
+        keep = True
+        print(f"error: {exc} (networks and node logs kept in {base})", file=sys.stderr)
+        return 1
+    finally:
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
+    print(json.dumps(_no_nan(report), indent=2) if args.json else format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Generate a local network: genesis, keys, TLS material and one home folder per node."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from node.config import NodeConfig, Peer, read_key, write_key
+from node.genesis import Genesis, parse_genesis
+from node.lab.consortium import Consortium
+from node.p2p.certs import write_node_tls
+from primitives.errors import UsageError
+from primitives.signing import SigningKey
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    name: str
+    role: str
+    p2p_port: int
+    api_port: int
+
+
+def plan_nodes(validators: int, observers: int, base_port: int, names: list[str] | None = None) -> list[NodePlan]:
+    plans = []
+    for i in range(validators + observers):
+        role = "validator" if i < validators else "observer"
+        name = names[i] if names else f"node{i}"
+        plans.append(NodePlan(name, role, base_port + 2 * i, base_port + 2 * i + 1))
+    return plans
+
+
+def _consortium_members(out: Path, consortium: Consortium, plans: list[NodePlan]) -> list[dict[str, Any]]:
+    """Admin keys (OUT/orgs/<id>/admin.json), genesis entries and OUT/consortium.json, the index tools read."""
+    api = {p.name: f"http://{HOST}:{p.api_port}" for p in plans}
+    entries, index = [], {}
+    for org in consortium.organisations:
+        key = SigningKey.generate()
+        key_file = out / "orgs" / org.id / "admin.json"
+        write_key(key_file, key)
+        nodes = [org.id] if org.node != "none" else []
+        entries.append(
+            {"id": org.id, "name": org.name, "kind": org.kind, "admin_key": key.verify_key.hex(), "nodes": nodes}
+        )
+        index[org.id] = {
+            "name": org.name,
+            "kind": org.kind,
+            "node": org.id if nodes else None,
+            "role": org.node if nodes else None,
+            "admin_key_file": f"orgs/{org.id}/admin.json",
+            "api": api.get(org.id),
+        }
+    (out / "consortium.json").write_text(json.dumps(index, indent=2) + "\n")
+    return entries
+
+
+def generate_testnet(
+    out: Path,
+    validators: int,
+    observers: int = 0,
+    base_port: int = 26600,
+    chain_id: str | None = None,
+    clients: int = 3,
+    progress_timeout_ms: int | None = None,
+    consortium: Consortium | None = None,
+) -> Genesis:
+    """Write a network into ``out`` and return its genesis.
+
+    Without ``consortium``: nodes node0, node1, ... and no organisations.  With it, the consortium decides the nodes
+    (``validators`` and ``observers`` are ignored): one per organisation that runs one, named after it, validators
+    first in file order, then observers; every organisation gets an admin key (OUT/orgs/<id>/admin.json) and an
+    entry in genesis, and OUT/consortium.json indexes them.  Its chain id applies unless ``chain_id`` is given.
+    """
+    names = None
+    if consortium is not None:
+        validators, observers = len(consortium.validators), len(consortium.observers)
+        names = [o.id for o in (*consortium.validators, *consortium.observers)]
+        chain_id = chain_id or consortium.chain_id
+    if validators < 1:
+        raise UsageError("a network needs at least one validator")
+    if base_port < 1024 or base_port + 2 * (validators + observers) > 65535:
+        raise UsageError(f"base port {base_port} leaves no room for {validators + observers} nodes (2 ports each)")
+    if (out / "genesis.json").exists():
+        raise UsageError(f"{out} already holds a network (genesis.json); choose another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    plans = plan_nodes(validators, observers, base_port, names)
+    members: dict[str, list[dict[str, str]]] = {"validators": [], "observers": [], "clients": []}
+    for plan in plans:
+        home = out / plan.name
+        key = SigningKey.generate()
+        write_key(home / "node_key.json", key)
+        cert_pem = write_node_tls(home / "tls", key)
+        members["validators" if plan.role == "validator" else "observers"].append(
+            {"name": plan.name, "key": key.verify_key.hex(), "cert": cert_pem}
+        )
+    for j in range(clients):
+        key = SigningKey.generate()
+        write_key(out / "clients" / f"client{j}.json", key)
+        members["clients"].append({"name": f"client{j}", "key": key.verify_key.hex()})
+    raw: dict[str, Any] = {
+        "chain_id": chain_id or f"medchain-local-{os.urandom(3).hex()}",
+        "genesis_time_ms": int(time.time() * 1000),
+        **members,
+    }
+    if consortium is not None:
+        raw["organisations"] = _consortium_members(out, consortium, plans)
+    genesis = parse_genesis(raw)
+    (out / "genesis.json").write_text(json.dumps(raw, indent=2) + "\n")
+    for plan in plans:
+        peers = tuple(Peer(p.name, f"{HOST}:{p.p2p_port}") for p in plans if p.name != plan.name)
+        config = NodeConfig(
+            name=plan.name,
+            role=plan.role,
+            genesis="../genesis.json",
+            p2p_listen=f"{HOST}:{plan.p2p_port}",
+            api_listen=f"{HOST}:{plan.api_port}",
+            peers=peers,
+        )
+        if progress_timeout_ms is not None:
+            config = replace(config, consensus=replace(config.consensus, progress_timeout_ms=progress_timeout_ms))
+        (out / plan.name / "config.toml").write_text(config.to_toml())
+    return genesis
+
+
+def client_key(network: Path, index: int = 0) -> SigningKey:
+    return read_key(network / "clients" / f"client{index}.json")
