@@ -14,6 +14,7 @@ from typing import Any
 
 from consensus.certificates import verify_commit_certificate
 from consensus.messages import Block, BlockHeader, CommitCertificate
+from node.documents import ProofDocument
 from node.genesis import Genesis
 from node.transaction import tx_id
 from primitives.codec import decode, encode
@@ -27,7 +28,7 @@ PROOF_FORMAT = "medchain-inclusion-proof/v1"
 
 def build_proof(
     block: Block, cert: CommitCertificate, index: int, levels: list[list[bytes]] | None = None
-) -> dict[str, Any]:
+) -> ProofDocument:
     """``levels`` (``merkle_levels(block.txs)``) saves rehashing the block for each proof cut from it."""
     tx = block.txs[index]
     return {
@@ -45,7 +46,10 @@ def build_proof(
 
 
 def verify_proof(doc: Any, genesis: Genesis) -> str | None:
-    """None when ``doc`` proves its transaction is committed on ``genesis``'s chain, else why not."""
+    """None when ``doc`` proves its transaction is committed on ``genesis``'s chain, else why not.
+
+    ``doc`` is whatever JSON someone hands in (``Any``): it becomes a proof only by passing these checks.
+    """
     if not isinstance(doc, dict) or doc.get("format") != PROOF_FORMAT:
         return f"not a {PROOF_FORMAT} document"
     try:

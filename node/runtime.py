@@ -42,6 +42,15 @@ from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate
 from consensus.replica import Replica
 from node.app import Application, BlockResult, Rejected
 from node.config import NodeConfig
+from node.documents import (
+    BlockDocument,
+    CommitEvent,
+    EvidenceDocument,
+    Liveness,
+    NodeStatus,
+    ProofDocument,
+    TxStatus,
+)
 from node.errors import ApiError
 from node.genesis import Genesis
 from node.mempool import Mempool, MempoolFull, MempoolLimits
@@ -117,9 +126,9 @@ class Node:
             self.replica = Replica.restore(rc, self.tip, store.wal_records())
         self.metrics.watch(lambda: dict(self.replica.stats) if self.replica else {}, self._peer_stats)
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._waiters: dict[bytes, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._waiters: dict[bytes, list[asyncio.Future[TxStatus]]] = {}
         self._admitted_at: OrderedDict[bytes, float] = OrderedDict()
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._subscribers: set[asyncio.Queue[CommitEvent | None]] = set()
         self._gossip_out: list[bytes] = []
         self._gossip_scheduled = False
         self._propose_scheduled = False
@@ -340,7 +349,7 @@ class Node:
             for fut in self._waiters.pop(r.tx_id, []):
                 if not fut.done():
                     fut.set_result(self._committed_json(r.tx_id, block.height, index, r.ok, r.code, r.message))
-        event = {
+        event: CommitEvent = {
             "height": block.height,
             "hash": block.hash.hex(),
             "txs": len(block.txs),
@@ -378,7 +387,7 @@ class Node:
 
     # ------------------------------------------------------------ transactions
 
-    def _committed_json(self, tid: bytes, height: int, index: int, ok: bool, code: str, msg: str) -> dict[str, Any]:
+    def _committed_json(self, tid: bytes, height: int, index: int, ok: bool, code: str, msg: str) -> TxStatus:
         return {
             "tx_id": tid.hex(),
             "status": "committed" if ok else "rejected",
@@ -420,7 +429,7 @@ class Node:
                 self.inbox.put_nowait(PendingWork())
         return added
 
-    async def submit(self, data: bytes, wait_commit: bool, timeout: float) -> dict[str, Any]:
+    async def submit(self, data: bytes, wait_commit: bool, timeout: float) -> TxStatus:
         tid = tx_id(data)
         if wait_commit and self.store.has_tx(tid):
             return self.tx_status(tid)
@@ -428,7 +437,7 @@ class Node:
             self._gossip_tx(data)
         if not wait_commit:
             return {"tx_id": tid.hex(), "status": "pending"}
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[TxStatus] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(tid, []).append(fut)
         try:
             return await asyncio.wait_for(fut, timeout)
@@ -598,7 +607,7 @@ class Node:
         self.metrics.mempool_bytes.set(self.mempool.size_bytes)
         self.metrics.peers.set(len(self.transport.connected_peers()))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> NodeStatus:
         r = self.replica
         view = r.view if r else self.tip.view
         best = max(self._peer_heads.values(), default=0)
@@ -621,11 +630,11 @@ class Node:
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
+    def health(self) -> tuple[bool, Liveness]:
         peers = len(self.transport.connected_peers())
         return not self.stopping, {"height": self.tip.height, "peers": peers}
 
-    def block_json(self, height: int) -> dict[str, Any] | None:
+    def block_json(self, height: int) -> BlockDocument | None:
         found = self.store.certified_block(height)
         if found is None:
             return None
@@ -656,7 +665,7 @@ class Node:
             },
         }
 
-    def tx_status(self, tid: bytes) -> dict[str, Any]:
+    def tx_status(self, tid: bytes) -> TxStatus:
         where = self.store.tx_location(tid)
         if where is not None:
             height, index = where
@@ -669,7 +678,7 @@ class Node:
             return {"tx_id": tid.hex(), "status": "pending"}
         return {"tx_id": tid.hex(), "status": "unknown"}
 
-    def proof_json(self, tid: bytes) -> dict[str, Any] | None:
+    def proof_json(self, tid: bytes) -> ProofDocument | None:
         where = self.store.tx_location(tid)
         if where is None:
             return None
@@ -678,8 +687,8 @@ class Node:
             return None
         return build_proof(found[0], found[1], where[1])
 
-    def evidence_json(self) -> list[dict[str, Any]]:
-        out = []
+    def evidence_json(self) -> list[EvidenceDocument]:
+        out: list[EvidenceDocument] = []
         for item in self.store.evidence(limit=1000):
             out.append(
                 {
@@ -697,13 +706,14 @@ class Node:
     def metrics_text(self) -> tuple[bytes, str]:
         return self.metrics.text(), "text/plain; version=0.0.4; charset=utf-8"
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def subscribe(self) -> asyncio.Queue[CommitEvent | None]:
+        """A queue of every commit from now on; ``None`` in it means the node is shutting down."""
+        queue: asyncio.Queue[CommitEvent | None] = asyncio.Queue()
         self._subscribers.add(queue)
         return queue
 
-    def subscribers(self) -> list[asyncio.Queue[dict[str, Any]]]:
+    def subscribers(self) -> list[asyncio.Queue[CommitEvent | None]]:
         return list(self._subscribers)
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[CommitEvent | None]) -> None:
         self._subscribers.discard(queue)

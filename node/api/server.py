@@ -99,7 +99,7 @@ class Api:
     async def _end_streams(self, app: web.Application) -> None:
         """Wake every /events stream so shutdown does not wait for its keep-alive."""
         for queue in self.node.subscribers():
-            queue.put_nowait({})
+            queue.put_nowait(None)
         self.node.app.on_shutdown()
 
     async def status(self, request: web.Request) -> web.Response:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from aiohttp import web
+
+# A document sent as one event: a commit, an alert.
+Item = TypeVar("Item", bound=Mapping[str, object])
 
 
 async def event_stream(
@@ -15,14 +18,14 @@ async def event_stream(
     title: str,
     event: str,
     id_field: str,
-    subscribe: Callable[[], asyncio.Queue[dict[str, Any]]],
-    unsubscribe: Callable[[asyncio.Queue[dict[str, Any]]], None],
+    subscribe: Callable[[], asyncio.Queue[Item | None]],
+    unsubscribe: Callable[[asyncio.Queue[Item | None]], None],
 ) -> web.StreamResponse:
     """A server-sent event stream of what ``subscribe``'s queue receives, until the client or the node goes.
 
     Each item is sent as ``event: <event>`` with its ``id_field`` as the id; a
-    comment every 15 s keeps idle proxies from closing it; an empty item means
-    the node is shutting down.
+    comment every 15 s keeps idle proxies from closing it; ``None`` means the
+    node is shutting down.
     """
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
@@ -35,7 +38,7 @@ async def event_stream(
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            if not item:
+            if item is None:
                 break
             payload = json.dumps(item, separators=(",", ":"))
             await response.write(f"event: {event}\nid: {item[id_field]}\ndata: {payload}\n\n".encode())

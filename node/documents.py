@@ -1,0 +1,126 @@
+"""The JSON documents the node core hands to its HTTP API and live subscribers.
+
+Each is a ``TypedDict``: the API serialises it as it is, so the keys and their
+order here are the wire format clients read.  Bytes travel as hex strings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NotRequired, TypedDict
+
+TxState = Literal["pending", "unknown", "committed", "rejected"]
+
+
+class MempoolSize(TypedDict):
+    txs: int
+    bytes: int
+
+
+class NodeStatus(TypedDict):
+    """``GET /status``: who this node is and where its chain stands."""
+
+    chain_id: str
+    node_id: str
+    role: Literal["validator", "observer"]
+    node_key: str
+    height: int
+    head_hash: str
+    app_hash: str
+    view: int
+    primary: str
+    in_view_change: bool
+    peers: list[str]
+    mempool: MempoolSize
+    syncing: bool
+    best_peer_height: int
+    stable_checkpoint: int | None
+    uptime_s: float
+
+
+class Liveness(TypedDict):
+    """What ``GET /health`` reports after ``ok`` (false once the node is stopping)."""
+
+    height: int
+    peers: int
+
+
+class TxStatus(TypedDict):
+    """A transaction's state here; a committed or rejected one also says where and with what outcome."""
+
+    tx_id: str
+    status: TxState
+    height: NotRequired[int]
+    index: NotRequired[int]
+    code: NotRequired[str]
+    message: NotRequired[str]
+
+
+class BlockHeaderDocument(TypedDict):
+    chain_id: str
+    height: int
+    prev_hash: str
+    proposer: str  # the validator's name
+    view: int
+    timestamp_ms: int
+    tx_root: str
+    tx_count: int
+    app_hash: str
+
+
+class VoteDocument(TypedDict):
+    validator: str  # the validator's name
+    signature: str
+
+
+class CertificateDocument(TypedDict):
+    height: int
+    view: int
+    block_hash: str
+    votes: list[VoteDocument]
+
+
+class BlockDocument(TypedDict):
+    """``GET /blocks/{height}``: a committed block, its transactions by id, and its commit certificate."""
+
+    height: int
+    hash: str
+    header: BlockHeaderDocument
+    txs: list[str]
+    certificate: CertificateDocument
+
+
+class ProofDocument(TypedDict):
+    """A self-contained inclusion proof (``node.proofs``): canonical encodings as hex, plus readable fields."""
+
+    format: str
+    chain_id: str
+    height: int
+    block_hash: str
+    tx_id: str
+    tx_index: int
+    tx: str
+    merkle_proof: str
+    header: str
+    certificate: str
+
+
+class EvidenceDocument(TypedDict):
+    """Two conflicting signed messages from one validator, each as hex of its canonical encoding."""
+
+    validator: str | int  # its name, or its index when the index is outside the genesis validator set
+    kind: str
+    height: int
+    first: str
+    second: str
+
+
+class CommitEvent(TypedDict):
+    """What ``GET /events`` sends for each committed block."""
+
+    height: int
+    hash: str
+    txs: int
+    rejected: int
+    view: int
+    time_ms: int
+    app_hash: str
