@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 from jsonschema import FormatChecker
@@ -45,6 +45,15 @@ from jsonschema.exceptions import ValidationError, best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from node.healthcare.documents import (
+    EpcisBizTransaction,
+    EpcisDestination,
+    EpcisDocument,
+    EpcisId,
+    EpcisIlmd,
+    EpcisObjectEvent,
+    EpcisSource,
+)
 from node.healthcare.gs1 import check_expiry, check_lot, sgtin_uri
 from primitives.errors import UsageError
 
@@ -142,7 +151,7 @@ def epcis_document(
     created_ms: int,
     *,
     iri_base: str = IRI_BASE,
-) -> dict[str, Any]:
+) -> EpcisDocument:
     """An EPCISDocument with one ObjectEvent per event of the pack, in the order given."""
     epc = sgtin_uri(gtin, serial, prefix_len)
     if not iri_base.startswith(("https://", "http://")) or not iri_base.endswith("/"):
@@ -166,10 +175,10 @@ def validate_epcis(doc: Any) -> list[str]:
     return list(dict.fromkeys(_describe(error) for error in errors))
 
 
-def _object_event(epc: str, event: PackEvent, iri_base: str) -> dict[str, Any]:
+def _object_event(epc: str, event: PackEvent, iri_base: str) -> EpcisObjectEvent:
     step = _MAPPING[event.kind]
     when = _iso(event.time_ms)
-    out: dict[str, Any] = {
+    return {
         "type": "ObjectEvent",
         "eventTime": when,
         "eventTimeZoneOffset": "+00:00",
@@ -180,7 +189,31 @@ def _object_event(epc: str, event: PackEvent, iri_base: str) -> dict[str, Any]:
         "bizStep": step.biz_step,
         "disposition": step.disposition,
         "readPoint": {"id": _iri(iri_base, "org", event.org)},
+        **_whereabouts(step, event, iri_base),
+        **_ilmd(step, event),
+        "medchain:event": event.kind,
+        "medchain:txId": event.tx_id.lower(),
+        "medchain:height": event.height,
+        **_reason(event),
     }
+
+
+class _Whereabouts(TypedDict, total=False):
+    bizLocation: EpcisId
+    bizTransactionList: list[EpcisBizTransaction]
+    sourceList: list[EpcisSource]
+    destinationList: list[EpcisDestination]
+
+
+class _IlmdPart(TypedDict, total=False):
+    ilmd: EpcisIlmd
+
+
+_ReasonPart = TypedDict("_ReasonPart", {"medchain:reason": str}, total=False)
+
+
+def _whereabouts(step: _Step, event: PackEvent, iri_base: str) -> _Whereabouts:
+    out: _Whereabouts = {}
     if step.at_org:
         out["bizLocation"] = {"id": _iri(iri_base, "org", event.org)}
     if step.shipment and event.shipment_id is not None:
@@ -194,19 +227,22 @@ def _object_event(epc: str, event: PackEvent, iri_base: str) -> dict[str, Any]:
             out["sourceList"] = [{"type": "owning_party", "source": _iri(iri_base, "org", source)}]
         if destination is not None:
             out["destinationList"] = [{"type": "owning_party", "destination": _iri(iri_base, "org", destination)}]
-    if step.action == "ADD" and (event.lot is not None or event.expiry is not None):
-        ilmd: dict[str, str] = {}
-        if event.lot is not None:
-            ilmd["cbvmda:lotNumber"] = event.lot
-        if event.expiry is not None:
-            ilmd["cbvmda:itemExpirationDate"] = check_expiry(event.expiry).isoformat()
-        out["ilmd"] = ilmd
-    out["medchain:event"] = event.kind
-    out["medchain:txId"] = event.tx_id.lower()
-    out["medchain:height"] = event.height
-    if event.reason is not None:
-        out["medchain:reason"] = event.reason
     return out
+
+
+def _ilmd(step: _Step, event: PackEvent) -> _IlmdPart:
+    if step.action != "ADD" or (event.lot is None and event.expiry is None):
+        return {}
+    ilmd: EpcisIlmd = {}
+    if event.lot is not None:
+        ilmd["cbvmda:lotNumber"] = event.lot
+    if event.expiry is not None:
+        ilmd["cbvmda:itemExpirationDate"] = check_expiry(event.expiry).isoformat()
+    return {"ilmd": ilmd}
+
+
+def _reason(event: PackEvent) -> _ReasonPart:
+    return {"medchain:reason": event.reason} if event.reason is not None else {}
 
 
 def _event_id(event: PackEvent, epc: str) -> str:

@@ -17,8 +17,8 @@ from aiohttp import web
 from consensus.messages import Block
 from node.app import BlockResult, Prechecked, StateReader
 from node.healthcare.application import Application
-from node.healthcare.routes import HealthApi
-from node.healthcare.service import HealthService
+from node.healthcare.routes import HealthcareRoutes
+from node.healthcare.service import HealthcareService
 from node.runtime import Node
 from node.transaction import Transaction
 
@@ -27,7 +27,7 @@ class HealthcareApp:
     def __init__(self, node: Node, vault_dir: Path) -> None:
         self.node = node
         self.rules = Application.from_genesis(node.genesis)
-        self.service = HealthService(node, self.rules, vault_dir)
+        self.service = HealthcareService(node, self.rules, vault_dir)
 
     def precheck(self, data: bytes) -> tuple[Transaction, Any]:
         return self.rules.precheck(data)
@@ -47,7 +47,7 @@ class HealthcareApp:
         return lambda: self.service.publish_alerts(alerts)
 
     def routes(self) -> list[web.RouteDef]:
-        return HealthApi(self.node, self.service).routes()
+        return HealthcareRoutes(self.node, self.service).routes()
 
     def on_shutdown(self) -> None:
         self.service.end_streams()

@@ -20,7 +20,7 @@ from node.healthcare.gs1 import Gs1Error, check_gtin
 from primitives.codec import unpack_strict
 
 if TYPE_CHECKING:
-    from node.healthcare.service import HealthService
+    from node.healthcare.service import HealthcareService
     from node.runtime import Node
 
 
@@ -63,8 +63,8 @@ def _page(request: web.Request) -> int:
     return int(text)
 
 
-class HealthApi:
-    def __init__(self, node: Node, service: HealthService) -> None:
+class HealthcareRoutes:
+    def __init__(self, node: Node, service: HealthcareService) -> None:
         self.node = node
         self.healthcare = service
 

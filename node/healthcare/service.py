@@ -22,8 +22,20 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node.documents import ProofDocument
 from node.errors import ApiError
 from node.healthcare.application import Application
+from node.healthcare.documents import (
+    AlertDocument,
+    CommittedRecord,
+    EpcisDocument,
+    EpcisPackEvent,
+    EventDocument,
+    FiledRecord,
+    PackDocument,
+    ServedRecord,
+    Verification,
+)
 from node.healthcare.epcis import epcis_document
 from node.healthcare.fhir import SALT_BYTES, FhirError, commitment, validate_resource
 from node.healthcare.gs1 import Gs1Error, parse_code
@@ -45,11 +57,11 @@ from primitives.merkle import merkle_levels
 if TYPE_CHECKING:
     from node.runtime import Node
 
-log = logging.getLogger("medchain.health")
+log = logging.getLogger("medchain.healthcare")
 PROOF_BLOCKS_CACHED = 64
 
 
-class HealthService:
+class HealthcareService:
     def __init__(self, node: Node, rules: Application, vault_dir: Path) -> None:
         self.node = node
         self.rules = rules
@@ -58,7 +70,7 @@ class HealthService:
         self.vault = Vault.open(vault_dir)
         self.metrics = node.metrics
         self._levels: OrderedDict[int, list[list[bytes]]] = OrderedDict()
-        self._alert_subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._alert_subscribers: set[asyncio.Queue[AlertDocument | None]] = set()
 
     def close(self) -> None:
         self.vault.close()
@@ -72,10 +84,10 @@ class HealthService:
 
     # ------------------------------------------------------------ commit hook
 
-    def after_commit(self, notices: list[tuple[bytes, bytes, Any]]) -> list[dict[str, Any]]:
+    def after_commit(self, notices: list[tuple[bytes, bytes, Any]]) -> list[AlertDocument]:
         """Off the loop, after a block with erasures or alerts: shred what was erased here.
 
-        Returns the block's new alerts (as JSON) for ``publish_alerts``, which
+        Returns the block's new alerts for ``publish_alerts``, which
         must run on the event loop: the subscribers' queues are asyncio queues.
         """
         for tid, signer, body in notices:
@@ -104,39 +116,41 @@ class HealthService:
                      extra={"event": "erasure", "records": [r.hex() for r in out]})
         return out
 
-    def _newest_alerts(self, filed: int) -> list[dict[str, Any]]:
+    def _newest_alerts(self, filed: int) -> list[AlertDocument]:
         """The last ``filed`` alerts by sequence: a block's accepted alerts are the newest after it."""
         raw = self.node.store.get(ALERT_COUNT)
         count = unpack_strict(raw) if raw is not None else 0
-        out = []
+        out: list[AlertDocument] = []
         for seq in range(max(0, count - filed), count):
             found = self.node.store.get(alert_key(seq))
             if found is not None:
                 out.append(alert_json(decode(Alert, found)))
         return out
 
-    def publish_alerts(self, alerts: list[dict[str, Any]]) -> None:
+    def publish_alerts(self, alerts: list[AlertDocument]) -> None:
         """Hand new alerts to every live subscriber (on the event loop); a backed-up subscriber misses them."""
         for alert in alerts:
             for queue in list(self._alert_subscribers):
                 if queue.qsize() < 1000:
                     queue.put_nowait(alert)
 
-    def subscribe_alerts(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def subscribe_alerts(self) -> asyncio.Queue[AlertDocument | None]:
+        """A queue of every alert from now on; ``None`` in it means the node is shutting down."""
+        queue: asyncio.Queue[AlertDocument | None] = asyncio.Queue()
         self._alert_subscribers.add(queue)
         return queue
 
-    def unsubscribe_alerts(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe_alerts(self, queue: asyncio.Queue[AlertDocument | None]) -> None:
         self._alert_subscribers.discard(queue)
 
     def end_streams(self) -> None:
         for queue in list(self._alert_subscribers):
-            queue.put_nowait({})
+            queue.put_nowait(None)
 
     # ------------------------------------------------------------ EHR: filing
 
-    async def file_record(self, doc: Any) -> dict[str, Any]:
+    async def file_record(self, doc: Any) -> FiledRecord:
+        """``doc`` is the request's JSON as sent (``Any``): checked here, field by field."""
         if not isinstance(doc, dict):
             raise ApiError(400, "bad-json", 'expected {"tx": hex, "resource": {...FHIR...}, "salt": hex}')
         try:
@@ -195,12 +209,13 @@ class HealthService:
                 await self.node.offload(self.vault.discard, rid, version)
             return {**result, "record_id": rid.hex(), "version": version}
         self.metrics.records_filed.inc()
-        return {**result, "record_id": rid.hex(), "version": version, "custodian": self.org.id,
-                "resource_type": rtype}
+        committed: CommittedRecord = {**result, "record_id": rid.hex(), "version": version, "custodian": self.org.id,
+                                      "resource_type": rtype}
+        return committed
 
     # ------------------------------------------------------------ EHR: reading
 
-    async def read_record(self, rid: bytes, doc: Any) -> dict[str, Any]:
+    async def read_record(self, rid: bytes, doc: Any) -> ServedRecord:
         try:
             served = await self._read_record(rid, doc)
         except ApiError as exc:
@@ -211,7 +226,7 @@ class HealthService:
             self.metrics.break_glass.inc()
         return served
 
-    async def _read_record(self, rid: bytes, doc: Any) -> dict[str, Any]:
+    async def _read_record(self, rid: bytes, doc: Any) -> ServedRecord:
         try:
             request = decode(b.ReadRequest, bytes.fromhex(doc["request"]))
         except (KeyError, TypeError, ValueError):
@@ -261,7 +276,7 @@ class HealthService:
 
     # ------------------------------------------------------------ drugs: scanning
 
-    def _proof(self, tid: bytes) -> dict[str, Any] | None:
+    def _proof(self, tid: bytes) -> ProofDocument | None:
         where = self.node.store.tx_location(tid)
         if where is None:
             return None
@@ -277,14 +292,14 @@ class HealthService:
                 self._levels.popitem(last=False)
         return build_proof(block, cert, where[1], levels)
 
-    def pack_json(self, gtin: str, serial: str, proofs: bool, now_ms: int) -> dict[str, Any] | None:
+    def pack_json(self, gtin: str, serial: str, proofs: bool, now_ms: int) -> PackDocument | None:
         views = self.views()
         found = views.pack(gtin, serial)
         if found is None:
             return None
         pack, lot = found
         status, info = pack_status(pack, lot, now_ms)
-        history = []
+        history: list[EventDocument] = []
         for event in views.history(pack, lot):
             item = event_json(event)
             if proofs:
@@ -298,7 +313,7 @@ class HealthService:
         }
 
     async def verify(self, code: str, scanned_by: str, proofs: bool = True, at_ms: int | None = None
-                     ) -> dict[str, Any]:
+                     ) -> Verification:
         """``at_ms`` judges expiry at another time (a planned dispense date, an audit); default now."""
         try:
             scanned = parse_code(code)
@@ -307,7 +322,7 @@ class HealthService:
         started = time.perf_counter()
         now = at_ms if at_ms is not None else self.now_ms()
         verdict = verify_code(Overlay(self.node.store), scanned.gtin, scanned.serial, scanned.lot, scanned.expiry, now)
-        out: dict[str, Any] = {
+        out: Verification = {
             "code": {"gtin": scanned.gtin, "serial": scanned.serial, "lot": scanned.lot, "expiry": scanned.expiry},
             "verified": verdict.verified,
             "status": verdict.status,
@@ -330,20 +345,20 @@ class HealthService:
                 out["alert"] = {"error": exc.code, "message": exc.message}
         return out
 
-    def epcis(self, gtin: str, serial: str) -> dict[str, Any] | None:
+    def epcis(self, gtin: str, serial: str) -> EpcisDocument | None:
         views = self.views()
         found = views.pack(gtin, serial)
         if found is None:
             return None
         pack, lot = found
-        events = []
+        events: list[EpcisPackEvent] = []
         for event in views.history(pack, lot):
-            item: dict[str, Any] = {"kind": event.kind, "time_ms": event.time_ms, "tx_id": event.tx_id.hex(),
+            item: EpcisPackEvent = {"kind": event.kind, "time_ms": event.time_ms, "tx_id": event.tx_id.hex(),
                                     "height": event.height, "org": event.org, "lot": pack.lot, "expiry": pack.expiry}
             if event.kind == "ship":
-                item.update(from_org=event.org, to_org=event.other_org, shipment_id=event.ref)
+                item["from_org"], item["to_org"], item["shipment_id"] = event.org, event.other_org, event.ref
             elif event.kind == "receive":
-                item.update(from_org=event.other_org, to_org=event.org, shipment_id=event.ref)
+                item["from_org"], item["to_org"], item["shipment_id"] = event.other_org, event.org, event.ref
             elif event.kind in ("recall", "quarantine", "release", "destroy") and event.ref:
                 item["reason"] = event.ref
             events.append(item)

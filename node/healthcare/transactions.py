@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from node.healthcare.ledger.bodies import HEALTH_BODIES
+from node.healthcare.ledger.bodies import HEALTHCARE_BODIES
 from node.transaction import Transaction, decode_transaction, sign_transaction
 from primitives.codec import Bytes, Kind, MessageCodec, Text
 from primitives.hashing import HASH_SIZE
@@ -29,7 +29,7 @@ class Anchor:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (HASH, Text(256))
 
 
-BODY_CODEC = MessageCodec([Anchor, *HEALTH_BODIES])
+BODY_CODEC = MessageCodec([Anchor, *HEALTHCARE_BODIES])
 
 
 def make_transaction(key: SigningKey, chain_id: str, body: Any, timestamp_ms: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Read-side views of the ledger's state as JSON-ready dicts, for the API and the CLI.
+"""Read-side views of the ledger's state as JSON documents (``node.healthcare.documents``), for the API.
 
 Every view is a key lookup or a bounded prefix range over the committed
 state (``records`` lists the indexes); nothing here walks blocks.
@@ -6,9 +6,22 @@ state (``records`` lists the indexes); nothing here walks blocks.
 
 from __future__ import annotations
 
-from typing import Any
-
 from node.genesis import Genesis
+from node.healthcare.documents import (
+    AccessDocument,
+    AlertDocument,
+    ConsentDocument,
+    EventDocument,
+    LicenceDocument,
+    LotDocument,
+    MemberDocument,
+    OrganisationDocument,
+    PatientDocument,
+    RecordDocument,
+    RecordHead,
+    RecordVersionDocument,
+    ShipmentDocument,
+)
 from node.healthcare.ledger.bodies import PackRef
 from node.healthcare.ledger.records import (
     ALERT_PREFIX,
@@ -47,7 +60,7 @@ from primitives.codec import decode
 MAX_PAGE = 1000
 
 
-def event_json(e: Event) -> dict[str, Any]:
+def event_json(e: Event) -> EventDocument:
     return {
         "kind": e.kind, "tx_id": e.tx_id.hex(), "height": e.height, "time_ms": e.time_ms, "org": e.org,
         "other_org": e.other_org or None, "ref": e.ref or None,
@@ -65,8 +78,8 @@ class LedgerViews:
 
     # ------------------------------------------------------------ identities
 
-    def organisations(self) -> list[dict[str, Any]]:
-        out = []
+    def organisations(self) -> list[OrganisationDocument]:
+        out: list[OrganisationDocument] = []
         for org in self.genesis.organisations:
             out.append({
                 "id": org.id, "name": org.name, "kind": org.kind, "admin_key": org.admin_key.hex(),
@@ -74,9 +87,9 @@ class LedgerViews:
             })
         return out
 
-    def licences(self, org: str) -> list[dict[str, Any]]:
+    def licences(self, org: str) -> list[LicenceDocument]:
         prefix = licence_prefix(org)
-        out = []
+        out: list[LicenceDocument] = []
         for key, raw in self._items(prefix, None, 256):
             kind, _, scope = key[len(prefix):].decode().partition("/")
             lic = decode(Licence, raw)
@@ -84,7 +97,7 @@ class LedgerViews:
                         "tx_id": lic.tx_id.hex()})
         return out
 
-    def member(self, key: bytes) -> dict[str, Any] | None:
+    def member(self, key: bytes) -> MemberDocument | None:
         m = self.state.load(Member, member_key(key))
         if m is None:
             return None
@@ -93,14 +106,14 @@ class LedgerViews:
 
     # ------------------------------------------------------------ EHR
 
-    def patient(self, pid: bytes) -> dict[str, Any] | None:
+    def patient(self, pid: bytes) -> PatientDocument | None:
         p = self.state.load(Patient, patient_key(pid))
         if p is None:
             return None
         return {"patient": pid.hex(), "registered_height": p.registered_height,
                 "records": [self.record_head(rid) for rid in p.records]}
 
-    def record_head(self, rid: bytes) -> dict[str, Any] | None:
+    def record_head(self, rid: bytes) -> RecordHead | None:
         r = self.state.load(Record, record_key(rid))
         if r is None:
             return None
@@ -111,11 +124,11 @@ class LedgerViews:
             "erase_tx": r.erase_tx.hex() if r.erase_tx else None,
         }
 
-    def record(self, rid: bytes) -> dict[str, Any] | None:
+    def record(self, rid: bytes) -> RecordDocument | None:
         head = self.record_head(rid)
         if head is None:
             return None
-        versions = []
+        versions: list[RecordVersionDocument] = []
         for v in range(1, head["version"] + 1):
             rv = self.state.load(RecordVersion, version_key(rid, v))
             if rv is None:
@@ -125,14 +138,12 @@ class LedgerViews:
                 "replaces": rv.replaces, "resource_type": rv.resource_type, "height": rv.height,
                 "time_ms": rv.time_ms, "tx_id": rv.tx_id.hex(),
             })
-        head["versions"] = versions
-        head["access_log"] = self.accesses(rid)
-        return head
+        return {**head, "versions": versions, "access_log": self.accesses(rid)}
 
-    def accesses(self, rid: bytes, after: int | None = None, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+    def accesses(self, rid: bytes, after: int | None = None, limit: int = MAX_PAGE) -> list[AccessDocument]:
         prefix = access_prefix(rid)
         start = prefix + u64(after) if after is not None else None
-        out = []
+        out: list[AccessDocument] = []
         for key, raw in self._items(prefix, start, limit):
             a = decode(Access, raw)
             out.append({
@@ -143,18 +154,18 @@ class LedgerViews:
             })
         return out
 
-    def patient_accesses(self, pid: bytes) -> list[dict[str, Any]] | None:
+    def patient_accesses(self, pid: bytes) -> list[AccessDocument] | None:
         p = self.state.load(Patient, patient_key(pid))
         if p is None:
             return None
-        out: list[dict[str, Any]] = []
+        out: list[AccessDocument] = []
         for rid in p.records:
             out.extend(self.accesses(rid))
         out.sort(key=lambda a: (a["height"], a["record_id"], a["seq"]))
         return out
 
-    def consents(self, pid: bytes, now_ms: int) -> list[dict[str, Any]]:
-        out = []
+    def consents(self, pid: bytes, now_ms: int) -> list[ConsentDocument]:
+        out: list[ConsentDocument] = []
         for _, raw in self._items(consent_prefix(pid), None, 256):
             c = decode(Consent, raw)
             out.append({
@@ -186,7 +197,7 @@ class LedgerViews:
         events.sort(key=lambda e: (e.height, e.time_ms))
         return events
 
-    def lot(self, gtin: str, lot: str, after: str | None = None, limit: int = MAX_PAGE) -> dict[str, Any] | None:
+    def lot(self, gtin: str, lot: str, after: str | None = None, limit: int = MAX_PAGE) -> LotDocument | None:
         found = self.state.load(Lot, lot_key(gtin, lot))
         if found is None:
             return None
@@ -199,7 +210,7 @@ class LedgerViews:
             "events": [event_json(e) for e in self.events(found.events)], "serials": serials,
         }
 
-    def shipment(self, shipment_id: str) -> dict[str, Any] | None:
+    def shipment(self, shipment_id: str) -> ShipmentDocument | None:
         s = self.state.load(Shipment, shipment_key(shipment_id))
         if s is None:
             return None
@@ -212,7 +223,7 @@ class LedgerViews:
         found = self.state.load(ShipmentPacks, shipment_packs_key(shipment_id))
         return found.packs if found is not None else ()
 
-    def alerts(self, after: int | None = None, limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+    def alerts(self, after: int | None = None, limit: int = MAX_PAGE) -> list[AlertDocument]:
         start = alert_key(after) if after is not None else None
         return [alert_json(decode(Alert, raw)) for _, raw in self._items(ALERT_PREFIX, start, limit)]
 
@@ -225,7 +236,7 @@ class LedgerViews:
         return 7
 
 
-def alert_json(a: Alert) -> dict[str, Any]:
+def alert_json(a: Alert) -> AlertDocument:
     return {
         "seq": a.seq, "gtin": a.gtin, "serial": a.serial, "lot": a.lot, "expiry": a.expiry, "reason": a.reason,
         "info": a.info or None, "scanned_by": a.scanned_by, "reporter_org": a.reporter_org, "height": a.height,

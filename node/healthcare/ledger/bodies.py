@@ -311,7 +311,7 @@ class ScanAlert:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (GTIN, SERIAL, Optional(LOT), Optional(EXPIRY), Text(40), Text(40), Text(64))
 
 
-HEALTH_BODIES: tuple[type, ...] = (
+HEALTHCARE_BODIES: tuple[type, ...] = (
     EnrolMember, RevokeMember, GrantLicence, RevokeLicence, RegisterPatient,
     AddRecord, AmendRecord, GrantConsent, RevokeConsent, RecordAccess, EraseRecords,
     Commission, Ship, Receive, Dispense, Recall, Quarantine, Release, Destroy, ScanAlert,
