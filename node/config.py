@@ -75,6 +75,7 @@ class NodeConfig:
 
 
 def _section(raw: dict[str, Any], name: str, cls: type[Any], where: Path) -> Any:
+    """``raw`` is the TOML as parsed, any shape until this checks it; returns a ``cls``."""
     data = raw.get(name, {})
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: [{name}] must be a table")

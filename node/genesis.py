@@ -49,7 +49,7 @@ class Genesis:
     validators: tuple[Member, ...]
     observers: tuple[Member, ...]
     clients: tuple[Member, ...]
-    raw: dict[str, Any]
+    raw: dict[str, Any]  # the file as read, any JSON: its canonical hash names the chain
     organisations: tuple[Organisation, ...] = ()
 
     @property

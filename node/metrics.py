@@ -124,7 +124,7 @@ class NodeMetrics:
         by_generation = [pause.labels(str(g)) for g in range(3)]
         started = [0.0]
 
-        def on_gc(phase: str, info: dict[str, Any]) -> None:
+        def on_gc(phase: str, info: dict[str, Any]) -> None:  # the signature ``gc.callbacks`` calls
             if phase == "start":
                 started[0] = time.perf_counter()
             else:

@@ -17,7 +17,9 @@ bytes and the salt.  Rules:
   what was submitted: ``1.50`` becomes ``1.5`` (the library keeps FHIR decimals
   as floats), ``10:00:00.12`` becomes ``10:00:00.120000``, empty lists vanish;
 * error messages name the field and the problem, never the submitted value:
-  they end up in logs and API answers, and the value may be personal data.
+  they end up in logs and API answers, and the value may be personal data;
+* a resource is JSON of any shape until the models check it, hence ``Any``
+  in the types of what this module takes in.
 
 This module does no I/O; ``secrets`` is its only source of randomness.
 """

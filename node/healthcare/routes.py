@@ -16,6 +16,7 @@ from aiohttp import web
 from node.api.sse import event_stream
 from node.errors import ApiError
 from node.healthcare.application import ANCHOR_PREFIX
+from node.healthcare.documents import AnchorDocument
 from node.healthcare.gs1 import Gs1Error, check_gtin
 from primitives.codec import unpack_strict
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 
 async def _json_body(request: web.Request) -> Any:
+    """The body as parsed JSON, any shape: each handler checks the members it reads."""
     body = await request.read()
     try:
         return json.loads(body)
@@ -32,7 +34,7 @@ async def _json_body(request: web.Request) -> Any:
         raise ApiError(400, "bad-json", "the request body is not valid JSON") from None
 
 
-def _found(doc: Any, missing: str, content_type: str = "application/json") -> web.Response:
+def _found(doc: object, missing: str, content_type: str = "application/json") -> web.Response:
     """``doc`` as JSON, or a 404 saying what was not found."""
     if doc is None:
         raise ApiError(404, "not-found", missing)
@@ -95,9 +97,10 @@ class HealthcareRoutes:
         if raw is None:
             raise ApiError(404, "not-found", f"document {doc_hash.hex()} is not anchored")
         height, tid, label, signer = unpack_strict(raw)
-        return web.json_response(
-            {"sha256": doc_hash.hex(), "height": height, "tx_id": tid.hex(), "label": label, "signer": signer.hex()}
-        )
+        doc: AnchorDocument = {
+            "sha256": doc_hash.hex(), "height": height, "tx_id": tid.hex(), "label": label, "signer": signer.hex()
+        }
+        return web.json_response(doc)
 
     async def orgs(self, request: web.Request) -> web.Response:
         return web.json_response(self.healthcare.views().organisations())
