@@ -27,9 +27,8 @@ AppFactory = Callable[[Node], Application]
 # The cyclic collector's first generation runs after this many more container
 # allocations than frees (Python's default: 700).  A node allocates a few
 # objects per message and per transaction and almost none of them are in
-# cycles, so the default collects every millisecond or so under load, each
-# time walking whatever a block in flight keeps alive: measured on the
-# healthcare mix, about a tenth of a node's CPU went to the collector.
+# cycles, so the default collects very often under load, each time walking
+# whatever a block in flight keeps alive: a noticeable share of a node's CPU.
 GC_FIRST_GENERATION = 50_000
 
 

@@ -301,10 +301,10 @@ class Node:
     async def _execute(self, block: Block) -> BlockResult:
         """Run the rules on the loop in slices of transactions, letting the API and P2P in between.
 
-        On an executor thread each LevelDB read handed the interpreter lock to
-        the loop and contended for it back (one run of the healthcare mix:
-        execution 184 µs of CPU per transaction there, 144 µs on the loop).
-        Wall time still counts whatever else the loop does between slices.
+        Not on an executor thread: there each LevelDB read would hand the
+        interpreter lock to the loop and contend for it back, costing more CPU
+        per transaction than running on the loop.  Wall time still counts
+        whatever else the loop does between slices.
         """
         steps = self.app.execute_steps(block, self.store, self.tip.app_hash, self.checker, EXECUTE_SLICE_TXS)
         wall, cpu = time.perf_counter(), 0.0

@@ -312,9 +312,8 @@ def pack(obj: Any) -> bytes:
     """The msgpack bytes of ``obj`` (binary as bin, text as str): the canonical encoding.
 
     One ``Packer`` per thread, reused: ``msgpack.packb`` builds a new one per
-    call, which cost more than packing a small record (0.98 µs against 0.43 µs
-    for an eight-field pack record in one ``timeit`` run).  A failed pack
-    leaves the packer empty, so the next call starts clean.
+    call, and building one costs more than packing a small record.  A failed
+    pack leaves the packer empty, so the next call starts clean.
     """
     try:
         packer = _PACKERS.packer

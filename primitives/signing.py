@@ -5,10 +5,10 @@ tag names the role of the signature (``medchain/v1/prepare`` and
 ``medchain/v1/commit`` differ), and the chain id binds it to one network, so no
 signature can be replayed in another role or on another chain.
 
-The backend is PyNaCl (libsodium): on the development machine it verifies
-about 1.8x faster than ``cryptography`` (OpenSSL) on the same keys and payloads
-(``python -m node.lab.signing_bench`` measures both).  Both implement
-standard RFC 8032 Ed25519, so keys and signatures are interchangeable.
+The backend is PyNaCl (libsodium): it verifies faster than ``cryptography``
+(OpenSSL) on the same keys and payloads, and signature checks are the hot path
+(``python -m node.lab.signing_bench`` compares both).  Both implement standard
+RFC 8032 Ed25519, so keys and signatures are interchangeable.
 """
 
 from __future__ import annotations

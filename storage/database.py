@@ -24,19 +24,15 @@ import plyvel
 
 from storage.errors import DatabaseLocked, StorageError, StoreClosed
 
-# Tuning, measured with ``python -m node.lab.storage_bench``: a 1,000-tx block is a
-# ~280 KiB batch, and LevelDB's default 4 MiB memtable flushes every ~14 of
-# them, stalling sustained commits on level-0 compactions; 16 MiB roughly
-# doubled the sustained rate.  The healthcare mix writes about five state keys
-# per transaction: at 16 MiB a node compacted a level every few seconds during
-# the mixed benchmark, at 64 MiB not once (one run, LevelDB's LOG).  The block
-# cache at 256 MiB against 32 MiB made no measurable difference in one trial.
-# Bloom filters make the "unknown tx id" lookups of admission and validation
-# (almost always misses) skip the disk.  No block compression: the values are
-# mostly hashes, keys and signatures, which snappy barely shrinks (26.8 MB
-# against 19.9 MB for 200,000 pack-sized records), while every first read of a block
-# paid to decompress it (an offline trial, median of three: a cold point read
-# took 3.5 µs of CPU against 4.7 µs with snappy).
+# Tuning (``python -m node.lab.storage_bench`` measures it; the figures are in
+# docs/benchmarks.md).  A full block is a batch of a few hundred KiB, and a
+# small memtable flushes every few blocks, stalling sustained commits on
+# level-0 compactions; the healthcare mix also writes several state keys per
+# transaction, so the memtable is large enough that a node under the mixed
+# load rarely compacts.  Bloom filters make the "unknown tx id" lookups of
+# admission and validation (almost always misses) skip the disk.  No block
+# compression: the values are mostly hashes, keys and signatures, which snappy
+# barely shrinks, while every first read of a block would pay to decompress it.
 WRITE_BUFFER_BYTES = 64 * 1024 * 1024
 BLOCK_CACHE_BYTES = 256 * 1024 * 1024
 BLOOM_FILTER_BITS = 10

@@ -267,5 +267,5 @@ def test_parse_code_is_fast():
         for code in codes:
             parse_code(code)
         best = min(best, (time.perf_counter() - start) / len(codes))
-    # Measured about 0.14 ms a call; the bound leaves room for a loaded machine.
+    # Far above a call's cost, so a loaded machine stays under it.
     assert best < 0.001
