@@ -73,7 +73,7 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
         await web.TCPSite(runner, host, port).start()
         log.info("node %s started: api http://%s:%d, p2p %s, height %d", config.name, host, port,
                  config.p2p_listen, node.tip.height, extra={"event": "started"})
-        drive = next(t for t in node._tasks if t.get_name() == "drive")
+        drive = node.drive_task
         done, _ = await asyncio.wait(
             [asyncio.create_task(stop.wait()), drive], return_when=asyncio.FIRST_COMPLETED
         )

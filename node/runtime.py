@@ -158,6 +158,11 @@ class Node:
             self.inbox.put_nowait(lambda: self._carry_out_and_follow(replica.start(self._now_ms())))
         self._update_gauges()
 
+    @property
+    def drive_task(self) -> asyncio.Task[None]:
+        """The task feeding the replica (once started): if it ends, the node cannot go on."""
+        return next(t for t in self._tasks if t.get_name() == "drive")
+
     async def stop(self) -> None:
         self.stopping = True
         for task in self._tasks:
