@@ -1,10 +1,12 @@
 """The JSON documents the node core hands to its HTTP API and live subscribers.
 
-Each is a ``TypedDict``: the API serialises it as it is, so the keys and their
-order here are the wire format clients read.  Bytes travel as hex strings.
+Each is a ``TypedDict``: the API serialises it as it is, so the keys here are
+the wire format clients read (in the order the code that builds each one
+writes them).  Bytes travel as hex strings.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: ``NotRequired`` must be seen when the
+# class is built, so that ``__required_keys__`` is right for whoever inspects it.
 
 from typing import Literal, NotRequired, TypedDict
 

@@ -1,12 +1,13 @@
 """The JSON documents the healthcare views and service hand to the API.
 
-Each is a ``TypedDict``: the routes serialise it as it is, so the keys and
-their order here are the wire format clients read.  Bytes travel as hex
-strings.  Names that are not Python identifiers (``from``, ``@context``) use
+Each is a ``TypedDict``: the routes serialise it as it is, so the keys here
+are the wire format clients read (in the order the code that builds each one
+writes them).  Bytes travel as hex strings.  Names that are not Python identifiers (``from``, ``@context``) use
 the functional ``TypedDict`` form.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: ``NotRequired`` must be seen when the
+# class is built, so that ``__required_keys__`` is right for whoever inspects it.
 
 from typing import Any, Literal, NotRequired, TypedDict
 
