@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import plyvel
@@ -22,6 +23,22 @@ from node.client.http import ApiFailure
 from node.client.ledger import LedgerClient
 from node.genesis import load_genesis
 from node.healthcare.application import Application
+from node.healthcare.documents import (
+    AccessDocument,
+    AlertDocument,
+    CommittedRecord,
+    ConsentDocument,
+    EpcisDocument,
+    LotDocument,
+    MemberDocument,
+    OrganisationDocument,
+    PackDocument,
+    PatientDocument,
+    RecordDocument,
+    ServedRecord,
+    ShipmentDocument,
+    Verification,
+)
 from node.healthcare.ledger import bodies as b
 from node.healthcare.ledger.state import DictState
 from node.lab import cluster as clusters
@@ -31,6 +48,7 @@ from node.runtime import genesis_tip
 from primitives.signing import SigningKey
 from storage.chainstore import ChainStore
 from tests.harness import Cluster
+from tests.node.shapes import assert_matches
 
 CONSORTIUM = Path(__file__).resolve().parents[2] / "configs" / "consortium-4.toml"
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -186,6 +204,64 @@ async def test_counterfeit_experiment_catches_every_fake(net: tuple[Cluster, Net
         assert report.detected[kind] == report.injected[kind], f"{kind}: {summary['missed']}"
     assert report.genuine_scanned >= 1000 and not report.genuine_flagged, summary["flagged"]
     assert report.alerts_recorded == report.alerts_expected > 0
+
+
+async def test_every_healthcare_document_matches_its_type(
+    net: tuple[Cluster, Network], story_steps: dict[str, object]
+) -> None:
+    cluster, network = net
+    node = cluster.names[0]
+
+    async def read(path: str) -> Any:
+        status, body = await cluster.get(node, path)
+        assert status == 200, f"{path}: {status} {body}"
+        return body
+
+    for i, org in enumerate(await read("/orgs")):
+        assert_matches(org, OrganisationDocument, f"orgs[{i}]")
+    assert_matches(await read(f"/ehr/records/{story_steps['erased']}"), RecordDocument, "erased record")
+
+    hosp_a, hosp_b = network.of_kind("hospital")[:2]
+    async with aiohttp.ClientSession() as session:
+        doctor, patient = SigningKey.generate(), SigningKey.generate()
+        admin = LedgerClient(network.api_for(hosp_a), network.admin(hosp_a), session)
+        assert (await admin.submit(b.EnrolMember(doctor.verify_key.raw, "physician")))["status"] == "committed"
+        me = LedgerClient(network.api_for(hosp_a), patient, session)
+        assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
+        assert (await me.submit(b.GrantConsent(hosp_b, None, (), None)))["status"] == "committed"
+        physician = LedgerClient(network.api_for(hosp_a), doctor, session)
+        filed = await physician.file_record(
+            {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": "6.1 %"},
+            patient=me.patient_id)
+        assert_matches(filed, CommittedRecord, "filed record")
+        served = await physician.read_record(bytes.fromhex(filed["record_id"]), "follow-up")
+        assert_matches(served, ServedRecord, "served record")
+    pid = me.patient_id.hex()
+    assert_matches(await read(f"/ehr/records/{filed['record_id']}"), RecordDocument, "record")
+    assert_matches(await read(f"/ehr/patients/{pid}"), PatientDocument, "patient")
+    consents = await read(f"/ehr/patients/{pid}/consents")
+    accesses = await read(f"/ehr/patients/{pid}/accesses")
+    assert len(consents) == 1 and len(accesses) == 1
+    assert_matches(consents[0], ConsentDocument, "consent")
+    assert_matches(accesses[0], AccessDocument, "access")
+    assert_matches(await read(f"/members/{doctor.verify_key.hex()}"), MemberDocument, "member")
+
+    alerts = await read("/alerts")
+    assert alerts
+    for i, alert in enumerate(alerts):
+        assert_matches(alert, AlertDocument, f"alerts[{i}]")
+    gtin, serial, lot = alerts[0]["gtin"], alerts[0]["serial"], alerts[0]["lot"]
+    pack = await read(f"/drugs/packs/{gtin}/{serial}")
+    assert pack["history"] and all(event["proof"] for event in pack["history"])
+    assert_matches(pack, PackDocument, "pack")
+    assert_matches(await read(f"/drugs/packs/{gtin}/{serial}?proofs=0"), PackDocument, "pack without proofs")
+    assert_matches(await read(f"/drugs/lots/{gtin}/{lot}"), LotDocument, "lot")
+    assert_matches(await read(f"/drugs/shipments/{lot}-D"), ShipmentDocument, "shipment")
+    assert_matches(await read(f"/drugs/packs/{gtin}/{serial}/epcis"), EpcisDocument, "EPCIS document")
+    # A pack of the recalled lot: not verified, and no alert filed (the later tests count alerts).
+    verification = await read(f"/drugs/verify?code=(01){gtin}(21)PK0001&scanned_by=types")
+    assert verification["status"] == "recalled" and verification["alert"] is None, verification
+    assert_matches(verification, Verification, "verification")
 
 
 async def test_vaults_then_replay_from_genesis_with_the_cluster_stopped(
