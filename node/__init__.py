@@ -2,7 +2,8 @@
 
 The modules here are the node core: the runtime that drives the consensus
 engine (``runtime``), the mempool, metrics, config, genesis, transactions'
-envelope, block validation and proofs.  Sub-packages, one concern each:
+envelope, block validation, proofs and the JSON documents the core answers
+with (``documents``).  Sub-packages, one concern each:
 
 * ``p2p``: the transport between nodes (TLS, WebSocket frames, wire records, link faults);
 * ``api``: the HTTP API core (errors, SSE, the node's own routes);

@@ -55,6 +55,7 @@ from node.errors import ApiError
 from node.genesis import Genesis
 from node.mempool import Mempool, MempoolFull, MempoolLimits
 from node.metrics import NodeMetrics
+from node.p2p.transport import Transport
 from node.p2p.wire import (
     NODE_CODEC,
     CertifiedBlock,
@@ -95,7 +96,7 @@ class Node:
         genesis: Genesis,
         key: SigningKey,
         store: ChainStore,
-        transport: Any,
+        transport: Transport,
         app_factory: Callable[[Node], Application],
     ):
         self.cfg = config
@@ -602,8 +603,7 @@ class Node:
     # ------------------------------------------------------------ queries (API)
 
     def _peer_stats(self) -> dict[str, dict[str, int]]:
-        stats: dict[str, dict[str, int]] = self.transport.peer_stats()
-        return stats
+        return self.transport.peer_stats()
 
     def _update_gauges(self) -> None:
         self.metrics.height.set(self.tip.height)
