@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from node.cli.common import MedchainGroup
 from node.cli.drugs import DRUG_COMMANDS
 from node.cli.ehr import EHR_COMMANDS
 from node.cli.identity import IDENTITY_COMMANDS
@@ -13,7 +14,7 @@ from node.lab.sim import sim
 HEALTH_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("medchain", cls=MedchainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medchain")
 def main() -> None:
     """medchain: a permissioned PBFT blockchain for healthcare.
@@ -22,7 +23,7 @@ def main() -> None:
     Start here:
       medchain cluster up --nodes 4 --dir ./net     a local 4-validator cluster
       medchain cluster status --dir ./net           what every node is doing
-      medchain anchor put FILE --node URL --key K   anchor a document
+      medchain anchor put FILE --node HOST:PORT --key K  anchor a document
       medchain sim --nodes 4 --seeds 20 --json      simulate the consensus engine
 
     \b

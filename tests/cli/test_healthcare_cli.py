@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from node.cli.common import parse_pack_code
-from node.cli.ehr import _expiry_ms
+from node.cli.ehr import expiry_ms
 from node.cli.main import main as cli
-from node.cli.ops import Fail
+from node.cli.common import Fail
 from node.healthcare.ledger.records import patient_id
 from tests.harness import free_base_port
 
@@ -92,7 +92,7 @@ def test_a_signing_command_without_key_says_so_before_calling_any_node(dead_node
 
 def test_no_node_given_is_a_one_line_error_naming_the_option_and_the_variable():
     one_line_error(run("org", "list"), "--node", "MEDCHAIN_NODE")
-    one_line_error(run("org", "list", "--node", "127.0.0.1:26601"), "http://")
+    one_line_error(run("org", "list", "--node", "127.0.0.1"), "host:port", "no port")
 
 
 def test_an_unreachable_node_is_a_one_line_error(dead_node: str, key: Path):
@@ -138,12 +138,12 @@ def test_consent_names_exactly_one_grantee_and_a_future_expiry(dead_node: str, k
 def test_until_a_date_means_through_the_end_of_that_day():
     now = dt.datetime(2030, 5, 1, 12, tzinfo=dt.UTC)
     end = dt.datetime(2030, 5, 2, tzinfo=dt.UTC)
-    assert _expiry_ms("2030-05-01", None, now) == int(end.timestamp() * 1000)
-    assert _expiry_ms("2030-05-01T14:00+01:00", None, now) == int((now + dt.timedelta(hours=1)).timestamp() * 1000)
+    assert expiry_ms("2030-05-01", None, now) == int(end.timestamp() * 1000)
+    assert expiry_ms("2030-05-01T14:00+01:00", None, now) == int((now + dt.timedelta(hours=1)).timestamp() * 1000)
     with pytest.raises(Fail):
-        _expiry_ms("2030-05-01T12:30+01:00", None, now)  # 11:30 UTC: past
-    assert _expiry_ms(None, 2, now) == int((now + dt.timedelta(days=2)).timestamp() * 1000)
-    assert _expiry_ms(None, None, now) is None
+        expiry_ms("2030-05-01T12:30+01:00", None, now)  # 11:30 UTC: past
+    assert expiry_ms(None, 2, now) == int((now + dt.timedelta(days=2)).timestamp() * 1000)
+    assert expiry_ms(None, None, now) is None
 
 
 def test_bad_hex_ids_and_bad_record_files_are_refused_locally(dead_node: str, key: Path, tmp_path: Path):
