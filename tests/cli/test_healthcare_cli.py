@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from node.cli.common import parse_pack_code
+from node.cli.common import Fail, parse_pack_code
 from node.cli.ehr import expiry_ms
 from node.cli.main import main as cli
-from node.cli.common import Fail
 from node.healthcare.ledger.records import patient_id
 from tests.harness import free_base_port
 

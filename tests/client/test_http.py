@@ -138,7 +138,7 @@ async def test_bodies_go_as_octet_stream_or_json(server: str):
 
 async def test_no_answer_in_time_and_no_node_are_node_unreachable(server: str):
     async with NodeClient(server, timeout=0.2) as node:
-        with pytest.raises(NodeUnreachable, match="did not answer within 0.2s"):
+        with pytest.raises(NodeUnreachable, match=r"did not answer within 0\.2s"):
             await node.call("GET", "/slow")
     async with NodeClient(f"127.0.0.1:{free_base_port(1)}") as node:
         with pytest.raises(NodeUnreachable, match="connection refused"):
