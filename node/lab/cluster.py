@@ -271,16 +271,16 @@ async def _wait_started(nodes: list[NodeProcess], chain_id: str, deadline: float
 async def _wait_one(client: NodeClient, node: NodeProcess, chain_id: str, deadline: float, timeout: float) -> None:
     key = node_key(node)
     while True:
-        if not is_alive(node.pid):
-            raise ClusterError(f"{node.name} exited while starting; {_log_hint(node)}")
         try:
             status: dict[str, Any] | None = await client.status()
         except (NodeUnreachable, ApiFailure):
             status = None
-        if status is not None:
-            if status.get("node_key") == key and status.get("chain_id") == chain_id:
-                return
+        if status is not None and (status.get("node_key"), status.get("chain_id")) != (key, chain_id):
             await _impostor(node, status, key, chain_id)
+        if not is_alive(node.pid):
+            raise ClusterError(f"{node.name} exited while starting; {_log_hint(node)}")
+        if status is not None:
+            return
         if time.monotonic() > deadline:
             raise ClusterError(f"{node.name} did not answer at {node.api} within {timeout:g}s; {_log_hint(node)}")
         await asyncio.sleep(0.1)
@@ -288,9 +288,8 @@ async def _wait_one(client: NodeClient, node: NodeProcess, chain_id: str, deadli
 
 async def _impostor(node: NodeProcess, status: dict[str, Any], key: str, chain_id: str) -> None:
     """Another process answers on this node's API port: give ours a moment to fail, to quote why it did."""
-    for _ in range(50):
-        if not is_alive(node.pid):
-            break
+    give_up = time.monotonic() + 20
+    while is_alive(node.pid) and time.monotonic() < give_up:
         await asyncio.sleep(0.1)
     other = f"key {str(status.get('node_key'))[:16]}... of chain {status.get('chain_id')}"
     raise ClusterError(
