@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import select
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -336,5 +340,36 @@ def test_an_operator_runs_records_and_a_supply_chain_from_the_command_line(tmp_p
             time.sleep(0.2)
         table = ok("alerts", "--node", reg).output
         assert "Not_for_re-distribution" in table and "counter 2" in table
+
+        # the EPCIS document: printed, or written with a summary for scripts
+        epcis = json.loads(ok("drug", "export-epcis", f"{GTIN}:2", "--node", reg).stdout)
+        out = tmp_path / "epcis.json"
+        wrote = json.loads(ok("drug", "export-epcis", f"{GTIN}:2", "--out", str(out), "--json", "--node", reg).stdout)
+        written = json.loads(out.read_text())
+        assert wrote["events"] == len(epcis["epcisBody"]["eventList"]) >= 4
+        assert written["epcisBody"] == epcis["epcisBody"]  # the same events; only the creation date differs
+
+        # alerts --follow: the alerts filed so far, then a new one as it commits (host:port, no scheme)
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "node", "alerts", "--follow", "--json", "--after", "-1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "MEDCHAIN_NODE": reg.removeprefix("http://")},
+        )
+        try:
+            assert json.loads(_line_within(follow, 30))["scanned_by"] == "counter 2"
+            run("drug", "verify", code, "--scanned-by", "counter 3", "--node", pharmacy)
+            assert json.loads(_line_within(follow, 30))["scanned_by"] == "counter 3"
+        finally:
+            follow.terminate()
+            follow.wait(10)
     finally:
         clusters.stop_all(root, timeout=10)
+
+
+def _line_within(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """The next line ``proc`` prints on stdout, failing the test if none comes within ``timeout`` seconds."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout}s; stderr: {proc.stderr.read1() if proc.stderr else b''!r}"
+    return proc.stdout.readline()
