@@ -7,6 +7,7 @@ sockets, LevelDB); the last test brings it down, the fixture makes sure.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,22 @@ def test_cluster_up_over_a_running_cluster_fails_naming_the_node(cluster: Runnin
         if (other / "cluster.json").exists():
             clusters.stop_all(other)
     assert ok("status", "--node", cluster.api).exit_code == 0, "the running cluster is left alone"
+
+
+def test_a_node_that_cannot_bind_its_port_fails_cluster_up_with_its_log_line(tmp_path: Path):
+    base = free_base_port(1)
+    root = tmp_path / "net"
+    with socket.socket() as squatter:  # not a node: nothing answers on the API port, the node just cannot start
+        squatter.bind(("127.0.0.1", base))
+        squatter.listen()
+        try:
+            result = run("cluster", "up", "--nodes", "1", "--dir", str(root), "--base-port", str(base))
+        finally:
+            if (root / "cluster.json").exists():
+                clusters.stop_all(root)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith("error: node0 exited while starting; ")
+    assert str(root / "node0" / "node.log") in result.stderr and "address already in use" in result.stderr
 
 
 def test_cluster_down_says_which_nodes_were_already_stopped(cluster: Running):

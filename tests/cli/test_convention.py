@@ -17,7 +17,9 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from node.cli.common import MedchainGroup
 from node.cli.main import main as cli
+from primitives.errors import UsageError
 from tests.harness import free_base_port
 
 GTIN = "09506000134352"
@@ -203,6 +205,37 @@ def test_commands_that_print_documents_take_json_too(files: dict[str, str], dead
     """anchor put, proof verify and drug export-epcis had no --json."""
     for path in (("anchor", "put"), ("proof", "verify"), ("drug", "export-epcis")):
         assert "--json" in CliRunner().invoke(cli, [*path, "--help"]).output, path
+
+
+def _group_failing_with(exc: BaseException) -> click.Group:
+    @click.group("medchain", cls=MedchainGroup)
+    def root() -> None:
+        """A root group."""
+
+    @root.command("fail")
+    def fail() -> None:
+        """Raise."""
+        raise exc
+
+    return root
+
+
+@pytest.mark.parametrize(
+    ("exc", "says"),
+    [
+        (UsageError("the ledger says no"), "error: the ledger says no\n"),
+        (FileNotFoundError(2, "No such file or directory", "k.json"), "error: No such file or directory: k.json\n"),
+        (KeyError("x"), "error: unexpected KeyError: 'x' (a bug: rerun with MEDCHAIN_TRACEBACK=1 and report it)\n"),
+    ],
+)
+def test_what_a_command_raises_ends_as_one_line(exc: BaseException, says: str):
+    result = CliRunner().invoke(_group_failing_with(exc), ["fail"], env={"MEDCHAIN_TRACEBACK": None})
+    assert (result.exit_code, result.stderr) == (2, says)
+
+
+def test_medchain_traceback_shows_a_bug_as_it_is():
+    result = CliRunner().invoke(_group_failing_with(KeyError("x")), ["fail"], env={"MEDCHAIN_TRACEBACK": "1"})
+    assert isinstance(result.exception, KeyError)
 
 
 def test_cli_and_client_modules_import_no_private_names():
