@@ -41,9 +41,9 @@ import json
 import os
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
-from yarl import URL
 
 from node.client.sse import SseItem, SseParser
 from primitives.errors import UsageError
@@ -75,20 +75,19 @@ def node_url(text: str) -> str:
     what = f"{text!r} is not a node address; expected host:port or http://host:port"
     if not given or any(ch.isspace() for ch in given):
         raise BadNodeUrl(what)
-    if "://" not in given:
-        given = "http://" + given
+    has_scheme = "://" in given
     try:
-        url = URL(given)
-        port = url.explicit_port
+        url = urlsplit(given if has_scheme else "http://" + given)
+        port = url.port
     except ValueError as exc:
         raise BadNodeUrl(f"{what} ({exc})") from None
     if url.scheme not in ("http", "https"):
         raise BadNodeUrl(f"{text!r}: a node speaks http:// or https://, not {url.scheme}://")
-    if not url.host or url.query_string or url.fragment or url.user:
+    if not url.hostname or url.query or url.fragment or url.username is not None:
         raise BadNodeUrl(what)
-    if port is None and url.scheme == "http" and "://" not in text:
+    if port is None and not has_scheme:
         raise BadNodeUrl(f"{what} (no port)")
-    return str(url).rstrip("/")
+    return f"{url.scheme}://{url.netloc}{url.path}".rstrip("/")
 
 
 class NodeClient:
