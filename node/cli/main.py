@@ -23,7 +23,7 @@ def main() -> None:
     Start here:
       medchain cluster up --nodes 4 --dir ./net     a local 4-validator cluster
       medchain cluster status --dir ./net           what every node is doing
-      medchain anchor put FILE --node HOST:PORT --key K  anchor a document
+      medchain anchor put FILE --node URL --key K   anchor a document
       medchain sim --nodes 4 --seeds 20 --json      simulate the consensus engine
 
     \b
@@ -33,6 +33,10 @@ def main() -> None:
       medchain drug verify CODE --node URL          is this pack genuine?
       medchain ehr read RECORD --node URL --key K   read a health record (audited)
       medchain alerts --follow --node URL           watch suspicious scans live
+
+    Commands that talk to a node take --node HOST:PORT (or a URL) or read
+    $MEDCHAIN_NODE; --json prints data for scripts; an error is one line on
+    stderr with exit code 2.
     """
 
 
