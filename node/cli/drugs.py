@@ -5,38 +5,40 @@ Conventions (``--node``, ``--key``, ``--json``, exit codes) are those of ``node.
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 import click
 
 from node.cli.common import (
-    _at,
-    _connect,
-    _flag_target,
-    _gs1,
-    _gtin,
-    _limit,
-    _lot_ref,
-    _org,
-    _print_json,
-    _Progress,
-    _reason,
-    _report,
-    _serials,
-    _short,
-    _submit,
-    _when,
+    Fail,
     api_options,
+    check_gs1,
+    check_length,
+    committed_at,
+    connect,
+    find_org,
+    flag_target,
+    format_time,
+    json_option,
     node_option,
+    parse_gtin,
+    parse_lot_ref,
     parse_pack_code,
+    parse_reason,
+    parse_serials,
+    print_json,
+    progress,
+    report,
+    shorten,
+    submit,
+    table,
 )
-from node.cli.ops import Fail, _table, friendly
-from node.client.http import NodeUnreachable
+from node.client.ledger import LedgerClient
+from node.client.sse import SseComment
 from node.healthcare.gs1 import check_expiry, check_lot
 from node.healthcare.ledger import bodies as b
 
@@ -74,7 +76,6 @@ def drug_group() -> None:
     "--start", type=click.IntRange(0), default=1, show_default=True, metavar="K", help="First generated number."
 )
 @api_options("a manufacturer's admin or logistics member")
-@friendly
 def drug_commission(
     gtin: str,
     lot: str,
@@ -92,24 +93,28 @@ def drug_commission(
     Needs a manufacture licence for the GTIN's company prefix.  Large runs are
     split into transactions of at most 2000 serials each.
     """
-    gtin = _gtin(gtin)
-    _gs1(check_lot, lot, "--lot")
-    _gs1(check_expiry, expiry, "--expiry")
-    todo = _serials(serials, count, serial_prefix, start)
-    ledger = _connect(url, key_file, signs=True)
+    gtin = parse_gtin(gtin)
+    check_gs1(check_lot, lot, "--lot")
+    check_gs1(check_expiry, expiry, "--expiry")
+    todo = parse_serials(serials, count, serial_prefix, start)
+    ledger = connect(url, key_file, signs=True)
     chunks = [todo[i : i + b.MAX_SERIALS] for i in range(0, len(todo), b.MAX_SERIALS)]
-    progress = _Progress(len(todo), "commissioning", enabled=len(chunks) > 1)
     results = []
-    for chunk in chunks:
-        result = ledger.submit(b.Commission(gtin, lot, expiry, tuple(chunk)))
-        results.append({**result, "serials": len(chunk)})
-        if result.get("status") != "committed":
-            if not as_json and progress.done:
-                click.echo(f"{progress.done} of {len(todo)} serials were committed before this transaction", err=True)
-            _report(results[-1] if not as_json else {"transactions": results, **result}, as_json, str)
-        progress.step(len(chunk), f"(height {result.get('height')})")
+    done = 0
+    with progress(len(todo), "commissioning", enabled=len(chunks) > 1 and not as_json) as advance:
+        for chunk in chunks:
+            result = ledger.submit(b.Commission(gtin, lot, expiry, tuple(chunk)))
+            results.append({**result, "serials": len(chunk)})
+            if result.get("status") != "committed":
+                break
+            done += len(chunk)
+            advance(len(chunk))
+    if results[-1].get("status") != "committed":
+        if not as_json and done:
+            click.echo(f"{done} of {len(todo)} serials were committed before this transaction", err=True)
+        report(results[-1] if not as_json else {"transactions": results, **results[-1]}, as_json, str)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "status": "committed",
                 "gtin": gtin,
@@ -145,7 +150,6 @@ def drug_commission(
     help="Also ship every active pack you hold of this lot (repeatable, up to 16).",
 )
 @api_options("a logistics member (or admin) of the sender")
-@friendly
 def drug_ship(
     codes: tuple[str, ...],
     to_org: str,
@@ -161,7 +165,7 @@ def drug_ship(
     """
     if not shipment_id.strip():
         raise Fail("--shipment: give the shipment an id")
-    _limit(shipment_id, "--shipment", 64)
+    check_length(shipment_id, "--shipment", 64)
     if not codes and not lots:
         raise Fail("nothing to ship: list pack codes and/or --lot GTIN:LOT")
     if len(codes) > b.MAX_PACKS:
@@ -169,18 +173,18 @@ def drug_ship(
     if len(lots) > 16:
         raise Fail(f"a shipment names at most 16 lots, got {len(lots)}")
     packs = tuple(b.PackRef(c.gtin, c.serial) for c in (parse_pack_code(text, "CODE") for text in codes))
-    lot_refs = tuple(_lot_ref(text) for text in lots)
-    ledger = _connect(url, key_file, signs=True)
-    _org(ledger, to_org, "--to")
+    lot_refs = tuple(parse_lot_ref(text) for text in lots)
+    ledger = connect(url, key_file, signs=True)
+    find_org(ledger, to_org, "--to")
     result = ledger.submit(b.Ship(shipment_id, to_org, packs, lot_refs))
     if result.get("status") == "committed" and not as_json:
         sent = ledger.call("GET", f"/drugs/shipments/{quote(shipment_id, safe='')}")
         result = {**result, "packs": len(sent["packs"])}
-    _report(
+    report(
         result,
         as_json,
         lambda r: (
-            f"shipped {r['packs']} pack(s) to {to_org} as shipment {shipment_id} ({_at(r)}); "
+            f"shipped {r['packs']} pack(s) to {to_org} as shipment {shipment_id} ({committed_at(r)}); "
             f"the receiver runs: medchain drug receive {shipment_id}"
         ),
     )
@@ -189,30 +193,33 @@ def drug_ship(
 @drug_group.command("receive")
 @click.argument("shipment_id")
 @api_options("a logistics member, pharmacist or admin of the receiver")
-@friendly
 def drug_receive(shipment_id: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """Take custody of every pack of SHIPMENT_ID, addressed to your organisation."""
-    _limit(shipment_id, "SHIPMENT_ID", 64)
-    ledger = _connect(url, key_file, signs=True)
+    check_length(shipment_id, "SHIPMENT_ID", 64)
+    ledger = connect(url, key_file, signs=True)
     result = ledger.submit(b.Receive(shipment_id))
     if result.get("status") == "committed" and not as_json:
         got = ledger.call("GET", f"/drugs/shipments/{quote(shipment_id, safe='')}")
         result = {**result, "packs": len(got["packs"]), "from": got["from"]}
-    _report(
-        result, as_json, lambda r: f"received shipment {shipment_id}: {r['packs']} pack(s) from {r['from']} ({_at(r)})"
+    report(
+        result,
+        as_json,
+        lambda r: f"received shipment {shipment_id}: {r['packs']} pack(s) from {r['from']} ({committed_at(r)})",
     )
 
 
 @drug_group.command("dispense")
 @click.argument("code")
 @api_options("a pharmacist of the pack's custodian")
-@friendly
 def drug_dispense(code: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """Record that the pack CODE was handed to a patient; a later scan of it raises an alert."""
     pack = parse_pack_code(code, "CODE")
-    ledger = _connect(url, key_file, signs=True)
-    _submit(
-        ledger, b.Dispense(pack.gtin, pack.serial), as_json, lambda r: f"dispensed {pack.gtin}/{pack.serial} ({_at(r)})"
+    ledger = connect(url, key_file, signs=True)
+    submit(
+        ledger,
+        b.Dispense(pack.gtin, pack.serial),
+        as_json,
+        lambda r: f"dispensed {pack.gtin}/{pack.serial} ({committed_at(r)})",
     )
 
 
@@ -221,14 +228,16 @@ def drug_dispense(code: str, url: str | None, key_file: Path | None, as_json: bo
 @click.option("--lot", required=True, help="The lot to recall.")
 @click.option("--reason", required=True, help="Why (recorded on the ledger, shown at every scan).")
 @api_options("the regulator (admin or inspector) or the lot's manufacturer")
-@friendly
 def drug_recall(gtin: str, lot: str, reason: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """Recall a whole lot: none of its packs can be shipped or dispensed any more."""
-    gtin = _gtin(gtin)
-    _gs1(check_lot, lot, "--lot")
-    ledger = _connect(url, key_file, signs=True)
-    _submit(
-        ledger, b.Recall(gtin, lot, _reason(reason)), as_json, lambda r: f"recalled lot {lot} of GTIN {gtin} ({_at(r)})"
+    gtin = parse_gtin(gtin)
+    check_gs1(check_lot, lot, "--lot")
+    ledger = connect(url, key_file, signs=True)
+    submit(
+        ledger,
+        b.Recall(gtin, lot, parse_reason(reason)),
+        as_json,
+        lambda r: f"recalled lot {lot} of GTIN {gtin} ({committed_at(r)})",
     )
 
 
@@ -239,7 +248,6 @@ def _flag_command(name: str, body: type[b.Quarantine] | type[b.Release], verb: s
     @click.option("--lot", default=None, help="The lot (with --gtin).")
     @click.option("--reason", required=True, help="Why (recorded on the ledger).")
     @api_options("the regulator's admin or an inspector")
-    @friendly
     def command(
         code: str | None,
         gtin: str | None,
@@ -249,9 +257,14 @@ def _flag_command(name: str, body: type[b.Quarantine] | type[b.Release], verb: s
         key_file: Path | None,
         as_json: bool,
     ) -> None:
-        g, lot_id, serial, what = _flag_target(code, gtin, lot)
-        ledger = _connect(url, key_file, signs=True)
-        _submit(ledger, body(g, lot_id, serial, _reason(reason)), as_json, lambda r: f"{verb} {what} ({_at(r)})")
+        g, lot_id, serial, what = flag_target(code, gtin, lot)
+        ledger = connect(url, key_file, signs=True)
+        submit(
+            ledger,
+            body(g, lot_id, serial, parse_reason(reason)),
+            as_json,
+            lambda r: f"{verb} {what} ({committed_at(r)})",
+        )
 
     return command
 
@@ -278,20 +291,21 @@ drug_group.add_command(
 @click.argument("codes", nargs=-1, required=True, metavar="CODE ...")
 @click.option("--reason", required=True, help="Why (recorded on the ledger).")
 @api_options("a member of the packs' custodian, or an inspector")
-@friendly
 def drug_destroy(codes: tuple[str, ...], reason: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """Record that packs were destroyed; a later scan of one raises an alert."""
     if len(codes) > b.MAX_PACKS:
         raise Fail(f"at most {b.MAX_PACKS} packs per destruction, got {len(codes)}")
     packs = tuple(b.PackRef(c.gtin, c.serial) for c in (parse_pack_code(text, "CODE") for text in codes))
-    text = _reason(reason)
-    ledger = _connect(url, key_file, signs=True)
-    _submit(ledger, b.Destroy(packs, text), as_json, lambda r: f"destroyed {len(packs)} pack(s) ({_at(r)})")
+    text = parse_reason(reason)
+    ledger = connect(url, key_file, signs=True)
+    submit(ledger, b.Destroy(packs, text), as_json, lambda r: f"destroyed {len(packs)} pack(s) ({committed_at(r)})")
 
 
 def _history_table(events: list[dict[str, Any]]) -> str:
-    rows = [{**e, "time": _when(e["time_ms"]), "with": e.get("other_org"), "tx": _short(e["tx_id"])} for e in events]
-    return _table(rows, ["kind", "time", "height", "org", "with", "ref", "tx"])
+    rows = [
+        {**e, "time": format_time(e["time_ms"]), "with": e.get("other_org"), "tx": shorten(e["tx_id"])} for e in events
+    ]
+    return table(rows, ["kind", "time", "height", "org", "with", "ref", "tx"])
 
 
 @drug_group.command("verify")
@@ -304,7 +318,6 @@ def _history_table(events: list[dict[str, Any]]) -> str:
 )
 @click.option("--no-proofs", is_flag=True, help="Leave out the inclusion proofs of the history (smaller JSON).")
 @api_options()
-@friendly
 def drug_verify(code: str, scanned_by: str, no_proofs: bool, url: str | None, as_json: bool) -> None:
     """Check a scanned pack against the ledger; exit 0 if it is genuine and sellable, 1 if not.
 
@@ -312,10 +325,10 @@ def drug_verify(code: str, scanned_by: str, no_proofs: bool, url: str | None, as
     dispensed or destroyed) is filed as an alert for the regulator.
     """
     pack = parse_pack_code(code, "CODE")
-    _limit(scanned_by, "--scanned-by", 64)
-    found = _connect(url).verify(pack.scan, scanned_by=scanned_by, proofs=not no_proofs)
+    check_length(scanned_by, "--scanned-by", 64)
+    found = connect(url).verify(pack.scan, scanned_by=scanned_by, proofs=not no_proofs)
     if as_json:
-        _print_json(found)
+        print_json(found)
     else:
         _print_verdict(found)
     if not found.get("verified"):
@@ -338,7 +351,7 @@ def _print_verdict(found: dict[str, Any]) -> None:
     alert = found.get("alert")
     if alert:
         filed = (
-            f"reported to the ledger (tx {_short(alert['tx_id'])}, {alert.get('status', 'pending')})"
+            f"reported to the ledger (tx {shorten(alert['tx_id'])}, {alert.get('status', 'pending')})"
             if alert.get("tx_id")
             else f"not filed: {alert.get('error')}: {alert.get('message')}"
         )
@@ -354,14 +367,13 @@ def _print_verdict(found: dict[str, Any]) -> None:
 @click.argument("code")
 @click.option("--proofs", is_flag=True, help="With --json: include each event's inclusion proof.")
 @api_options()
-@friendly
 def drug_history(code: str, proofs: bool, url: str | None, as_json: bool) -> None:
     """Show a pack's status and every event of it and its lot, in ledger order (no scan is recorded)."""
     pack = parse_pack_code(code, "CODE")
     path = f"/drugs/packs/{pack.gtin}/{quote(pack.serial, safe='')}" + ("" if proofs and as_json else "?proofs=0")
-    found = _connect(url).call("GET", path)
+    found = connect(url).call("GET", path)
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     click.echo(f"pack {found['gtin']}/{found['serial']}  lot {found['lot']}  expiry {found['expiry']}")
     click.echo(f"  status:       {found['status']}" + (f" ({found['info']})" if found.get("info") else ""))
@@ -386,76 +398,77 @@ def drug_history(code: str, proofs: bool, url: str | None, as_json: bool) -> Non
     help="Write the document to this file (default: print it).",
 )
 @node_option
-@friendly
-def drug_export_epcis(code: str, out: Path | None, url: str | None) -> None:
-    """Export a pack's history as a GS1 EPCIS 2.0 JSON-LD document, for partners' systems."""
+@json_option("With --out: print what was written as JSON (the document itself is JSON either way).")
+def drug_export_epcis(code: str, out: Path | None, url: str | None, as_json: bool) -> None:
+    """Export a pack's history as a GS1 EPCIS 2.0 JSON-LD document, for partners' systems.
+
+    Without --out, stdout carries the document and nothing else.
+    """
     pack = parse_pack_code(code, "CODE")
-    doc = _connect(url).call("GET", f"/drugs/packs/{pack.gtin}/{quote(pack.serial, safe='')}/epcis")
-    text = json.dumps(doc, indent=2)
+    doc = connect(url).call("GET", f"/drugs/packs/{pack.gtin}/{quote(pack.serial, safe='')}/epcis")
     if out is None:
-        click.echo(text)
+        print_json(doc)
         return
-    out.write_text(text + "\n")
-    click.echo(
-        f"wrote {len(doc.get('epcisBody', {}).get('eventList', []))} EPCIS event(s) of "
-        f"{pack.gtin}/{pack.serial} to {out}"
-    )
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    events = len(doc.get("epcisBody", {}).get("eventList", []))
+    if as_json:
+        print_json({"gtin": pack.gtin, "serial": pack.serial, "events": events, "out": str(out)})
+    else:
+        click.echo(f"wrote {events} EPCIS event(s) of {pack.gtin}/{pack.serial} to {out}")
 
 
 # ================================================================ alerts
 
 
 def _alert_row(a: dict[str, Any]) -> dict[str, Any]:
-    return {**a, "time": _when(a.get("time_ms"))}
+    return {**a, "time": format_time(a.get("time_ms"))}
 
 
-async def _follow(base: str, after: int | None, as_json: bool) -> None:
+ALERT_WIDTHS = [5, 20, 14, 12, 10, 26, 16, 20, 14, 6]
+
+
+def _alert_line(alert: dict[str, Any]) -> str:
+    row = _alert_row(alert)
+    cells = ["-" if row.get(c) is None else str(row[c]) for c in ALERT_COLUMNS]
+    return "  ".join(v.ljust(w) for v, w in zip(cells, ALERT_WIDTHS, strict=True)).rstrip()
+
+
+async def _follow(node: LedgerClient, after: int | None, as_json: bool) -> None:
     """Print alerts after ``after`` (if given), then each new one as it commits; returns when the node ends it."""
-    from node.client.ledger import LedgerClient
-
-    widths = [5, 20, 14, 12, 10, 26, 16, 20, 14, 6]
 
     def emit(alert: dict[str, Any]) -> None:
-        if as_json:
-            click.echo(json.dumps(alert))
-            return
-        row = _alert_row(alert)
-        cells = ["-" if row.get(c) is None else str(row[c]) for c in ALERT_COLUMNS]
-        click.echo("  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip())
+        click.echo(json.dumps(alert) if as_json else _alert_line(alert))
 
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    async with aiohttp.ClientSession() as session, session.get(base + "/alerts/stream", timeout=timeout) as resp:
-        if resp.status != 200:
-            raise Fail(f"the node at {base} has no alert stream (HTTP {resp.status})")
-        await resp.content.readline()  # the node subscribes us before its first comment line
-        if not as_json:
-            click.echo("  ".join(c.upper().ljust(w) for c, w in zip(ALERT_COLUMNS, widths, strict=True)).rstrip())
-        last = -1
-        if after is not None:
-            client = LedgerClient(base, None, session)
-            last = after
-            while True:
-                since = f"&after={last}" if last >= 0 else ""
-                page = await client.call("GET", f"/alerts?limit=1000{since}")
-                for alert in page:
-                    emit(alert)
-                    last = alert["seq"]
-                if len(page) < 1000:
-                    break
-        event, data = "", ""
-        async for raw in resp.content:
-            line = raw.decode().rstrip("\r\n")
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data += line[5:].strip()
-            elif not line:
-                if event == "alert" and data:
-                    alert = json.loads(data)
-                    if alert["seq"] > last:
-                        emit(alert)
-                        last = alert["seq"]
-                event, data = "", ""
+    subscribed = False
+    last = -1 if after is None else after
+    async for item in node.events("/alerts/stream"):
+        if isinstance(item, SseComment):
+            if not subscribed:  # the node's greeting: every alert committed from now on arrives as an event
+                subscribed = True
+                if not as_json:
+                    click.echo(
+                        "  ".join(c.upper().ljust(w) for c, w in zip(ALERT_COLUMNS, ALERT_WIDTHS, strict=True)).rstrip()
+                    )
+                if after is not None:
+                    last = await _catch_up(node, after, emit)
+        elif item.event == "alert":
+            alert = item.json()
+            if alert["seq"] > last:
+                emit(alert)
+                last = alert["seq"]
+
+
+async def _catch_up(node: LedgerClient, after: int, emit: Callable[[dict[str, Any]], None]) -> int:
+    """Print the alerts filed after ``after``, a page at a time; the last sequence number printed."""
+    last = after
+    while True:
+        since = f"&after={last}" if last >= 0 else ""
+        page = await node.call("GET", f"/alerts?limit=1000{since}")
+        for alert in page:
+            emit(alert)
+            last = alert["seq"]
+        if len(page) < 1000:
+            return last
 
 
 @click.command("alerts")
@@ -479,7 +492,6 @@ async def _follow(base: str, after: int | None, as_json: bool) -> None:
     help="Keep printing new alerts as they commit, until Ctrl-C (with --after N: catch up from N first).",
 )
 @api_options()
-@friendly
 def alerts(after: int | None, limit: int, follow: bool, url: str | None, as_json: bool) -> None:
     """List suspicious scans filed on the ledger, or follow them live.
 
@@ -487,25 +499,22 @@ def alerts(after: int | None, limit: int, follow: bool, url: str | None, as_json
     expiry, or a pack already dispensed or destroyed.  With --json --follow,
     one JSON object per line.
     """
-    ledger = _connect(url)
+    ledger = connect(url)
     if follow:
-        base = ledger.url.rstrip("/")
         try:
-            asyncio.run(_follow(base, after, as_json))
+            ledger.run(_follow(ledger.client, after, as_json))
         except KeyboardInterrupt:
             return
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise NodeUnreachable(f"cannot reach the node at {base}: {exc or type(exc).__name__}") from None
-        raise Fail(f"the node at {base} ended the alert stream (is it shutting down?)")
+        raise Fail(f"the node at {ledger.url} ended the alert stream (is it shutting down?)")
     query = f"?limit={limit}" + (f"&after={after}" if after is not None and after >= 0 else "")
     found = ledger.call("GET", "/alerts" + query)
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     if not found:
         click.echo("no alerts" + (f" after {after}" if after is not None else ""))
         return
-    click.echo(_table([_alert_row(a) for a in found], ALERT_COLUMNS))
+    click.echo(table([_alert_row(a) for a in found], ALERT_COLUMNS))
     if len(found) == limit:
         click.echo(f"(more may follow: medchain alerts --after {found[-1]['seq']})", err=True)
 

@@ -15,20 +15,21 @@ import click
 
 from node.cli.common import (
     F,
-    _at,
-    _connect,
-    _hex,
-    _limit,
-    _org,
-    _print_json,
-    _public_key,
-    _report,
-    _short,
-    _submit,
-    _when,
+    Fail,
     api_options,
+    check_length,
+    committed_at,
+    connect,
+    find_org,
+    format_time,
+    parse_hex,
+    parse_public_key,
+    print_json,
+    report,
+    shorten,
+    submit,
+    table,
 )
-from node.cli.ops import Fail, _table, friendly
 from node.client.http import ApiFailure
 from node.config import read_key
 from node.healthcare.ledger import bodies as b
@@ -63,12 +64,12 @@ def _resource(path: Path) -> Any:
 
 
 def _filed(result: dict[str, Any], as_json: bool, what: str) -> None:
-    _report(
+    report(
         result,
         as_json,
         lambda r: (
             f"{what} record {r.get('record_id')} version {r.get('version')} ({r.get('resource_type')}, held by "
-            f"{r.get('custodian')}; {_at(r)})"
+            f"{r.get('custodian')}; {committed_at(r)})"
         ),
     )
 
@@ -84,7 +85,6 @@ def _filed(result: dict[str, Any], as_json: bool, what: str) -> None:
 )
 @click.option("--record-id", default=None, metavar="HEX", help="Choose the record id (32 hex digits; default: random).")
 @api_options("the clinician filing the record")
-@friendly
 def ehr_add(
     patient: str, file: Path, record_id: str | None, url: str | None, key_file: Path | None, as_json: bool
 ) -> None:
@@ -92,10 +92,10 @@ def ehr_add(
 
     Run it against your own organisation's node: that node keeps the content.
     """
-    pid = _hex(patient, "--patient", 16)
-    rid = _hex(record_id, "--record-id", 16) if record_id is not None else None
+    pid = parse_hex(patient, "--patient", 16)
+    rid = parse_hex(record_id, "--record-id", 16) if record_id is not None else None
     resource = _resource(file)
-    ledger = _connect(url, key_file, signs=True)
+    ledger = connect(url, key_file, signs=True)
     _filed(ledger.file_record(resource, patient=pid, record_id=rid), as_json, "filed")
 
 
@@ -116,12 +116,11 @@ def ehr_add(
     help="The new content: a FHIR R5 resource as a JSON file.",
 )
 @api_options("a clinician of the custodian organisation")
-@friendly
 def ehr_amend(record_id: str, replaces: int, file: Path, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """File a new version of RECORD_ID; earlier versions stay on the ledger."""
-    rid = _hex(record_id, "RECORD_ID", 16)
+    rid = parse_hex(record_id, "RECORD_ID", 16)
     resource = _resource(file)
-    ledger = _connect(url, key_file, signs=True)
+    ledger = connect(url, key_file, signs=True)
     _filed(ledger.file_record(resource, record_id=rid, replaces=replaces), as_json, "amended")
 
 
@@ -141,7 +140,6 @@ def ehr_amend(record_id: str, replaces: int, file: Path, url: str | None, key_fi
     help="Write the resource to this file instead of printing it.",
 )
 @api_options("the reader")
-@friendly
 def ehr_read(
     record_id: str,
     purpose: str,
@@ -158,9 +156,9 @@ def ehr_read(
     a reader the patient consented to, and only after filing the access on
     the ledger: 'medchain ehr history' shows every read.
     """
-    rid = _hex(record_id, "RECORD_ID", 16)
-    _limit(purpose, "--purpose", 64)
-    ledger = _connect(url, key_file, signs=True)
+    rid = parse_hex(record_id, "RECORD_ID", 16)
+    check_length(purpose, "--purpose", 64)
+    ledger = connect(url, key_file, signs=True)
     try:
         found = ledger.read_record(rid, purpose=purpose, break_glass=break_glass, version=version or 0)
     except ApiFailure as exc:
@@ -177,9 +175,9 @@ def ehr_read(
     if out is not None:
         out.write_text(json.dumps(found["resource"], indent=2) + "\n")
     if as_json:
-        _print_json(found)
+        print_json(found)
     elif out is None:
-        _print_json(found["resource"])
+        print_json(found["resource"])
     else:
         click.echo(
             f"wrote {found.get('resource_type')} version {found.get('version')} of {rid.hex()} to {out}; "
@@ -191,7 +189,6 @@ def ehr_read(
 @click.argument("record_ids", nargs=-1, metavar="[RECORD_ID ...]")
 @click.option("--all", "all_records", is_flag=True, help="Erase every record of yours.")
 @api_options("the patient")
-@friendly
 def ehr_erase(
     record_ids: tuple[str, ...], all_records: bool, url: str | None, key_file: Path | None, as_json: bool
 ) -> None:
@@ -204,34 +201,33 @@ def ehr_erase(
         raise Fail("name the records to erase, or pass --all (not both)")
     if len(record_ids) > 256:
         raise Fail(f"at most 256 records per erasure, got {len(record_ids)}; erase them in parts")
-    rids = tuple(_hex(r, "RECORD_ID", 16) for r in record_ids)
-    ledger = _connect(url, key_file, signs=True)
+    rids = tuple(parse_hex(r, "RECORD_ID", 16) for r in record_ids)
+    ledger = connect(url, key_file, signs=True)
     what = "all your records" if all_records else f"{len(rids)} record(s)"
-    _submit(ledger, b.EraseRecords(rids, all_records), as_json, lambda r: f"erased {what} ({_at(r)})")
+    submit(ledger, b.EraseRecords(rids, all_records), as_json, lambda r: f"erased {what} ({committed_at(r)})")
 
 
 @ehr_group.command("history")
 @click.argument("record_id")
 @api_options()
-@friendly
 def ehr_history(record_id: str, url: str | None, as_json: bool) -> None:
     """Show RECORD_ID's versions (commitment, author, height), erasure and access log."""
-    rid = _hex(record_id, "RECORD_ID", 16)
-    found = _connect(url).call("GET", f"/ehr/records/{rid.hex()}")
+    rid = parse_hex(record_id, "RECORD_ID", 16)
+    found = connect(url).call("GET", f"/ehr/records/{rid.hex()}")
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
-    erased = f"yes, at height {found['erased_height']} (tx {_short(found['erase_tx'])})" if found["erased"] else "no"
+    erased = f"yes, at height {found['erased_height']} (tx {shorten(found['erase_tx'])})" if found["erased"] else "no"
     click.echo(f"record     {found['record_id']}  ({found['resource_type']}, version {found['version']})")
     click.echo(f"patient    {found['patient']}")
     click.echo(f"custodian  {found['custodian']}  (created at height {found['created_height']})")
     click.echo(f"erased     {erased}")
     versions = [
-        {**v, "author": _short(v["author"]), "time": _when(v["time_ms"]), "tx": _short(v["tx_id"])}
+        {**v, "author": shorten(v["author"]), "time": format_time(v["time_ms"]), "tx": shorten(v["tx_id"])}
         for v in found["versions"]
     ]
     click.echo("\nversions:")
-    click.echo(_table(versions, ["version", "resource_type", "commitment", "author", "height", "time", "tx"]))
+    click.echo(table(versions, ["version", "resource_type", "commitment", "author", "height", "time", "tx"]))
     click.echo("\naccess log:")
     _print_accesses(found["access_log"], with_record=False)
 
@@ -244,19 +240,19 @@ def _print_accesses(accesses: list[dict[str, Any]], with_record: bool) -> None:
         {
             **a,
             "record": a["record_id"],
-            "reader": _short(a["reader"]),
-            "time": _when(a["time_ms"]),
+            "reader": shorten(a["reader"]),
+            "time": format_time(a["time_ms"]),
             "break_glass": "BREAK-GLASS" if a["break_glass"] else "no",
         }
         for a in accesses
     ]
     columns = ["time", "height", "reader", "reader_org", "version", "purpose", "basis", "break_glass"]
-    click.echo(_table(rows, (["record"] if with_record else []) + columns))
+    click.echo(table(rows, (["record"] if with_record else []) + columns))
 
 
 def _patient_arg(patient: str | None, key_file: Path | None) -> bytes:
     if patient is not None:
-        return _hex(patient, "--patient", 16)
+        return parse_hex(patient, "--patient", 16)
     if key_file is None:
         raise Fail("whose? pass --patient PID, or --key FILE for your own records")
     return patient_id(read_key(key_file).verify_key.raw)
@@ -265,13 +261,12 @@ def _patient_arg(patient: str | None, key_file: Path | None) -> bytes:
 @ehr_group.command("accesses")
 @click.option("--patient", default=None, metavar="PID", help="The patient's id (default: the id of --key).")
 @api_options(key_help="Your patient key file (to list accesses to your own records).")
-@friendly
 def ehr_accesses(patient: str | None, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """List every read of a patient's records: who, when, why, on what basis."""
     pid = _patient_arg(patient, key_file)
-    found = _connect(url).call("GET", f"/ehr/patients/{pid.hex()}/accesses")
+    found = connect(url).call("GET", f"/ehr/patients/{pid.hex()}/accesses")
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     click.echo(f"reads of patient {pid.hex()}'s records:")
     _print_accesses(found, with_record=True)
@@ -293,7 +288,7 @@ def _grantee(org: str | None, practitioner: str | None) -> tuple[str, bytes | No
     if (org is None) == (practitioner is None):
         raise Fail("name one grantee: --org ORG or --practitioner KEY (not both)")
     if practitioner is not None:
-        return "", _public_key(practitioner, "--practitioner")
+        return "", parse_public_key(practitioner, "--practitioner")
     assert org is not None
     return org, None
 
@@ -310,7 +305,7 @@ def _types(text: str | None) -> tuple[str, ...]:
     return names
 
 
-def _expiry_ms(until: str | None, days: int | None, now: dt.datetime) -> int | None:
+def expiry_ms(until: str | None, days: int | None, now: dt.datetime) -> int | None:
     if until is not None and days is not None:
         raise Fail("give --until or --days, not both")
     if days is not None:
@@ -358,7 +353,6 @@ def _grantee_options(fn: F) -> F:
 )
 @click.option("--days", type=click.IntRange(1, 36500), default=None, metavar="N", help="Expiry N days from now.")
 @api_options("the patient")
-@friendly
 def consent_grant(
     org: str | None,
     practitioner: str | None,
@@ -376,62 +370,63 @@ def consent_grant(
     """
     grantee_org, grantee_key = _grantee(org, practitioner)
     names = _types(types)
-    expires = _expiry_ms(until, days, dt.datetime.now(dt.UTC))
-    ledger = _connect(url, key_file, signs=True)
+    expires = expiry_ms(until, days, dt.datetime.now(dt.UTC))
+    ledger = connect(url, key_file, signs=True)
     if grantee_org:
-        _org(ledger, grantee_org, "--org")
+        find_org(ledger, grantee_org, "--org")
     who = grantee_org or f"practitioner {grantee_key.hex() if grantee_key else ''}"
     scope = ", ".join(names) if names else "all records"
-    end = f"until {_when(expires)}" if expires is not None else "until revoked"
-    _submit(
+    end = f"until {format_time(expires)}" if expires is not None else "until revoked"
+    submit(
         ledger,
         b.GrantConsent(grantee_org, grantee_key, names, expires),
         as_json,
-        lambda r: f"consent granted to {who}: {scope}, {end} ({_at(r)})",
+        lambda r: f"consent granted to {who}: {scope}, {end} ({committed_at(r)})",
     )
 
 
 @consent_group.command("revoke")
 @_grantee_options
 @api_options("the patient")
-@friendly
 def consent_revoke(
     org: str | None, practitioner: str | None, url: str | None, key_file: Path | None, as_json: bool
 ) -> None:
     """Withdraw a consent you gave to an organisation or a practitioner."""
     grantee_org, grantee_key = _grantee(org, practitioner)
-    ledger = _connect(url, key_file, signs=True)
+    ledger = connect(url, key_file, signs=True)
     who = grantee_org or f"practitioner {grantee_key.hex() if grantee_key else ''}"
-    _submit(
-        ledger, b.RevokeConsent(grantee_org, grantee_key), as_json, lambda r: f"consent of {who} revoked ({_at(r)})"
+    submit(
+        ledger,
+        b.RevokeConsent(grantee_org, grantee_key),
+        as_json,
+        lambda r: f"consent of {who} revoked ({committed_at(r)})",
     )
 
 
 @consent_group.command("list")
 @click.option("--patient", default=None, metavar="PID", help="The patient's id (default: the id of --key).")
 @api_options(key_help="Your patient key file (to list your own consents).")
-@friendly
 def consent_list(patient: str | None, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """List a patient's consents: grantee, resource types, expiry, whether still in force."""
     pid = _patient_arg(patient, key_file)
-    found = _connect(url).call("GET", f"/ehr/patients/{pid.hex()}/consents")
+    found = connect(url).call("GET", f"/ehr/patients/{pid.hex()}/consents")
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     if not found:
         click.echo(f"patient {pid.hex()} has granted no consent")
         return
     rows = [
         {
-            "grantee": c["grantee_org"] or f"key {_short(c['grantee_key'])}",
+            "grantee": c["grantee_org"] or f"key {shorten(c['grantee_key'])}",
             "types": c["resource_types"] if isinstance(c["resource_types"], str) else ", ".join(c["resource_types"]),
-            "expires": _when(c["expires_ms"]) or "never",
+            "expires": format_time(c["expires_ms"]) or "never",
             "active": "yes" if c["active"] else "expired",
             "height": c["height"],
         }
         for c in found
     ]
-    click.echo(_table(rows, ["grantee", "types", "expires", "active", "height"]))
+    click.echo(table(rows, ["grantee", "types", "expires", "active", "height"]))
 
 
 EHR_COMMANDS = [ehr_group, consent_group]

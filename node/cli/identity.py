@@ -10,19 +10,20 @@ from pathlib import Path
 import click
 
 from node.cli.common import (
-    _at,
-    _connect,
-    _licences_text,
-    _org,
-    _orgs,
-    _print_json,
-    _public_key,
-    _report,
-    _signer,
-    _submit,
+    Fail,
     api_options,
+    committed_at,
+    connect,
+    find_org,
+    licences_text,
+    list_orgs,
+    parse_public_key,
+    print_json,
+    report,
+    signer_of,
+    submit,
+    table,
 )
-from node.cli.ops import Fail, _table, friendly
 from node.config import read_key, write_key
 from node.healthcare.ledger import bodies as b
 from node.healthcare.ledger.identity import LICENCE_KINDS, ROLE_KINDS
@@ -45,7 +46,7 @@ def key_group() -> None:
 def _show_key(path: Path, key: SigningKey, as_json: bool, made: bool) -> None:
     public, pid = key.verify_key.hex(), patient_id(key.verify_key.raw).hex()
     if as_json:
-        _print_json({"file": str(path), "public": public, "patient_id": pid})
+        print_json({"file": str(path), "public": public, "patient_id": pid})
         return
     if made:
         click.echo(f"wrote a new key to {path} (keep it secret: it signs for you)")
@@ -61,7 +62,6 @@ def _show_key(path: Path, key: SigningKey, as_json: bool, made: bool) -> None:
     help="File to write the key to; it must not exist yet.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the file, public key and patient id as JSON.")
-@friendly
 def key_new(out: Path, as_json: bool) -> None:
     """Write a new key to OUT and print its public key.
 
@@ -79,7 +79,6 @@ def key_new(out: Path, as_json: bool) -> None:
 @key_group.command("show")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the file, public key and patient id as JSON.")
-@friendly
 def key_show(file: Path, as_json: bool) -> None:
     """Print the public key of key FILE and the patient id it would have."""
     _show_key(file, read_key(file), as_json, made=False)
@@ -101,17 +100,18 @@ def patient_group() -> None:
 
 @patient_group.command("register")
 @api_options("the patient")
-@friendly
 def patient_register(url: str | None, key_file: Path | None, as_json: bool) -> None:
     """Register your key as a patient and print your pseudonymous patient id.
 
     Give the id to the clinicians who file records for you; manage who may
     read them with 'medchain consent'.
     """
-    ledger = _connect(url, key_file, signs=True)
-    pid = patient_id(_signer(ledger).verify_key.raw).hex()
+    ledger = connect(url, key_file, signs=True)
+    pid = patient_id(signer_of(ledger).verify_key.raw).hex()
     result = ledger.submit(b.RegisterPatient())
-    _report({**result, "patient_id": pid}, as_json, lambda r: f"registered: your patient id is {pid} ({_at(r)})")
+    report(
+        {**result, "patient_id": pid}, as_json, lambda r: f"registered: your patient id is {pid} ({committed_at(r)})"
+    )
 
 
 # ================================================================ org
@@ -129,15 +129,14 @@ def org_group() -> None:
 
 @org_group.command("list")
 @api_options()
-@friendly
 def org_list(url: str | None, as_json: bool) -> None:
     """List the organisations: id, name, kind, the nodes they run and their licences."""
-    orgs = _orgs(_connect(url))
+    orgs = list_orgs(connect(url))
     if as_json:
-        _print_json(orgs)
+        print_json(orgs)
         return
-    rows = [{**o, "nodes": ", ".join(o["nodes"]) or None, "licences": _licences_text(o["licences"])} for o in orgs]
-    click.echo(_table(rows, ["id", "name", "kind", "nodes", "licences"]))
+    rows = [{**o, "nodes": ", ".join(o["nodes"]) or None, "licences": licences_text(o["licences"])} for o in orgs]
+    click.echo(table(rows, ["id", "name", "kind", "nodes", "licences"]))
 
 
 ROLE_HELP = "; ".join(f"{role}: {', '.join(kinds)}" for role, kinds in ROLE_KINDS.items())
@@ -152,39 +151,36 @@ ROLE_HELP = "; ".join(f"{role}: {', '.join(kinds)}" for role, kinds in ROLE_KIND
     help=f"The member's role; which kinds of organisation may enrol it: {ROLE_HELP}.",
 )
 @api_options("your organisation's admin")
-@friendly
 def org_enrol(member: str, role: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """Enrol MEMBER (a public key in hex, or a key file) in your organisation.
 
     Signed by the organisation's admin key; the member then acts for the
     organisation with ROLE.
     """
-    key = _public_key(member, "MEMBER")
-    ledger = _connect(url, key_file, signs=True)
-    _submit(ledger, b.EnrolMember(key, role), as_json, lambda r: f"enrolled {key.hex()} as {role} ({_at(r)})")
+    key = parse_public_key(member, "MEMBER")
+    ledger = connect(url, key_file, signs=True)
+    submit(ledger, b.EnrolMember(key, role), as_json, lambda r: f"enrolled {key.hex()} as {role} ({committed_at(r)})")
 
 
 @org_group.command("revoke")
 @click.argument("member")
 @api_options("your organisation's admin")
-@friendly
 def org_revoke(member: str, url: str | None, key_file: Path | None, as_json: bool) -> None:
     """Revoke MEMBER (a public key in hex, or a key file): it no longer acts for your organisation."""
-    key = _public_key(member, "MEMBER")
-    ledger = _connect(url, key_file, signs=True)
-    _submit(ledger, b.RevokeMember(key), as_json, lambda r: f"revoked {key.hex()} ({_at(r)})")
+    key = parse_public_key(member, "MEMBER")
+    ledger = connect(url, key_file, signs=True)
+    submit(ledger, b.RevokeMember(key), as_json, lambda r: f"revoked {key.hex()} ({committed_at(r)})")
 
 
 @org_group.command("member")
 @click.argument("key")
 @api_options()
-@friendly
 def org_member(key: str, url: str | None, as_json: bool) -> None:
     """Show what the ledger knows of KEY (a public key in hex, or a key file): organisation, role, status."""
-    raw = _public_key(key, "KEY")
-    found = _connect(url).call("GET", f"/members/{raw.hex()}")
+    raw = parse_public_key(key, "KEY")
+    found = connect(url).call("GET", f"/members/{raw.hex()}")
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     state = "active" if found["active"] else f"revoked at height {found['revoked_height']}"
     click.echo(f"member {found['key']}")
@@ -233,15 +229,14 @@ def _licence_command(
         help="GS1 company prefix of a manufacture licence (6 to 12 digits).",
     )
     @api_options("the regulator's admin or an inspector")
-    @friendly
     def command(org: str, kind: str, prefix: str | None, url: str | None, key_file: Path | None, as_json: bool) -> None:
         scope = _licence(kind, prefix)
-        ledger = _connect(url, key_file, signs=True)
-        found = _org(ledger, org, "ORG")
+        ledger = connect(url, key_file, signs=True)
+        found = find_org(ledger, org, "ORG")
         if found["kind"] not in LICENCE_KINDS[kind]:
             raise Fail(f"ORG: {org} is a {found['kind']}; a {kind} licence is for a {' or '.join(LICENCE_KINDS[kind])}")
         what = f"{kind} licence" + (f" for prefix {scope}" if scope else "")
-        _submit(ledger, body(org, kind, scope), as_json, lambda r: f"{verb} {org}'s {what} ({_at(r)})")
+        submit(ledger, body(org, kind, scope), as_json, lambda r: f"{verb} {org}'s {what} ({committed_at(r)})")
 
     return command
 

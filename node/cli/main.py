@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from node.cli.common import MedchainGroup
 from node.cli.drugs import DRUG_COMMANDS
 from node.cli.ehr import EHR_COMMANDS
 from node.cli.identity import IDENTITY_COMMANDS
@@ -13,7 +14,7 @@ from node.lab.sim import sim
 HEALTH_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("medchain", cls=MedchainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medchain")
 def main() -> None:
     """medchain: a permissioned PBFT blockchain for healthcare.
@@ -32,6 +33,10 @@ def main() -> None:
       medchain drug verify CODE --node URL          is this pack genuine?
       medchain ehr read RECORD --node URL --key K   read a health record (audited)
       medchain alerts --follow --node URL           watch suspicious scans live
+
+    Commands that talk to a node take --node HOST:PORT (or a URL) or read
+    $MEDCHAIN_NODE; --json prints data for scripts; an error is one line on
+    stderr with exit code 2.
     """
 
 

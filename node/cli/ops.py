@@ -1,63 +1,36 @@
-"""Operators' commands: testnet, node, cluster, status, anchor, proof."""
+"""Operators' commands: testnet, node, cluster, status, anchor, proof.
+
+Conventions (``--node``, ``--key``, ``--json``, exit codes, one-line errors) are those of ``node.cli.common``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import shutil
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
 import click
 
-from node.client.http import ApiFailure, call
+from node.cli.common import (
+    Fail,
+    committed_at,
+    connect,
+    json_option,
+    node_option,
+    print_json,
+    table,
+)
+from node.client.http import ApiFailure
 from node.config import load_config, read_key, write_key
 from node.genesis import load_genesis
-from node.healthcare.transactions import Anchor, make_transaction
+from node.healthcare.transactions import Anchor
 from node.lab import cluster as clusters
 from node.lab.consortium import Consortium, load_consortium
 from node.proofs import verify_proof
-from primitives.errors import MedchainError
 from primitives.signing import SigningKey
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Fail(click.ClickException):
-    """A one-line error, exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
-def friendly(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except MedchainError as exc:
-            raise Fail(str(exc)) from None
-        except OSError as exc:
-            raise Fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
-
 
 # ---------------------------------------------------------------- testnet
 
@@ -108,7 +81,22 @@ def _echo_orgs(out: Path) -> None:
         }
         for org, v in index.items()
     ]
-    click.echo(_table(rows, ["org", "name", "kind", "node", "api", "admin key"]))
+    click.echo(table(rows, ["org", "name", "kind", "node", "api", "admin key"]))
+
+
+HOME_OPTION = click.option(
+    "--home",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The node's folder (config.toml, node_key.json, tls/, data/).",
+)
+DIR_OPTION = click.option(
+    "--dir",
+    "root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The cluster's folder (as given to 'medchain cluster up').",
+)
 
 
 @click.command()
@@ -130,9 +118,15 @@ def _echo_orgs(out: Path) -> None:
     help="First port; node i uses base+2i (P2P) and base+2i+1 (API).",
 )
 @click.option("--chain-id", default=None, help="Chain id (default: a random medchain-local-XXXXXX).")
-@friendly
+@json_option("Print the chain id and the nodes (name, role, key) as JSON.")
 def testnet(
-    validators: int, observers: int, consortium: Path | None, out: Path, base_port: int, chain_id: str | None
+    validators: int,
+    observers: int,
+    consortium: Path | None,
+    out: Path,
+    base_port: int,
+    chain_id: str | None,
+    as_json: bool,
 ) -> None:
     """Write a local network: genesis.json, keys, TLS material, one folder per node.
 
@@ -145,13 +139,17 @@ def testnet(
     plan = _load_plan(consortium)
     genesis = generate_testnet(out, validators, observers, base_port, chain_id, consortium=plan)
     validators = len(genesis.validators)
+    roles = ["validator" if i < validators else "observer" for i in range(len(genesis.nodes))]
+    if as_json:
+        nodes = [{"name": m.name, "role": r, "key": m.key.hex()} for m, r in zip(genesis.nodes, roles, strict=True)]
+        print_json({"chain_id": genesis.chain_id, "dir": str(out), "nodes": nodes})
+        return
     click.echo(
         f"wrote network {genesis.chain_id} to {out}: {validators} validators, {len(genesis.observers)} observers"
     )
     width = max(len(m.name) for m in genesis.nodes)
-    for i, m in enumerate(genesis.nodes):
-        role = "validator" if i < validators else "observer "
-        click.echo(f"  {m.name.ljust(width)}  {role}  key {m.key.hex()[:16]}...")
+    for m, role in zip(genesis.nodes, roles, strict=True):
+        click.echo(f"  {m.name.ljust(width)}  {role:<9}  key {m.key.hex()[:16]}...")
     click.echo(f"  clients: {', '.join(c.name for c in genesis.clients)} (keys in {out / 'clients'})")
     _echo_orgs(out)
     click.echo(f"start it with: medchain cluster up --dir {out}")
@@ -168,8 +166,8 @@ def node_group() -> None:
 @node_group.command("init")
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), required=True, help="The node's folder.")
 @click.option("--name", default=None, help="Node name (default: the folder's name).")
-@friendly
-def node_init(home: Path, name: str | None) -> None:
+@json_option("Print the name, key and certificate as JSON (the default output is this JSON too).")
+def node_init(home: Path, name: str | None, as_json: bool) -> None:
     """Create a node key and TLS certificate in HOME, to join an existing network.
 
     Send the printed key and certificate to the network's operators so they
@@ -183,22 +181,26 @@ def node_init(home: Path, name: str | None) -> None:
     key = SigningKey.generate()
     write_key(home / "node_key.json", key)
     cert = write_node_tls(home / "tls", key)
-    click.echo(json.dumps({"name": name or home.name, "key": key.verify_key.hex(), "cert": cert}, indent=2))
+    print_json({"name": name or home.name, "key": key.verify_key.hex(), "cert": cert})
 
 
 @node_group.command("show-id")
-@click.option("--home", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
-@friendly
-def node_show_id(home: Path) -> None:
+@HOME_OPTION
+@json_option('Print {"key": ...} as JSON.')
+def node_show_id(home: Path, as_json: bool) -> None:
     """Print this node's public key (its identity in the genesis file)."""
-    click.echo(read_key(home / "node_key.json").verify_key.hex())
+    key = read_key(home / "node_key.json").verify_key.hex()
+    if as_json:
+        print_json({"key": key})
+    else:
+        click.echo(key)
 
 
 @node_group.command("reset")
-@click.option("--home", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@HOME_OPTION
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@friendly
-def node_reset(home: Path, yes: bool) -> None:
+@json_option("Print what was deleted as JSON.")
+def node_reset(home: Path, yes: bool, as_json: bool) -> None:
     """Delete the node's chain data (blocks, state, WAL); keep its keys, config and EHR vault.
 
     The vault holds record content that exists nowhere else: it is never deleted
@@ -206,19 +208,28 @@ def node_reset(home: Path, yes: bool) -> None:
     """
     config = load_config(home)
     data = config.path(config.data_dir)
-    if not data.exists():
+    existed = data.exists()
+    if existed:
+        if not yes:
+            click.confirm(f"delete all chain data in {data}?", abort=True)
+        shutil.rmtree(data)
+    if as_json:
+        print_json({"data_dir": str(data), "deleted": existed})
+    elif existed:
+        click.echo(f"deleted {data}; keys and config kept")
+    else:
         click.echo(f"nothing to reset: {data} does not exist")
-        return
-    if not yes:
-        click.confirm(f"delete all chain data in {data}?", abort=True)
-    shutil.rmtree(data)
-    click.echo(f"deleted {data}; keys and config kept")
 
 
 @node_group.command("start")
-@click.option("--home", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
-@friendly
+@HOME_OPTION
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Least severe log lines written.",
+)
 def node_start(home: Path, log_level: str) -> None:
     """Run the node in the foreground (JSON log lines on stderr; Ctrl-C or SIGTERM stops it)."""
     from node.healthcare.node_app import healthcare_app
@@ -233,33 +244,6 @@ def node_start(home: Path, log_level: str) -> None:
 @click.group("cluster")
 def cluster_group() -> None:
     """Run a local cluster in the background: up, status, down, kill, pause, resume, restart."""
-
-
-def _status_rows(root: Path) -> list[dict[str, Any]]:
-    nodes = clusters.load_cluster(root)
-
-    async def go() -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as session:
-            return list(await asyncio.gather(*(clusters.fetch_status(session, n) for n in nodes)))
-
-    return asyncio.run(go())
-
-
-def _wait_first_commit(root: Path, timeout: float) -> None:
-    nodes = clusters.load_cluster(root)
-    client = read_key(root / "clients" / "client0.json")
-    genesis = load_genesis(root / "genesis.json")
-    deadline = time.monotonic() + timeout
-    validators = [n for n in nodes if n.role == "validator"]
-    marker = hashlib.sha256(f"cluster-up {time.time()}".encode()).digest()
-    tx = make_transaction(client, genesis.chain_id, Anchor(marker, "cluster up"), int(time.time() * 1000))
-    while time.monotonic() < deadline:
-        try:
-            call("POST", f"{validators[0].api}/txs?wait=commit&timeout=5", tx, timeout=8)
-            return
-        except MedchainError:
-            time.sleep(0.3)
-    raise Fail(f"the cluster did not commit a block within {timeout:.0f}s; see node.log in each node folder of {root}")
 
 
 @cluster_group.command("up")
@@ -286,10 +270,15 @@ def _wait_first_commit(root: Path, timeout: float) -> None:
     required=True,
     help="Cluster folder (created with a new network if it holds none).",
 )
-@click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True)
+@click.option(
+    "--base-port",
+    type=click.IntRange(1024, 65000),
+    default=26600,
+    show_default=True,
+    help="First port of a new network; node i uses base+2i (P2P) and base+2i+1 (API).",
+)
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to wait for the first block.")
-@click.option("--json", "as_json", is_flag=True)
-@friendly
+@json_option("Print one JSON list, an object per node.")
 def cluster_up(
     validators: int, observers: int, consortium: Path | None, root: Path, base_port: int, timeout: float, as_json: bool
 ) -> None:
@@ -297,8 +286,11 @@ def cluster_up(
 
     If DIR holds no network yet, write one first (as 'medchain testnet' does):
     --nodes/--observers nodes, or with --consortium one node per organisation
-    that runs one.  Client key DIR/clients/client0.json anchors a first
-    document to check that blocks commit.
+    that runs one.  Each node must answer as itself (its key, the genesis
+    chain id): a node that cannot start, or a port answered by another
+    cluster's node, stops the cluster again and fails naming the node.
+    Client key DIR/clients/client0.json anchors a first document to check
+    that blocks commit.
     """
     plan = _load_plan(consortium)
     if not (root / "genesis.json").exists():
@@ -307,50 +299,61 @@ def cluster_up(
         generate_testnet(root, validators, observers, base_port, consortium=plan)
     elif plan is not None and not _same_consortium(root, plan):
         raise Fail(f"{root} already holds another network; choose a new --dir, or drop --consortium to start it")
-    clusters.start_all(root)
-    _wait_first_commit(root, timeout)
-    rows = _status_rows(root)
+    nodes = clusters.start_all(root)
+    try:
+        clusters.wait_started(root, nodes, timeout)
+        clusters.wait_first_commit(root, timeout)
+    except clusters.ClusterError as exc:
+        clusters.stop_all(root)
+        raise Fail(f"{exc} (the cluster in {root} is stopped again)") from None
+    rows = clusters.status_rows(root)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    else:
-        click.echo(_table(rows, ["name", "role", "api", "p2p", "pid", "height", "view"]))
-        _echo_orgs(root)
-        click.echo(f"stop it with: medchain cluster down --dir {root}")
+        print_json(rows)
+        return
+    click.echo(table(rows, ["name", "role", "api", "p2p", "pid", "height", "view"]))
+    _echo_orgs(root)
+    click.echo(f"stop it with: medchain cluster down --dir {root}")
 
 
 @cluster_group.command("status")
-@click.option("--dir", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON list, an object per node.")
-@friendly
+@DIR_OPTION
+@json_option("Print one JSON list, an object per node.")
 def cluster_status(root: Path, as_json: bool) -> None:
     """Show every node of the cluster: pid, addresses, height, head, view."""
-    rows = _status_rows(root)
+    rows = clusters.status_rows(root)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     for row in rows:
         row["head"] = (row.get("head_hash") or "")[:12] or None
-        row["state"] = "up" if row["alive"] and "error" not in row else ("no answer" if row["alive"] else "down")
-    click.echo(_table(rows, ["name", "role", "state", "api", "pid", "height", "head", "view"]))
+        row["state"] = "up" if row["alive"] and "error" not in row else (row.get("error") or "down")
+    click.echo(table(rows, ["name", "role", "state", "api", "pid", "height", "head", "view"]))
 
 
 @cluster_group.command("down")
-@click.option("--dir", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
-@friendly
-def cluster_down(root: Path) -> None:
-    """Stop every node (SIGTERM, then SIGKILL after 10 s)."""
-    for name, outcome in clusters.stop_all(root):
-        click.echo(f"{name}: {outcome}")
+@DIR_OPTION
+@json_option("Print what became of each node as JSON.")
+def cluster_down(root: Path, as_json: bool) -> None:
+    """Stop every node (SIGTERM, then SIGKILL after 10 s); says which were already stopped."""
+    outcome = clusters.stop_all(root)
+    if as_json:
+        print_json([{"name": name, "outcome": what} for name, what in outcome])
+        return
+    for name, what in outcome:
+        click.echo(f"{name}: {what}")
 
 
 def _signal_command(action: str, help_text: str) -> click.Command:
     @click.command(action, help=help_text)
     @click.argument("node")
-    @click.option("--dir", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
-    @friendly
-    def command(node: str, root: Path) -> None:
+    @DIR_OPTION
+    @json_option("Print the node and its pid as JSON.")
+    def command(node: str, root: Path, as_json: bool) -> None:
         proc = clusters.signal_node(root, node, action)
-        click.echo(f"{node}: {action} done (pid {proc.pid})")
+        if as_json:
+            print_json({"name": node, "action": action, "pid": proc.pid})
+        else:
+            click.echo(f"{node}: {action} done (pid {proc.pid})")
 
     return command
 
@@ -366,30 +369,31 @@ for _action, _help in (
 
 # ---------------------------------------------------------------- clients
 
+STATUS_FIELDS = (
+    "chain_id",
+    "node_id",
+    "role",
+    "height",
+    "head_hash",
+    "app_hash",
+    "view",
+    "primary",
+    "peers",
+    "mempool",
+    "syncing",
+)
+
 
 @click.command("status")
-@click.option("--node", "url", required=True, help="Node API base URL, e.g. http://127.0.0.1:26601")
-@click.option("--json", "as_json", is_flag=True)
-@friendly
-def status(url: str, as_json: bool) -> None:
-    """Show one node's status."""
-    doc = call("GET", f"{url.rstrip('/')}/status")
+@node_option
+@json_option("Print the node's JSON answer (for scripts).")
+def status(url: str | None, as_json: bool) -> None:
+    """Show one node's status: chain, role, height, head, view, peers, mempool."""
+    doc = connect(url).status()
     if as_json:
-        click.echo(json.dumps(doc, indent=2))
+        print_json(doc)
         return
-    for key in (
-        "chain_id",
-        "node_id",
-        "role",
-        "height",
-        "head_hash",
-        "app_hash",
-        "view",
-        "primary",
-        "peers",
-        "mempool",
-        "syncing",
-    ):
+    for key in STATUS_FIELDS:
         click.echo(f"{key:>10}: {doc.get(key)}")
 
 
@@ -408,45 +412,79 @@ def _file_hash(path: Path) -> bytes:
 
 @anchor_group.command("put")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--node", "url", required=True, help="Node API base URL.")
 @click.option(
     "--key",
     "key_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Client key file (enrolled in genesis).",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Client key file (enrolled in genesis); it signs the transaction.",
 )
 @click.option("--label", default=None, help="Label stored with the hash (default: the file name).")
 @click.option("--wait", is_flag=True, help="Wait until the transaction is committed.")
-@friendly
-def anchor_put(file: Path, url: str, key_file: Path, label: str | None, wait: bool) -> None:
-    """Anchor FILE's SHA-256."""
-    key = read_key(key_file)
-    base = url.rstrip("/")
-    chain_id = call("GET", f"{base}/status")["chain_id"]
+@node_option
+@json_option("Print the file's sha256 and the node's answer as JSON.")
+def anchor_put(
+    file: Path, key_file: Path | None, label: str | None, wait: bool, url: str | None, as_json: bool
+) -> None:
+    """Anchor FILE's SHA-256; exit 1 if the ledger refuses it."""
+    ledger = connect(url, key_file, signs=True)
     digest = _file_hash(file)
-    tx = make_transaction(key, chain_id, Anchor(digest, label or file.name), int(time.time() * 1000))
-    result = call("POST", f"{base}/txs" + ("?wait=commit" if wait else ""), tx, timeout=40)
-    click.echo(json.dumps({"sha256": digest.hex(), **result}, indent=2))
-    if result.get("status") == "rejected":
-        sys.exit(1)
+    result = {"sha256": digest.hex(), **ledger.submit(Anchor(digest, label or file.name), wait=wait)}
+    state = result.get("status")
+    if as_json:
+        print_json(result)
+    elif state == "committed":
+        click.echo(f"anchored {file} (sha256 {digest.hex()}) at {committed_at(result)}")
+    elif state == "rejected":
+        click.echo(f"rejected: {result.get('code')}: {result.get('message')}", err=True)
+    else:
+        click.echo(
+            f"submitted {file} (sha256 {digest.hex()}) as tx {result.get('tx_id')}; "
+            f"'medchain anchor verify {file}' proves it once it commits"
+        )
+    if state == "rejected":
+        raise SystemExit(1)
 
 
 @anchor_group.command("verify")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--node", "url", required=True, help="Node API base URL.")
-@friendly
-def anchor_verify(file: Path, url: str) -> None:
-    """Print the inclusion proof of FILE's anchor as JSON (stdout carries nothing else)."""
-    base = url.rstrip("/")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the proof to this file (default: print it).",
+)
+@node_option
+@json_option("With --out: print where the proof went as JSON (the proof itself is JSON either way).")
+def anchor_verify(file: Path, out: Path | None, url: str | None, as_json: bool) -> None:
+    """Fetch the inclusion proof of FILE's anchor: a JSON document that 'medchain proof verify' checks offline.
+
+    Without --out, stdout carries the proof and nothing else.
+    """
+    ledger = connect(url)
     digest = _file_hash(file)
     try:
-        where = call("GET", f"{base}/anchors/{digest.hex()}")
+        where = ledger.call("GET", f"/anchors/{digest.hex()}")
     except ApiFailure as exc:
         if exc.status == 404:
             raise Fail(f"{file} (sha256 {digest.hex()}) is not anchored on this chain") from None
         raise
-    click.echo(json.dumps(call("GET", f"{base}/proofs/{where['tx_id']}"), indent=2))
+    proof = ledger.call("GET", f"/proofs/{where['tx_id']}")
+    if out is None:
+        print_json(proof)
+        return
+    out.write_text(json.dumps(proof, indent=2) + "\n")
+    summary = {
+        "file": str(file),
+        "sha256": digest.hex(),
+        "tx_id": proof.get("tx_id"),
+        "height": proof.get("height"),
+        "proof": str(out),
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        click.echo(f"wrote the proof of {file} (height {summary['height']}, tx {summary['tx_id']}) to {out}")
 
 
 @click.group("proof")
@@ -456,19 +494,37 @@ def proof_group() -> None:
 
 @proof_group.command("verify")
 @click.argument("proof", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--genesis", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
-@friendly
-def proof_verify(proof: Path, genesis: Path) -> None:
-    """Verify PROOF against GENESIS alone: Merkle path and commit certificate. Exit 0 if valid."""
+@click.option(
+    "--genesis",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The network's genesis.json: the validator set the certificate must come from.",
+)
+@json_option("Print the verdict as JSON: valid, and the transaction, height and chain or the reason.")
+def proof_verify(proof: Path, genesis: Path, as_json: bool) -> None:
+    """Verify PROOF against GENESIS alone: Merkle path and commit certificate. Exit 0 if valid, 1 if not."""
     try:
         doc = json.loads(proof.read_text())
     except json.JSONDecodeError as exc:
         raise Fail(f"{proof} is not JSON: {exc}") from None
     reason = verify_proof(doc, load_genesis(genesis))
-    if reason is not None:
+    if reason is None:
+        verdict: dict[str, Any] = {
+            "valid": True,
+            "tx_id": doc["tx_id"],
+            "height": doc["height"],
+            "chain_id": doc["chain_id"],
+        }
+    else:
+        verdict = {"valid": False, "reason": reason}
+    if as_json:
+        print_json(verdict)
+    elif reason is None:
+        click.echo(f"valid: transaction {doc['tx_id']} is committed at height {doc['height']} of {doc['chain_id']}")
+    else:
         click.echo(f"invalid: {reason}", err=True)
-        sys.exit(1)
-    click.echo(f"valid: transaction {doc['tx_id']} is committed at height {doc['height']} of {doc['chain_id']}")
+    if reason is not None:
+        raise SystemExit(1)
 
 
 COMMANDS = [testnet, node_group, cluster_group, status, anchor_group, proof_group]

@@ -1,5 +1,7 @@
-"""Clients of a node's HTTP API, used by the command line, the lab tools and the tests.
+"""The one client of a node's HTTP API, used by the command line, the lab tools and the tests.
 
-``http`` makes requests and turns failures into one-line errors; ``ledger``
-signs healthcare bodies with the caller's key and submits them.
+``http`` is the client itself (``NodeClient``, asynchronous; ``SyncNodeClient``)
+with node address parsing and one error mapping; ``sse`` parses server-sent
+event streams (bytes in, events out); ``ledger`` adds signing with the
+caller's key for the healthcare ledger (``LedgerClient``, ``SyncLedger``).
 """

@@ -1,48 +1,223 @@
-"""A small HTTP client for the node API, used by the CLI, the demo and the benchmark."""
+"""The one HTTP client of a node's API: asynchronous ``NodeClient``, synchronous ``SyncNodeClient``.
+
+Every tool that talks to a node goes through here, so every one of them reads
+node addresses the same way and reports failures the same way:
+
+* ``node_url(text)`` turns what a person typed (``host:port``,
+  ``http://host:port``, ``https://host/prefix``) into a base URL, or raises
+  ``BadNodeUrl`` with a one-line reason.
+* Failures are two exceptions, both one-line ``UsageError``\\ s:
+  ``NodeUnreachable`` (no connection, no answer in time, an answer that is not
+  HTTP) and ``ApiFailure`` (the node answered with an error: ``status`` is
+  the HTTP status, ``code`` the API's error code, e.g. ``not-found``).
+
+Asynchronous use (the bench, the lab tools, the tests)::
+
+    async with NodeClient("127.0.0.1:26601") as node:     # its own session
+        status = await node.status()
+        block = await node.call("GET", "/blocks/3")
+        result = await node.call("POST", "/txs?wait=commit", data=tx_bytes, timeout=40)
+        async for event in node.events("/events"):         # server-sent events
+            ...
+
+A caller that already holds an ``aiohttp.ClientSession`` (to share one
+connection pool between many nodes) passes it: ``NodeClient(url, session)``;
+the client then never closes it.  ``events`` yields ``node.client.sse``
+items: ``SseComment`` (the node's greeting once subscribed, keep-alives)
+and ``ServerSentEvent``.
+
+Synchronous use (the command line, scripts)::
+
+    with SyncNodeClient("127.0.0.1:26601") as node:
+        print(node.status()["height"])
+
+The synchronous client keeps one event loop and one session for its life.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import json
+import os
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from node.client.sse import SseItem, SseParser
 from primitives.errors import UsageError
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 10.0
 
 
 class NodeUnreachable(UsageError):
-    pass
+    """No answer from the node: refused, timed out, or not an HTTP server."""
 
 
 class ApiFailure(UsageError):
+    """The node answered with an error."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{code}: {message} (HTTP {status})")
         self.status = status
         self.code = code
 
 
-async def request(
-    session: aiohttp.ClientSession, method: str, url: str, data: bytes | None = None, timeout: float = 10
-) -> Any:
-    headers = {"Content-Type": "application/octet-stream"} if data is not None else None
+class BadNodeUrl(UsageError):
+    """A node address that is not one."""
+
+
+def node_url(text: str) -> str:
+    """The base URL of the node at ``text``: ``host:port`` gets ``http://``; no trailing slash."""
+    given = text.strip()
+    what = f"{text!r} is not a node address; expected host:port or http://host:port"
+    if not given or any(ch.isspace() for ch in given):
+        raise BadNodeUrl(what)
+    has_scheme = "://" in given
     try:
-        async with session.request(
-            method, url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as resp:
-            try:
-                body = await resp.json(content_type=None)
-            except ValueError:
-                body = {"error": "bad-response", "message": (await resp.text())[:200]}
-            if resp.status >= 400:
-                raise ApiFailure(resp.status, str(body.get("error", "error")), str(body.get("message", "")))
-            return body
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise NodeUnreachable(f"cannot reach the node at {url}: {exc or type(exc).__name__}") from None
+        url = urlsplit(given if has_scheme else "http://" + given)
+        port = url.port
+    except ValueError as exc:
+        raise BadNodeUrl(f"{what} ({exc})") from None
+    if url.scheme not in ("http", "https"):
+        raise BadNodeUrl(f"{text!r}: a node speaks http:// or https://, not {url.scheme}://")
+    if not url.hostname or url.query or url.fragment or url.username is not None:
+        raise BadNodeUrl(what)
+    if port is None and not has_scheme:
+        raise BadNodeUrl(f"{what} (no port)")
+    return f"{url.scheme}://{url.netloc}{url.path}".rstrip("/")
 
 
-def call(method: str, url: str, data: bytes | None = None, timeout: float = 10) -> Any:
-    async def go() -> Any:
-        async with aiohttp.ClientSession() as session:
-            return await request(session, method, url, data, timeout)
+class NodeClient:
+    """Asynchronous client of one node's API; every failure is ``NodeUnreachable`` or ``ApiFailure``."""
 
-    return asyncio.run(go())
+    def __init__(
+        self, url: str, session: aiohttp.ClientSession | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        self.base = node_url(url)
+        self.timeout = timeout
+        self._session = session
+        self._owns_session = session is None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The session requests go through (made on first use when none was given)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(
+        self, method: str, path: str, *, data: bytes | None = None, doc: Any = None, timeout: float | None = None
+    ) -> Any:
+        """Send a request (``data`` as octet-stream, or ``doc`` as JSON) and return the JSON answer."""
+        headers = {}
+        if doc is not None:
+            data = json.dumps(doc).encode()
+            headers["Content-Type"] = "application/json"
+        elif data is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        url = self.base + path
+        seconds = timeout or self.timeout
+        limit = aiohttp.ClientTimeout(total=seconds)
+        try:
+            async with self.session.request(method, url, data=data, headers=headers, timeout=limit) as resp:
+                return await _answer(resp)
+        except TimeoutError:
+            raise NodeUnreachable(f"the node at {self.base} did not answer within {seconds:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise unreachable(self.base, exc) from None
+
+    async def status(self) -> dict[str, Any]:
+        found: dict[str, Any] = await self.call("GET", "/status")
+        return found
+
+    async def events(self, path: str, connect_timeout: float | None = None) -> AsyncIterator[SseItem]:
+        """The server-sent events of ``path`` (``/events``, ``/alerts/stream``) until the node ends the stream."""
+        limit = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout or self.timeout)
+        parser = SseParser()
+        try:
+            async with self.session.get(self.base + path, timeout=limit) as resp:
+                if resp.status != 200:
+                    await _answer(resp)
+                    raise ApiFailure(resp.status, "not-a-stream", f"{path} is not an event stream")
+                async for chunk in resp.content.iter_any():
+                    for item in parser.feed(chunk):
+                        yield item
+        except TimeoutError:
+            raise NodeUnreachable(f"the node at {self.base} did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise unreachable(self.base, exc) from None
+
+
+def unreachable(base: str, exc: BaseException) -> NodeUnreachable:
+    """The one-line error for a transport failure talking to ``base``."""
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):  # the OS's reason, without aiohttp's ssl and host details
+        code = exc.os_error.errno
+        reason = (os.strerror(code) if code and code > 0 else exc.os_error.strerror or reason).lower()
+    return NodeUnreachable(f"cannot reach the node at {base}: {reason} (is a node running at that address?)")
+
+
+async def _answer(resp: aiohttp.ClientResponse) -> Any:
+    text = await resp.text(errors="replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise ApiFailure(resp.status, "bad-response", f"the answer is not JSON: {text[:120]!r}") from None
+    if resp.status >= 400:
+        found = body if isinstance(body, dict) else {}
+        raise ApiFailure(resp.status, str(found.get("error", "error")), str(found.get("message", "")))
+    return body
+
+
+class SyncNodeClient:
+    """``NodeClient`` for synchronous code: one event loop and one session for the client's life."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._runner = asyncio.Runner()
+        self.client = self._make(url, timeout)
+
+    def _make(self, url: str, timeout: float) -> NodeClient:
+        return NodeClient(url, timeout=timeout)
+
+    @property
+    def url(self) -> str:
+        return self.client.base
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run one of the asynchronous client's coroutines to completion."""
+        return self._runner.run(coro)
+
+    def call(
+        self, method: str, path: str, *, data: bytes | None = None, doc: Any = None, timeout: float | None = None
+    ) -> Any:
+        return self.run(self.client.call(method, path, data=data, doc=doc, timeout=timeout))
+
+    def status(self) -> dict[str, Any]:
+        return self.run(self.client.status())
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self.client.close())
+        finally:
+            self._runner.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,8 +1,8 @@
-"""A client of the healthcare ledger: signs bodies with the caller's key and talks to one node.
+"""A client of the healthcare ledger: ``node.client.http``'s client that also signs bodies with the caller's key.
 
-Used by the CLI, the demo, the end-to-end tests, the counterfeit experiment and
-the benchmark.  ``LedgerClient`` is asynchronous (one aiohttp session);
-``SyncLedger`` wraps it for scripts and the CLI.
+``LedgerClient`` is asynchronous (``NodeClient`` plus signing, records and
+pack look-ups); ``SyncLedger`` is its synchronous form for the command line
+and scripts.  Both map failures as ``node.client.http`` does.
 """
 
 from __future__ import annotations
@@ -11,66 +11,44 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from node.client.http import ApiFailure, NodeUnreachable
+from node.client.http import ApiFailure, NodeClient, NodeUnreachable, SyncNodeClient
 from node.healthcare.fhir import commitment, new_salt, validate_resource
 from node.healthcare.ledger import bodies as b
 from node.healthcare.ledger.records import patient_id
 from node.healthcare.transactions import make_transaction
 from primitives.codec import encode
+from primitives.errors import UsageError
 from primitives.signing import SigningKey
 
-T = TypeVar("T")
+COMMIT_TIMEOUT = 40.0  # seconds: requests that wait for a block to commit
 
 
-class LedgerClient:
-    def __init__(self, url: str, key: SigningKey | None, session: aiohttp.ClientSession,
-                 chain_id: str | None = None) -> None:
-        self.base = url.rstrip("/")
+class LedgerClient(NodeClient):
+    """``NodeClient`` that signs: ``key`` acts (may be None for reads); ``chain_id`` is asked once if not given."""
+
+    def __init__(self, url: str, key: SigningKey | None = None, session: aiohttp.ClientSession | None = None,
+                 chain_id: str | None = None, *, timeout: float = COMMIT_TIMEOUT) -> None:
+        super().__init__(url, session, timeout=timeout)
         self.key = key
-        self.session = session
         self.chain_id = chain_id
 
     @property
     def patient_id(self) -> bytes:
-        assert self.key is not None
-        return patient_id(self.key.verify_key.raw)
-
-    async def call(self, method: str, path: str, *, data: bytes | None = None, doc: Any = None,
-                   timeout: float = 40) -> Any:
-        headers = {}
-        if doc is not None:
-            data = json.dumps(doc).encode()
-            headers["Content-Type"] = "application/json"
-        elif data is not None:
-            headers["Content-Type"] = "application/octet-stream"
-        url = self.base + path
-        try:
-            async with self.session.request(method, url, data=data, headers=headers,
-                                            timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                try:
-                    body = await resp.json(content_type=None)
-                except ValueError:
-                    body = {"error": "bad-response", "message": (await resp.text())[:200]}
-                if resp.status >= 400:
-                    raise ApiFailure(resp.status, str(body.get("error", "error")), str(body.get("message", "")))
-                return body
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise NodeUnreachable(f"cannot reach the node at {url}: {exc or type(exc).__name__}") from None
+        return patient_id(self._key().verify_key.raw)
 
     async def chain(self) -> str:
         if self.chain_id is None:
-            self.chain_id = str((await self.call("GET", "/status"))["chain_id"])
+            self.chain_id = str((await self.status())["chain_id"])
         return self.chain_id
 
     def _key(self) -> SigningKey:
         if self.key is None:
-            raise ValueError("this action needs a key (--key)")
+            raise UsageError("this action signs: it needs a key (--key FILE)")
         return self.key
 
     async def sign(self, body: Any) -> bytes:
@@ -78,7 +56,8 @@ class LedgerClient:
 
     async def submit(self, body: Any, wait: bool = True) -> dict[str, Any]:
         data = await self.sign(body)
-        result: dict[str, Any] = await self.call("POST", "/txs" + ("?wait=commit" if wait else ""), data=data)
+        result: dict[str, Any] = await self.call("POST", "/txs" + ("?wait=commit" if wait else ""), data=data,
+                                                 timeout=COMMIT_TIMEOUT)
         return result
 
     # ------------------------------------------------------------ EHR
@@ -97,7 +76,7 @@ class LedgerClient:
             body = b.AmendRecord(record_id, replaces, rtype, digest)
         data = await self.sign(body)
         doc = {"tx": data.hex(), "salt": salt.hex(), "resource": json.loads(canonical)}
-        result: dict[str, Any] = await self.call("POST", "/ehr/records", doc=doc)
+        result: dict[str, Any] = await self.call("POST", "/ehr/records", doc=doc, timeout=COMMIT_TIMEOUT)
         return result
 
     async def read_record(self, record_id: bytes, purpose: str = "treatment", break_glass: bool = False,
@@ -105,7 +84,8 @@ class LedgerClient:
         request = b.ReadRequest.signed(self._key(), await self.chain(), record_id, version, purpose, break_glass,
                                        int(time.time() * 1000), os.urandom(16))
         result: dict[str, Any] = await self.call("POST", f"/ehr/records/{record_id.hex()}/read",
-                                                 doc={"request": encode(request).hex()})
+                                                 doc={"request": encode(request).hex()},
+                                                 timeout=COMMIT_TIMEOUT)
         return result
 
     # ------------------------------------------------------------ drugs
@@ -124,66 +104,52 @@ class LedgerClient:
         return result
 
 
-class SyncLedger:
-    """The same client for scripts: each call runs to completion."""
+class SyncLedger(SyncNodeClient):
+    """``LedgerClient`` for synchronous code: each call runs to completion on the client's own event loop."""
 
-    def __init__(self, url: str, key: SigningKey | None = None) -> None:
-        self.url = url
-        self.key = key
-        self.chain_id: str | None = None
+    client: LedgerClient
 
-    def _run(self, fn: str, *args: Any, **kwargs: Any) -> Any:
-        async def go() -> Any:
-            async with aiohttp.ClientSession() as session:
-                client = LedgerClient(self.url, self.key, session, self.chain_id)
-                try:
-                    method = getattr(client, fn)
-                    return await method(*args, **kwargs)
-                finally:
-                    self.chain_id = client.chain_id
+    def __init__(self, url: str, key: SigningKey | None = None, *, timeout: float = COMMIT_TIMEOUT) -> None:
+        self._signer = key
+        super().__init__(url, timeout=timeout)
 
-        return _run(go())
+    def _make(self, url: str, timeout: float) -> LedgerClient:
+        return LedgerClient(url, self._signer, timeout=timeout)
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._run("call", method, path, **kwargs)
+    @property
+    def key(self) -> SigningKey | None:
+        return self.client.key
 
     def submit(self, body: Any, wait: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = self._run("submit", body, wait)
-        return result
+        return self.run(self.client.submit(body, wait))
 
-    def file_record(self, resource: Any, **kwargs: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._run("file_record", resource, **kwargs)
-        return result
+    def file_record(self, resource: Any, patient: bytes | None = None, record_id: bytes | None = None,
+                    replaces: int | None = None) -> dict[str, Any]:
+        return self.run(self.client.file_record(resource, patient, record_id, replaces))
 
-    def read_record(self, record_id: bytes, **kwargs: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._run("read_record", record_id, **kwargs)
-        return result
+    def read_record(self, record_id: bytes, purpose: str = "treatment", break_glass: bool = False,
+                    version: int = 0) -> dict[str, Any]:
+        return self.run(self.client.read_record(record_id, purpose, break_glass, version))
 
     def verify(self, code: str, scanned_by: str = "", proofs: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = self._run("verify", code, scanned_by, proofs)
-        return result
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+        return self.run(self.client.verify(code, scanned_by, proofs))
 
 
 async def wait_height(session: aiohttp.ClientSession, apis: list[str], height: int, timeout: float = 30) -> None:
     """Wait until every node in ``apis`` has committed ``height`` (a read at one node after a write at another)."""
     deadline = time.monotonic() + timeout
-    pending = list(apis)
+    pending = [NodeClient(api, session, timeout=5) for api in apis]
     while pending:
         still = []
-        for api in pending:
+        for node in pending:
             try:
-                async with session.get(api.rstrip("/") + "/status", timeout=aiohttp.ClientTimeout(total=5)) as resp:
-                    doc = await resp.json(content_type=None)
-                    if int(doc.get("height", 0)) < height:
-                        still.append(api)
-            except (aiohttp.ClientError, TimeoutError, ValueError):
-                still.append(api)
+                if int((await node.status()).get("height", 0)) < height:
+                    still.append(node)
+            except (NodeUnreachable, ApiFailure, ValueError):
+                still.append(node)
         pending = still
         if pending:
             if time.monotonic() > deadline:
-                raise NodeUnreachable(f"{', '.join(pending)} did not reach height {height} within {timeout:g}s")
+                names = ", ".join(n.base for n in pending)
+                raise NodeUnreachable(f"{names} did not reach height {height} within {timeout:g}s")
             await asyncio.sleep(0.05)

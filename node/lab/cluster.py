@@ -3,10 +3,18 @@
 ``DIR/cluster.json`` records each node's pid, API and P2P addresses, so later
 commands (status, kill, pause, resume, restart, down) find them.  Each node
 logs to ``DIR/<node>/node.log``.
+
+Starting is checked, not assumed: ``wait_started`` waits until every node
+started here answers on its API *as itself* (the node key in its folder, the
+chain id of the genesis file) while its process is alive, so a port held by
+another cluster's node is found out and named, with the line of the log that
+says why.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -19,8 +27,13 @@ from typing import Any
 
 import aiohttp
 
-from node.config import load_config
+from node.client.http import ApiFailure, NodeClient, NodeUnreachable
+from node.config import load_config, read_key
+from node.genesis import load_genesis
+from node.healthcare.transactions import Anchor, make_transaction
 from primitives.errors import UsageError
+
+LOG_NAME = "node.log"
 
 
 @dataclass(slots=True)
@@ -31,6 +44,7 @@ class NodeProcess:
     api: str
     p2p: str
     pid: int
+    log_offset: int = 0  # where this run's lines start in the node's log
 
 
 class ClusterError(UsageError):
@@ -82,12 +96,14 @@ def _order(name: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, name)
 
 
-def spawn(home: Path, log_level: str = "info") -> int:
-    log = open(home / "node.log", "ab")  # noqa: SIM115 - handed to the child
+def spawn(home: Path, log_level: str = "info") -> tuple[int, int]:
+    """Start the node in ``home``; its pid, and the offset in its log where this run's lines begin."""
+    log = open(home / LOG_NAME, "ab")  # noqa: SIM115 - handed to the child
+    offset = log.tell()
     cmd = [sys.executable, "-m", "node", "node", "start", "--home", str(home), "--log-level", log_level]
     proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
-    return proc.pid
+    return proc.pid, offset
 
 
 def start_all(root: Path, log_level: str = "info") -> list[NodeProcess]:
@@ -100,9 +116,9 @@ def start_all(root: Path, log_level: str = "info") -> list[NodeProcess]:
     nodes: list[NodeProcess] = []
     try:
         for home, config in configs:
-            pid = spawn(home, log_level)
+            pid, offset = spawn(home, log_level)
             api = f"http://{config.api_listen}"
-            nodes.append(NodeProcess(config.name, config.role, str(home), api, config.p2p_listen, pid))
+            nodes.append(NodeProcess(config.name, config.role, str(home), api, config.p2p_listen, pid, offset))
     finally:  # even if a spawn fails, record the ones started so 'cluster down' finds them
         save_cluster(root, nodes)
     return nodes
@@ -135,7 +151,7 @@ def signal_node(root: Path, name: str, action: str) -> NodeProcess:
     if action == "restart":
         if is_alive(node.pid):
             raise ClusterError(f"{name} is still running (pid {node.pid}); kill it first")
-        node.pid = spawn(Path(node.home))
+        node.pid, node.log_offset = spawn(Path(node.home))
         save_cluster(root, nodes)
         return node
     sig = {"kill": signal.SIGKILL, "pause": signal.SIGSTOP, "resume": signal.SIGCONT, "stop": signal.SIGTERM}[action]
@@ -157,15 +173,18 @@ def wait_dead(pid: int, timeout: float) -> bool:
 
 
 def stop_all(root: Path, timeout: float = 10) -> list[tuple[str, str]]:
-    """SIGTERM every node (SIGCONT first, in case it is paused), SIGKILL after ``timeout``."""
+    """SIGTERM every node (SIGCONT first, in case it is paused), SIGKILL after ``timeout``; what became of each."""
     outcome = []
     nodes = load_cluster(root)
+    running = {node.name for node in nodes if is_alive(node.pid)}
     for node in nodes:
-        if is_alive(node.pid):
+        if node.name in running:
             os.kill(node.pid, signal.SIGCONT)
             os.kill(node.pid, signal.SIGTERM)
     for node in nodes:
-        if wait_dead(node.pid, timeout):
+        if node.name not in running:
+            outcome.append((node.name, "already stopped"))
+        elif wait_dead(node.pid, timeout):
             outcome.append((node.name, "stopped"))
         elif is_alive(node.pid):
             os.kill(node.pid, signal.SIGKILL)
@@ -189,9 +208,117 @@ async def fetch_status(session: aiohttp.ClientSession, node: NodeProcess) -> dic
     if not row["alive"]:
         return row
     try:
-        async with session.get(f"{node.api}/status", timeout=aiohttp.ClientTimeout(total=2)) as resp:
-            status = await resp.json()
-        row.update({k: status.get(k) for k in ("height", "head_hash", "view", "primary", "peers", "syncing")})
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+        status = await NodeClient(node.api, session, timeout=2).status()
+    except (NodeUnreachable, ApiFailure):
         row["error"] = "not answering"
+        return row
+    row.update({k: status.get(k) for k in ("height", "head_hash", "view", "primary", "peers", "syncing")})
+    if status.get("node_key") != node_key(node):
+        row["error"] = f"another node answers (key {str(status.get('node_key'))[:16]}...)"
     return row
+
+
+def status_rows(root: Path) -> list[dict[str, Any]]:
+    """Every node's row: name, role, addresses, pid, alive, height, head, view (``error`` when it does not answer)."""
+    nodes = load_cluster(root)
+
+    async def go() -> list[dict[str, Any]]:
+        async with aiohttp.ClientSession() as session:
+            return list(await asyncio.gather(*(fetch_status(session, n) for n in nodes)))
+
+    return asyncio.run(go())
+
+
+# ---------------------------------------------------------------- start-up checks
+
+
+def node_key(node: NodeProcess) -> str:
+    """The public key (hex) the node started from ``node.home`` must answer with."""
+    return read_key(Path(node.home) / "node_key.json").verify_key.hex()
+
+
+def log_line(node: NodeProcess) -> str | None:
+    """The line of this run's log that says what went wrong: the last error, else the last line."""
+    try:
+        with (Path(node.home) / LOG_NAME).open("rb") as log:
+            log.seek(node.log_offset)
+            lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    errors = [line for line in lines if "error" in line.lower()]
+    found = errors or lines
+    return found[-1][:300] if found else None
+
+
+def _log_hint(node: NodeProcess) -> str:
+    line = log_line(node)
+    where = Path(node.home) / LOG_NAME
+    return f"{where} says: {line}" if line else f"see {where}"
+
+
+def wait_started(root: Path, nodes: list[NodeProcess], timeout: float) -> None:
+    """Wait until each node answers as itself; ``ClusterError`` naming the first that died or is impersonated."""
+    chain_id = load_genesis(root / "genesis.json").chain_id
+    asyncio.run(_wait_started(nodes, chain_id, time.monotonic() + timeout, timeout))
+
+
+async def _wait_started(nodes: list[NodeProcess], chain_id: str, deadline: float, timeout: float) -> None:
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(_wait_one(NodeClient(n.api, session, timeout=2), n, chain_id, deadline, timeout)
+                               for n in nodes))
+
+
+async def _wait_one(client: NodeClient, node: NodeProcess, chain_id: str, deadline: float, timeout: float) -> None:
+    key = node_key(node)
+    while True:
+        try:
+            status: dict[str, Any] | None = await client.status()
+        except (NodeUnreachable, ApiFailure):
+            status = None
+        if status is not None and (status.get("node_key"), status.get("chain_id")) != (key, chain_id):
+            await _impostor(node, status, key, chain_id)
+        if not is_alive(node.pid):
+            raise ClusterError(f"{node.name} exited while starting; {_log_hint(node)}")
+        if status is not None:
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"{node.name} did not answer at {node.api} within {timeout:g}s; {_log_hint(node)}")
+        await asyncio.sleep(0.1)
+
+
+async def _impostor(node: NodeProcess, status: dict[str, Any], key: str, chain_id: str) -> None:
+    """Another process answers on this node's API port: give ours a moment to fail, to quote why it did."""
+    give_up = time.monotonic() + 20
+    while is_alive(node.pid) and time.monotonic() < give_up:
+        await asyncio.sleep(0.1)
+    other = f"key {str(status.get('node_key'))[:16]}... of chain {status.get('chain_id')}"
+    raise ClusterError(
+        f"{node.name}: {node.api} answers as another node ({other}), not as this one (key {key[:16]}... of chain "
+        f"{chain_id}): is another cluster using these ports? {_log_hint(node)}"
+    )
+
+
+def wait_first_commit(root: Path, timeout: float) -> None:
+    """Anchor a marker with client key ``clients/client0.json`` and wait until it commits."""
+    nodes = load_cluster(root)
+    validator = next(n for n in nodes if n.role == "validator")
+    client = read_key(root / "clients" / "client0.json")
+    chain_id = load_genesis(root / "genesis.json").chain_id
+    marker = hashlib.sha256(f"cluster-up {time.time()}".encode()).digest()
+    tx = make_transaction(client, chain_id, Anchor(marker, "cluster up"), int(time.time() * 1000))
+    asyncio.run(_commit(validator, tx, time.monotonic() + timeout, timeout))
+
+
+async def _commit(validator: NodeProcess, tx: bytes, deadline: float, timeout: float) -> None:
+    async with NodeClient(validator.api, timeout=8) as node:
+        while time.monotonic() < deadline:
+            try:
+                await node.call("POST", "/txs?wait=commit&timeout=5", data=tx)
+                return
+            except ApiFailure as exc:
+                if exc.code == "already-committed":  # an earlier try committed it after its answer timed out
+                    return
+                await asyncio.sleep(0.3)
+            except NodeUnreachable:
+                await asyncio.sleep(0.3)
+    raise ClusterError(f"the cluster did not commit a block within {timeout:.0f}s; see {LOG_NAME} in each node folder")

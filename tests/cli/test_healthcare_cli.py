@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import select
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from node.cli.common import parse_pack_code
-from node.cli.ehr import _expiry_ms
+from node.cli.common import Fail, parse_pack_code
+from node.cli.ehr import expiry_ms
 from node.cli.main import main as cli
-from node.cli.ops import Fail
 from node.healthcare.ledger.records import patient_id
 from tests.harness import free_base_port
 
@@ -92,7 +95,7 @@ def test_a_signing_command_without_key_says_so_before_calling_any_node(dead_node
 
 def test_no_node_given_is_a_one_line_error_naming_the_option_and_the_variable():
     one_line_error(run("org", "list"), "--node", "MEDCHAIN_NODE")
-    one_line_error(run("org", "list", "--node", "127.0.0.1:26601"), "http://")
+    one_line_error(run("org", "list", "--node", "127.0.0.1"), "host:port", "no port")
 
 
 def test_an_unreachable_node_is_a_one_line_error(dead_node: str, key: Path):
@@ -138,12 +141,12 @@ def test_consent_names_exactly_one_grantee_and_a_future_expiry(dead_node: str, k
 def test_until_a_date_means_through_the_end_of_that_day():
     now = dt.datetime(2030, 5, 1, 12, tzinfo=dt.UTC)
     end = dt.datetime(2030, 5, 2, tzinfo=dt.UTC)
-    assert _expiry_ms("2030-05-01", None, now) == int(end.timestamp() * 1000)
-    assert _expiry_ms("2030-05-01T14:00+01:00", None, now) == int((now + dt.timedelta(hours=1)).timestamp() * 1000)
+    assert expiry_ms("2030-05-01", None, now) == int(end.timestamp() * 1000)
+    assert expiry_ms("2030-05-01T14:00+01:00", None, now) == int((now + dt.timedelta(hours=1)).timestamp() * 1000)
     with pytest.raises(Fail):
-        _expiry_ms("2030-05-01T12:30+01:00", None, now)  # 11:30 UTC: past
-    assert _expiry_ms(None, 2, now) == int((now + dt.timedelta(days=2)).timestamp() * 1000)
-    assert _expiry_ms(None, None, now) is None
+        expiry_ms("2030-05-01T12:30+01:00", None, now)  # 11:30 UTC: past
+    assert expiry_ms(None, 2, now) == int((now + dt.timedelta(days=2)).timestamp() * 1000)
+    assert expiry_ms(None, None, now) is None
 
 
 def test_bad_hex_ids_and_bad_record_files_are_refused_locally(dead_node: str, key: Path, tmp_path: Path):
@@ -337,5 +340,36 @@ def test_an_operator_runs_records_and_a_supply_chain_from_the_command_line(tmp_p
             time.sleep(0.2)
         table = ok("alerts", "--node", reg).output
         assert "Not_for_re-distribution" in table and "counter 2" in table
+
+        # the EPCIS document: printed, or written with a summary for scripts
+        epcis = json.loads(ok("drug", "export-epcis", f"{GTIN}:2", "--node", reg).stdout)
+        out = tmp_path / "epcis.json"
+        wrote = json.loads(ok("drug", "export-epcis", f"{GTIN}:2", "--out", str(out), "--json", "--node", reg).stdout)
+        written = json.loads(out.read_text())
+        assert wrote["events"] == len(epcis["epcisBody"]["eventList"]) >= 4
+        assert written["epcisBody"] == epcis["epcisBody"]  # the same events; only the creation date differs
+
+        # alerts --follow: the alerts filed so far, then a new one as it commits (host:port, no scheme)
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "node", "alerts", "--follow", "--json", "--after", "-1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "MEDCHAIN_NODE": reg.removeprefix("http://")},
+        )
+        try:
+            assert json.loads(_line_within(follow, 30))["scanned_by"] == "counter 2"
+            run("drug", "verify", code, "--scanned-by", "counter 3", "--node", pharmacy)
+            assert json.loads(_line_within(follow, 30))["scanned_by"] == "counter 3"
+        finally:
+            follow.terminate()
+            follow.wait(10)
     finally:
         clusters.stop_all(root, timeout=10)
+
+
+def _line_within(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """The next line ``proc`` prints on stdout, failing the test if none comes within ``timeout`` seconds."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"no output within {timeout}s; stderr: {proc.stderr.read1() if proc.stderr else b''!r}"
+    return proc.stdout.readline()

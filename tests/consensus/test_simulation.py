@@ -269,4 +269,4 @@ def test_cli_exits_2_with_one_line_on_bad_arguments(args):
     result = _cli(*args)
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("Error:")
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error:")
