@@ -27,8 +27,9 @@ Every command also answers `--help` (or `-h`) with the same text.
   HTTP API (node `i` of a local cluster serves it on `base + 2i + 1`, e.g.
   `http://127.0.0.1:26601`). Without `--node` it uses the `MEDCHAIN_NODE`
   environment variable.
-- **Who signs.** A command that acts signs a transaction with `--key FILE` and
-  waits until it commits.
+- **Who signs.** A command that acts signs a transaction with `--key FILE`.
+  The healthcare commands wait until it commits; `anchor put` waits with
+  `--wait`.
 - **Output.** Output is for people; `--json` prints the node's JSON answer
   instead, for scripts.
 - **Exit codes.** `0`: done. `1`: the ledger refused the transaction (printed as
