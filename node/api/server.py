@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from node.api.openapi import openapi_json
 from node.api.sse import event_stream
 from node.errors import ApiError
 
@@ -91,6 +92,7 @@ class Api:
                 web.get("/events", self.events),
                 web.get("/evidence", self.evidence),
                 web.get("/metrics", self.metrics),
+                web.get("/openapi.json", openapi_json),
             ]
         )
         app.add_routes(self.node.app.routes())
