@@ -7,6 +7,7 @@ import click
 from node.cli.drugs import DRUG_COMMANDS
 from node.cli.ehr import EHR_COMMANDS
 from node.cli.identity import IDENTITY_COMMANDS
+from node.cli.lab import LAB_COMMANDS
 from node.cli.ops import COMMANDS
 from node.lab.sim import sim
 
@@ -36,5 +37,5 @@ def main() -> None:
 
 
 main.add_command(sim)
-for command in [*COMMANDS, *HEALTH_COMMANDS]:
+for command in [*COMMANDS, *HEALTH_COMMANDS, *LAB_COMMANDS]:
     main.add_command(command)

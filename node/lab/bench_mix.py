@@ -65,7 +65,6 @@ HEAVY = frozenset({"commission-lot", "ship-lot", "receive-lot"})  # setup steps 
 HEAVY_IN_FLIGHT = 3  # a few per block keep blocks short
 LIGHT_IN_FLIGHT = 128
 SIGN_CHUNK = 2_000
-CONSORTIUM_FILE = Path(__file__).resolve().parents[2] / "configs" / "consortium-4.toml"
 
 
 class MixError(UsageError):
