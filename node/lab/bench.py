@@ -1,18 +1,20 @@
 """Benchmark a local 4-validator cluster under pre-signed anchor load.
 
-    scripts/bench [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed] [--rate R]
-                  [--concurrency C] [--seconds S] [--dir DIR] [--json]
+    medchain bench cluster [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed]
+                           [--rate R] [--concurrency C] [--seconds S] [--dir DIR] [--json]
+
+(``scripts/bench`` runs the same command.)
 
 Rules of the measurement, so that the figures mean something:
 
 * each run starts a fresh cluster (``node.lab.testnet`` + ``node.lab.cluster``) in a
   temporary folder or under ``--dir``, on loopback ports only, and stops it at
-  the end, also on Ctrl-C and on errors;
+  the end, also on Ctrl-C, SIGTERM and errors (``node.lab.fresh_cluster``);
 * every transaction is signed, encoded and wrapped in its HTTP request before
   the clock starts (in a process pool, over several client keys); the load is
   sent by a small HTTP/1.1 keep-alive client (an asyncio protocol, many
-  connections per node, round-robin over the four APIs), so the client costs
-  a few tens of microseconds per request and its CPU is reported;
+  connections per node, round-robin over the four APIs), so that little of the
+  machine goes to the client, and its CPU is reported;
 * ``rate`` is an open loop: transaction ``i`` is due at ``start + i / R``
   whether or not earlier ones were answered; ``closed`` keeps ``C``
   transactions submitted but not yet committed, and offers a new one as each
@@ -29,10 +31,12 @@ Rules of the measurement, so that the figures mean something:
   All times are ``time.monotonic`` in this one process;
 * throughput counts commits inside the steady window: the load period without
   its first and last second;
-* CPU is user+sys from ``/proc/<pid>/stat`` over the load period, as % of one
-  core, for each node and for this client; whatever else the machine spent
-  (``/proc/stat``) is shown as "other processes", since a busy neighbour
-  lowers every figure; memory is VmRSS (and the peak, VmHWM);
+* CPU is user+sys of each process (``psutil``, see ``node.lab.usage``) over the
+  load period, as % of one core, for each node and for this client; whatever
+  else the machine spent is shown as "other processes", since a busy neighbour
+  lowers every figure; memory is the resident set (and its peak);
+* latency percentiles interpolate between the nearest ranks
+  (``node.lab.percentiles``);
 * the verification ceiling is measured in the same run, before the first
   cluster starts: ``VerifyKey.verify`` (PyNaCl, ``primitives.signing``) on the
   benchmark's own transactions, on one core (see ``Ceiling``).  Every
@@ -148,8 +152,7 @@ PROFILES: dict[str, list[RunPlan]] = {
         RunPlan("rate-500", "rate", seconds=20, rate=500),
         RunPlan("max-closed", "closed", seconds=30, concurrency=4_000),
     ],
-    # Both workloads at the same window; the mix commits most near 2,000 in flight (blocks of ~1,000), anchors
-    # are nearly flat from 1,000 to 4,000.
+    # Both workloads over the same window with the same number in flight, so that their rates compare.
     "mix": [RunPlan("closed", "closed", seconds=30, concurrency=2_000)],
 }
 PROFILE_WORKLOADS = {"mix": "both"}  # a profile's workload unless --workload says otherwise
@@ -1002,8 +1005,8 @@ def mix_ratio(anchor_rates: list[float], mixed_rate: float) -> dict[str, Any]:
 def _mixed_count(plan: RunPlan) -> int:
     """Enough mixed transactions for the plan without preparing far too many (the setup is costly).
 
-    The mix commits well under 1,500 tx/s on the machines this runs on; a run
-    that outpaces its pre-signed load says so ("ran out of pre-signed transactions").
+    ``MIX_TX_S_BOUND`` is taken as an upper bound of the mix's committed rate; a
+    run that outpaces its pre-signed load says so ("ran out of pre-signed transactions").
     """
     if plan.txs or plan.mode == "rate":
         return plan.presign_count()

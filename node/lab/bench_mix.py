@@ -1,4 +1,4 @@
-"""The healthcare workload of the benchmark, and the verification-latency benchmark (``scripts/bench-verify``).
+"""The healthcare workload of the benchmark, and the chain the verification benchmark builds (``plan_chain``).
 
 The mix is data (``MIX``): per cycle of 20 transactions, 12 drug events (60 %)
 and 8 EHR operations (40 %).  Dispensing is the most frequent drug event
