@@ -17,7 +17,7 @@ import click
 
 from node.cli.ops import friendly
 from node.lab import bench as cluster_bench
-from node.lab import bench_verify, counterfeit, signing_bench, storage_bench, story
+from node.lab import bench_report, bench_verify, counterfeit, signing_bench, storage_bench, story
 from node.lab.progress import Progress
 
 INTERRUPTED_EXIT = 130
@@ -137,7 +137,7 @@ def bench_cluster(profile: str | None, workload: str | None, mode: str, rate: fl
     if as_json:
         _print_json(report)
     else:
-        click.echo(cluster_bench.format_report(report))
+        click.echo(bench_report.format_report(report))
 
 
 @bench.command("verify")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import psutil
@@ -37,7 +36,7 @@ def test_a_short_open_loop_run_reports_and_stops_its_cluster(tmp_path: Path) -> 
     assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
     assert {f"node{i}" for i in range(4)} | {"client"} <= set(run["cpu_pct"])
     assert all(run["rss_mb"][name] > 0 and run["peak_rss_mb"][name] >= run["rss_mb"][name] for name in run["rss_mb"])
-    assert 0 < run["machine_busy_pct"] <= 100 and not math.isnan(run["node_cpu_ms_per_tx"])
+    assert 0 < run["machine_busy_pct"] <= 100 and run["node_cpu_ms_per_tx"] > 0
     assert report["ceiling"]["verify_per_s"] > 0
     (state,) = out.glob("*/cluster.json")
     pids = _pids(state)
