@@ -38,7 +38,7 @@ class PositiveNumber(click.ParamType):  # type: ignore[type-arg]  # generic only
             try:
                 number = self.kind(value)
             except (TypeError, ValueError):
-                self.fail(f"not a number: {value!r}", param, ctx)
+                self.fail(f"not {'a whole number' if self.kind is int else 'a number'}: {value!r}", param, ctx)
         if math.isnan(number) or not 0 < number <= self.high:
             self.fail(f"must be above 0 and at most {self.high:g}, got {value}", param, ctx)
         return number
