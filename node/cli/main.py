@@ -8,6 +8,7 @@ from node.cli.common import MedchainGroup
 from node.cli.drugs import DRUG_COMMANDS
 from node.cli.ehr import EHR_COMMANDS
 from node.cli.identity import IDENTITY_COMMANDS
+from node.cli.lab import LAB_COMMANDS
 from node.cli.ops import COMMANDS
 from node.lab.sim import sim
 
@@ -41,5 +42,5 @@ def main() -> None:
 
 
 main.add_command(sim)
-for command in [*COMMANDS, *HEALTH_COMMANDS]:
+for command in [*COMMANDS, *HEALTH_COMMANDS, *LAB_COMMANDS]:
     main.add_command(command)

@@ -1,18 +1,20 @@
 """Benchmark a local 4-validator cluster under pre-signed anchor load.
 
-    scripts/bench [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed] [--rate R]
-                  [--concurrency C] [--seconds S] [--dir DIR] [--json]
+    medchain bench cluster [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed]
+                           [--rate R] [--concurrency C] [--seconds S] [--dir DIR] [--json]
+
+(``scripts/bench`` runs the same command.)
 
 Rules of the measurement, so that the figures mean something:
 
 * each run starts a fresh cluster (``node.lab.testnet`` + ``node.lab.cluster``) in a
   temporary folder or under ``--dir``, on loopback ports only, and stops it at
-  the end, also on Ctrl-C and on errors;
+  the end, also on Ctrl-C, SIGTERM and errors (``node.lab.fresh_cluster``);
 * every transaction is signed, encoded and wrapped in its HTTP request before
   the clock starts (in a process pool, over several client keys); the load is
   sent by a small HTTP/1.1 keep-alive client (an asyncio protocol, many
-  connections per node, round-robin over the four APIs), so the client costs
-  a few tens of microseconds per request and its CPU is reported;
+  connections per node, round-robin over the four APIs), so that little of the
+  machine goes to the client, and its CPU is reported;
 * ``rate`` is an open loop: transaction ``i`` is due at ``start + i / R``
   whether or not earlier ones were answered; ``closed`` keeps ``C``
   transactions submitted but not yet committed, and offers a new one as each
@@ -29,10 +31,12 @@ Rules of the measurement, so that the figures mean something:
   All times are ``time.monotonic`` in this one process;
 * throughput counts commits inside the steady window: the load period without
   its first and last second;
-* CPU is user+sys from ``/proc/<pid>/stat`` over the load period, as % of one
-  core, for each node and for this client; whatever else the machine spent
-  (``/proc/stat``) is shown as "other processes", since a busy neighbour
-  lowers every figure; memory is VmRSS (and the peak, VmHWM);
+* CPU is user+sys of each process (``psutil``, see ``node.lab.usage``) over the
+  load period, as % of one core, for each node and for this client; whatever
+  else the machine spent is shown as "other processes", since a busy neighbour
+  lowers every figure; memory is the resident set (and its peak);
+* latency percentiles interpolate between the nearest ranks
+  (``node.lab.percentiles``);
 * the verification ceiling is measured in the same run, before the first
   cluster starts: ``VerifyKey.verify`` (PyNaCl, ``primitives.signing``) on the
   benchmark's own transactions, on one core (see ``Ceiling``).  Every
@@ -57,7 +61,6 @@ Rules of the measurement, so that the figures mean something:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -67,20 +70,16 @@ import json
 import math
 import os
 import platform
-import random
 import shutil
-import signal
-import socket
-import sys
 import tempfile
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 
@@ -88,7 +87,17 @@ from node.healthcare.transactions import Anchor, make_transaction, parse_transac
 from node.lab import bench_mix
 from node.lab import cluster as clusters
 from node.lab.consortium import load_consortium
-from node.lab.testnet import HOST, client_key, generate_testnet
+from node.lab.fresh_cluster import (
+    CONSORTIUM_FILE,
+    free_base_port,
+    raise_interrupt_on_sigterm,
+    running_cluster,
+    wait_ready,
+)
+from node.lab.percentiles import no_nan, percentiles
+from node.lab.progress import Progress
+from node.lab.testnet import client_key, generate_testnet
+from node.lab.usage import Samples, cpu_percent, settle
 from node.transaction import DOMAIN_TX, tx_id
 from primitives.errors import UsageError
 from primitives.hashing import sha256
@@ -100,10 +109,9 @@ SIGN_CHUNK = 2_000
 MAX_TXS = 400_000
 MIX_TX_S_BOUND = 1_500  # sizing the mix's pre-signed load (see _mixed_count)
 TICK_S = 0.002
-READY_TIMEOUT_S = 60.0
 MAX_RECONNECTS = 200
 VERIFY_ROUNDS = 8
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+LATENCY_POINTS = (50, 90, 99)
 MIX_GOAL = 0.70  # the mixed workload keeps at least this share of the anchor-only throughput
 
 
@@ -144,8 +152,7 @@ PROFILES: dict[str, list[RunPlan]] = {
         RunPlan("rate-500", "rate", seconds=20, rate=500),
         RunPlan("max-closed", "closed", seconds=30, concurrency=4_000),
     ],
-    # Both workloads at the same window; the mix commits most near 2,000 in flight (blocks of ~1,000), anchors
-    # are nearly flat from 1,000 to 4,000.
+    # Both workloads over the same window with the same number in flight, so that their rates compare.
     "mix": [RunPlan("closed", "closed", seconds=30, concurrency=2_000)],
 }
 PROFILE_WORKLOADS = {"mix": "both"}  # a profile's workload unless --workload says otherwise
@@ -247,88 +254,6 @@ def _verify_round(work: Sequence[tuple[VerifyKey, str, bytes, bytes]], seconds: 
                 raise BenchError("a pre-signed transaction failed verification: the signer is broken")
         done += len(work)
     return done, time.process_time() - cpu0
-
-
-# ---------------------------------------------------------------- /proc readings
-
-
-@dataclass(frozen=True, slots=True)
-class ProcSample:
-    cpu_s: float
-    rss_mb: float
-    peak_rss_mb: float
-
-
-def proc_sample(pid: int) -> ProcSample | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    # after the ")" that closes comm, field 14 (utime) is index 11 and 15 (stime) index 12
-    cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    mem = {}
-    for line in status.splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            mem[name] = int(value.split()[0]) / 1024
-    return ProcSample(cpu, mem.get("VmRSS", 0.0), mem.get("VmHWM", 0.0))
-
-
-def settle(pids: list[int], progress: Progress, quiet_pct: float = 10.0, longest_s: float = 90.0) -> float:
-    """Wait until every node is nearly idle (LevelDB compactions and the like after a setup): seconds waited.
-
-    Quiet means under ``quiet_pct`` % of a core per node over each of two
-    consecutive seconds; the wait is bounded by ``longest_s``.
-    """
-    started = time.monotonic()
-    quiet = 0
-    last = {pid: proc_sample(pid) for pid in pids}
-    while time.monotonic() - started < longest_s and quiet < 2:
-        time.sleep(1.0)
-        now = {pid: proc_sample(pid) for pid in pids}
-        busiest = max(
-            (100 * (b.cpu_s - a.cpu_s) for pid in pids if (a := last[pid]) and (b := now[pid])), default=0.0
-        )
-        quiet = quiet + 1 if busiest < quiet_pct else 0
-        last = now
-    waited = time.monotonic() - started
-    progress.say(f"nodes settled after {waited:.0f} s" if quiet >= 2 else f"nodes still busy after {waited:.0f} s")
-    return waited
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    total = sum(parts[:8])
-    idle = parts[3] + parts[4]
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-@dataclass(frozen=True, slots=True)
-class Samples:
-    """Every node's and this process's readings, and the machine's, at one moment."""
-
-    procs: dict[str, ProcSample | None]
-    machine: tuple[float, float]
-    wall: float
-
-    @staticmethod
-    def take(nodes: Sequence[clusters.NodeProcess]) -> Samples:
-        procs = {n.name: proc_sample(n.pid) for n in nodes}
-        procs["client"] = proc_sample(os.getpid())
-        return Samples(procs, machine_busy(), time.monotonic())
-
-
-def cpu_percent(before: Samples, after: Samples) -> dict[str, float]:
-    """CPU used between the two samples, per process, as % of one core."""
-    wall = after.wall - before.wall
-    out = {}
-    for name, first in before.procs.items():
-        last = after.procs.get(name)
-        if first is not None and last is not None:
-            out[name] = round(100 * (last.cpu_s - first.cpu_s) / wall, 1)
-    return out
 
 
 # ---------------------------------------------------------------- the HTTP client (fast path)
@@ -634,17 +559,6 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
-def percentiles(values: Sequence[float], scale: float = 1.0) -> dict[str, float]:
-    if not values:
-        return {"p50": math.nan, "p90": math.nan, "p99": math.nan, "max": math.nan}
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))] * scale
-
-    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "max": ordered[-1] * scale}
-
-
 class Run:
     """Offer one plan's load to a running cluster and measure it."""
 
@@ -654,6 +568,7 @@ class Run:
         self.load = load
         self.progress = progress
         self.apis = [_host_port(n.api) for n in nodes]
+        self.pids = {n.name: n.pid for n in nodes}
         self.submitter = Submitter(load, self.apis, plan.connections)
         self.next_index = 0
         self.window_open = True
@@ -674,15 +589,16 @@ class Run:
 
     async def _measure(self, watcher: CommitWatcher, tasks: list[asyncio.Task[None]]) -> RunResult:
         plan = self.plan
-        before = Samples.take(self.nodes)
+        before = Samples.take(self.pids)
         start = time.monotonic()
         end = start + plan.seconds
         if plan.mode == "closed":
             watcher.on_commit = self._release
             self.submitter.on_failure = lambda index: self._release(1)
             self._release(plan.concurrency, start)
-        await _first_done(self._offer_until(start, end), tasks)
-        after = Samples.take(self.nodes)
+        with self.progress.period(f"  {plan.name}", plan.seconds) as report:
+            await _first_done(self._offer_until(start, end, report), tasks)
+        after = Samples.take(self.pids)
         self.window_open = False
         await _first_done(self._drain(watcher, end + plan.drain_s), tasks)
         return self._result(watcher, start, end, before, after)
@@ -697,7 +613,7 @@ class Run:
             self.submitter.offer(self.next_index, due)
             self.next_index += 1
 
-    async def _offer_until(self, start: float, end: float) -> None:
+    async def _offer_until(self, start: float, end: float, report: Callable[[float, str], None]) -> None:
         rate, n = self.plan.rate, len(self.load.txs)
         next_report = start + 1
         while True:
@@ -714,7 +630,12 @@ class Run:
                 raise BenchError(self.submitter.broken)
             if now >= next_report:
                 next_report += 1
-                self.progress.tick(now - start, self.plan.seconds, self.submitter)
+                sub = self.submitter
+                report(
+                    now - start,
+                    f"offered {sub.offered:,}  accepted {sub.accepted:,}  503s {sub.busy:,}  "
+                    f"client backlog {sub.client_backlog():,}",
+                )
             await asyncio.sleep(TICK_S)
 
     async def _drain(self, watcher: CommitWatcher, deadline: float) -> None:
@@ -757,8 +678,8 @@ class Run:
             blocks_per_s=len(blocks) / (w1 - w0),
             mean_txs_per_block=sum(b.txs for b in blocks) / len(blocks) if blocks else 0.0,
             max_view=max((b.view for b in watcher.blocks), default=0),
-            latency_s=percentiles(latencies),
-            send_delay_ms=percentiles(lags, 1000.0),
+            latency_s=percentiles(latencies, LATENCY_POINTS),
+            send_delay_ms=percentiles(lags, LATENCY_POINTS, 1000.0),
             cpu_pct=cpu,
             rss_mb={k: round(v.rss_mb, 1) for k, v in after.procs.items() if v},
             peak_rss_mb={k: round(v.peak_rss_mb, 1) for k, v in after.procs.items() if v},
@@ -818,212 +739,6 @@ async def _first_done(main: Any, watchers: list[asyncio.Task[None]]) -> Any:
     raise BenchError("unreachable")
 
 
-# ---------------------------------------------------------------- the cluster
-
-
-def free_base_port(count: int) -> int:
-    """A base port with ``2 * count`` consecutive free loopback ports, below the kernel's ephemeral range.
-
-    Ports in the ephemeral range can be taken by any outgoing connection between
-    this check and the node's bind; below it, only by another listener.
-    """
-    try:
-        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral_low = 32_768
-    low, high = 20_000, max(20_000 + 2 * count, ephemeral_low) - 2 * count
-    rng = random.Random(os.urandom(8))
-    for _ in range(200):
-        base = rng.randrange(low, high + 1)
-        if all(_port_free(p) for p in range(base, base + 2 * count)):
-            return base
-    raise BenchError("found no range of free loopback ports; close other clusters and retry")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-@contextlib.contextmanager
-def running_cluster(root: Path, progress: Progress) -> Iterator[list[clusters.NodeProcess]]:
-    """Start the cluster under ``root``; always stop it on the way out."""
-    try:
-        yield clusters.start_all(root, log_level="warning")
-    finally:
-        if (root / "cluster.json").exists():
-            started = time.monotonic()
-            outcome = clusters.stop_all(root, timeout=10)
-            killed = [name for name, how in outcome if how != "stopped"]
-            progress.say(
-                f"cluster stopped in {time.monotonic() - started:.1f} s"
-                + (f"; killed after 10 s: {', '.join(killed)}" if killed else "")
-            )
-
-
-async def wait_ready(nodes: list[clusters.NodeProcess], probe_tx: bytes) -> None:
-    """Every API answers with all peers connected, then one transaction commits."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if time.monotonic() > deadline:
-                raise BenchError(f"the cluster did not connect within {READY_TIMEOUT_S:g} s; see node*/node.log")
-            dead = [n for n in nodes if not clusters.is_alive(n.pid)]
-            if dead:
-                raise BenchError(f"{dead[0].name} exited while starting: {_last_error(Path(dead[0].home))}")
-            rows = await asyncio.gather(*(clusters.fetch_status(session, n) for n in nodes))
-            if all(len(r.get("peers") or []) == len(nodes) - 1 for r in rows):
-                break
-            await asyncio.sleep(0.1)
-        url = f"{nodes[0].api}/txs?wait=commit&timeout=20"
-        headers = {"Content-Type": "application/octet-stream"}
-        async with session.post(url, data=probe_tx, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as r:
-            if r.status != 200:
-                raise BenchError(f"the warm-up transaction did not commit: HTTP {r.status} {await r.text()}")
-
-
-def _last_error(home: Path) -> str:
-    try:
-        lines = (home / "node.log").read_text(errors="replace").splitlines()
-    except OSError:
-        return f"no log at {home / 'node.log'}"
-    errors = [line for line in lines if line.startswith("error:")]
-    return errors[-1].removeprefix("error: ") if errors else f"see {home / 'node.log'}"
-
-
-# ---------------------------------------------------------------- progress and output
-
-
-class Progress:
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.tty = sys.stderr.isatty()
-
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            print(("\r\033[K" if self.tty else "") + text, file=sys.stderr, flush=True)
-
-    def tick(self, elapsed: float, total: float, sub: Submitter) -> None:
-        if self.quiet or (not self.tty and int(elapsed) % 5):
-            return
-        text = (
-            f"  {elapsed:4.0f}/{total:g} s  offered {sub.offered:,}  accepted {sub.accepted:,}  "
-            f"503s {sub.busy:,}  client backlog {sub.client_backlog():,}"
-        )
-        print(("\r\033[K" + text) if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
-
-
-def _fmt(value: float, digits: int = 0) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
-
-
-def format_report(report: dict[str, Any]) -> str:
-    runs: list[dict[str, Any]] = report["runs"]
-    ceiling = report["ceiling"]
-    rows: list[tuple[str, list[str]]] = [
-        ("load", [r["description"] for r in runs]),
-        ("pre-signed / offered", [f"{r['presigned']:,} / {r['offered']:,}" for r in runs]),
-        ("committed (not committed)", [f"{r['committed']:,} ({r['not_committed']:,})" for r in runs]),
-        ("committed tx/s, steady", [f"{_fmt(r['throughput_tx_s'], 1)} over {r['steady_window_s']:g} s" for r in runs]),
-        ("blocks/s, steady", [_fmt(r["blocks_per_s"], 2) for r in runs]),
-        ("mean txs per block", [_fmt(r["mean_txs_per_block"], 1) for r in runs]),
-    ]
-    for p in ("p50", "p90", "p99", "max"):
-        rows.append((f"commit latency {p} (s)", [_fmt(r["latency_s"][p], 3) for r in runs]))
-    rows += [
-        ("503 mempool-full (retried)", [f"{r['mempool_full_503']:,}" for r in runs]),
-        ("other HTTP errors", [", ".join(f"{k}: {v}" for k, v in r["failed"].items()) or "0" for r in runs]),
-        ("rejected in blocks", [str(r["rejected_in_blocks"]) for r in runs]),
-        (
-            "client send delay p99/max (ms)",
-            [f"{_fmt(r['send_delay_ms']['p99'], 1)} / {_fmt(r['send_delay_ms']['max'], 1)}" for r in runs],
-        ),
-        ("highest view", [str(r["max_view"]) for r in runs]),
-    ]
-    names = sorted({k for r in runs for k in r["cpu_pct"]}, key=lambda k: (k == "client", k))
-    for name in names:
-        rows.append((f"CPU % of a core, {name}", [_fmt(r["cpu_pct"].get(name, math.nan), 1) for r in runs]))
-    rows.append(("CPU % of a core, other processes", [_fmt(r["others_cpu_pct"], 1) for r in runs]))
-    rows.append(("CPU ms per committed tx, 4 nodes", [_fmt(r["node_cpu_ms_per_tx"], 2) for r in runs]))
-    rows.append((f"machine busy, % of {ceiling['cores']} cores", [_fmt(r["machine_busy_pct"], 1) for r in runs]))
-    for name in names:
-        rows.append(
-            (
-                f"RSS MB (peak), {name}",
-                [
-                    f"{_fmt(r['rss_mb'].get(name, math.nan))} ({_fmt(r['peak_rss_mb'].get(name, math.nan))})"
-                    for r in runs
-                ],
-            )
-        )
-    rows.append(("share of verify ceiling", [f"{100 * r['share_of_ceiling']:.1f} %" for r in runs]))
-    width = max(len(k) for k, _ in rows)
-    cols = [max(len(r["name"]), *(len(v[i]) for _, v in rows)) for i, r in enumerate(runs)]
-    lines = ["  ".join([" " * width, *(r["name"].ljust(c) for r, c in zip(runs, cols, strict=True))])]
-    lines += ["  ".join([k.ljust(width), *(v.ljust(c) for v, c in zip(vals, cols, strict=True))]) for k, vals in rows]
-    lines += ["", *_ceiling_lines(ceiling)]
-    for m in report.get("mixes", []):
-        lines += ["", *_mix_lines(m, ceiling)]
-    for r in runs:
-        lines += [f"note ({r['name']}): {n}" for n in r["notes"]]
-    lines += [f"goal: {g['what']}: {'MET' if g['met'] else 'NOT MET'} ({g['measured']})" for g in report["goals"]]
-    return "\n".join(lines)
-
-
-def _mix_lines(m: dict[str, Any], ceiling: dict[str, Any]) -> list[str]:
-    setup = m["setup"]
-    kinds = ", ".join(f"{n:,} {k}" for k, n in setup["by_kind"].items())
-    lines = [
-        f"mix ({m['run']}): {m['mix']}",
-        *(f"  {s['kind']:<11}{s['weight']:>3} / 20  {s['what']}" for s in m["composition"]),
-        f"setup, not measured: {setup['txs']:,} transactions in {setup['seconds']:.1f} s ({kinds})",
-    ]
-    accepted = sum(row.get("accepted", 0) for row in m["outcomes"].values())
-    rejected = {
-        f"{kind} {code}": n for kind, row in m["outcomes"].items() for code, n in row.items() if code != "accepted"
-    }
-    lines.append(
-        f"outcomes of the mixed run (node0's /metrics): {accepted:,} accepted ("
-        + ", ".join(f"{k} {row.get('accepted', 0):,}" for k, row in sorted(m["outcomes"].items()))
-        + f"); rejected: {sum(rejected.values()):,}"
-        + (f" ({', '.join(f'{k}: {n}' for k, n in sorted(rejected.items()))})" if rejected else "")
-    )
-    lines.append(
-        f"Ed25519 checks per mixed tx: {m['signatures_per_tx']:.2f} (an access also carries the reader's "
-        f"signature); counted in checks, the mixed run used {100 * m['signature_share_of_ceiling']:.1f} % of the "
-        f"verify ceiling ({ceiling['tx_per_s']:,.0f} one-signature tx/s)"
-    )
-    stages = m.get("block_cpu_us_per_tx") or {}
-    for workload in ("anchor", "mixed"):
-        if stages.get(workload):
-            parts = ", ".join(f"{stage} {us:,.1f}" for stage, us in stages[workload].items())
-            lines.append(f"block stages at node0, CPU us per committed tx ({workload}): {parts}")
-    if m["ratio"] is not None:
-        each = " and ".join(f"{r:,.1f}" for r in m["anchor_runs_tx_s"])
-        lines.append(
-            f"mixed / anchor-only committed tx/s on the same cluster: {m['mixed_tx_s']:,.1f} / "
-            f"{m['anchor_tx_s']:,.1f} = {m['ratio']:.2f} (anchors: the mean of {each}, before and after the mix)"
-        )
-    return lines
-
-
-def _ceiling_lines(c: dict[str, Any]) -> list[str]:
-    return [
-        f"Ed25519 verification on this machine: {c['verify_per_s']:,.0f} verify/s on one core "
-        f"(best of {VERIFY_ROUNDS} rounds, per CPU second; median {c['verify_median_per_s']:,.0f}; PyNaCl via "
-        f"primitives.signing on {c['payload_bytes']}-byte tx payloads; the process had {c['cpu_share']:.2f} of a core)",
-        f"ceiling = cores x verify/s / validators = {c['cores']} x {c['verify_per_s']:,.0f} / {c['validators']} "
-        f"= {c['tx_per_s']:,.0f} tx/s.",
-        "Why: every validator must check every transaction's client signature at least once, and the validators",
-        "share this machine's cores, so a cluster doing nothing else could not commit more; 'share of verify ceiling'",
-        "above is committed tx/s divided by this figure.",
-    ]
-
-
 # ---------------------------------------------------------------- driving it all
 
 
@@ -1038,7 +753,7 @@ def _loopback_apis(nodes: list[clusters.NodeProcess]) -> list[tuple[str, int]]:
 
 
 def run_plan(plan: RunPlan, root: Path, load_txs: list[bytes], probe: bytes, progress: Progress) -> RunResult:
-    with running_cluster(root, progress) as nodes:
+    with running_cluster(root, progress.say) as nodes:
         _loopback_apis(nodes)
         progress.say(f"{plan.name}: cluster of {len(nodes)} validators started under {root}; waiting for it")
         asyncio.run(wait_ready(nodes, probe))
@@ -1101,7 +816,7 @@ def bench_consortium(
 ) -> dict[str, Any]:
     """Per plan, one consortium-4 cluster: the anchor load (``both``), then the healthcare mix on the same cluster."""
     cores = len(os.sched_getaffinity(0))
-    consortium = load_consortium(bench_mix.CONSORTIUM_FILE)
+    consortium = load_consortium(CONSORTIUM_FILE)
     size = len(consortium.validators) + len(consortium.observers)
     runs: list[RunResult] = []
     mixes: list[dict[str, Any]] = []
@@ -1126,7 +841,7 @@ def bench_consortium(
             ceiling = Ceiling.measure(anchors, verify_seconds, cores)
         anchor_runs: list[RunResult] = []
         anchor_stages = None
-        with running_cluster(root, progress) as nodes:
+        with running_cluster(root, progress.say) as nodes:
             progress.say(f"{plan.name}: consortium cluster of {len(nodes)} validators started under {root}")
             asyncio.run(wait_ready(nodes, anchors[0]))
             # The mix's setup first: both workloads then run against the same chain (its size, its
@@ -1135,16 +850,16 @@ def bench_consortium(
             # the mix's rate over the mean of the two anchor rates.
             prepared = _prepare_mix(plan, root, nodes, chain_id, _mixed_count(plan), cores, progress)
             # What the setup left running (LevelDB compacting its writes) must not land in any run.
-            settled_s = [settle([n.pid for n in nodes], progress)]
+            settled_s = [settle([n.pid for n in nodes], progress.say)]
             if workload == "both":
                 before = bench_mix.read_node(nodes[0].api)
                 anchor_runs.append(measure_plan(replace(plan, name=f"anchor-{plan.name}"), nodes,
                                                 anchors[1 : count + 1], progress))
                 anchor_stages = bench_mix.stage_us_per_tx(before, bench_mix.read_node(nodes[0].api))
-                settled_s.append(settle([n.pid for n in nodes], progress))  # nor what the anchors left
+                settled_s.append(settle([n.pid for n in nodes], progress.say))  # nor what the anchors left
             mixed, info = _measure_mix(plan, nodes, prepared, progress)
             if workload == "both":
-                settled_s.append(settle([n.pid for n in nodes], progress))  # nor what the mix left
+                settled_s.append(settle([n.pid for n in nodes], progress.say))  # nor what the mix left
                 anchor_runs.append(measure_plan(replace(plan, name=f"anchor-after-{plan.name}"), nodes,
                                                 anchors[count + 1 :], progress))
             del anchors
@@ -1180,8 +895,8 @@ def mix_ratio(anchor_rates: list[float], mixed_rate: float) -> dict[str, Any]:
 def _mixed_count(plan: RunPlan) -> int:
     """Enough mixed transactions for the plan without preparing far too many (the setup is costly).
 
-    The mix commits well under 1,500 tx/s on the machines this runs on; a run
-    that outpaces its pre-signed load says so ("ran out of pre-signed transactions").
+    ``MIX_TX_S_BOUND`` is taken as an upper bound of the mix's committed rate; a
+    run that outpaces its pre-signed load says so ("ran out of pre-signed transactions").
     """
     if plan.txs or plan.mode == "rate":
         return plan.presign_count()
@@ -1309,159 +1024,62 @@ def _mix_goals(mixes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _positive(kind: type[float] | type[int], high: float) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not 0 < value <= high:
-            raise argparse.ArgumentTypeError(f"must be above 0 and at most {high:g}, got {text}")
-        return value
-
-    return parse
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="scripts/bench",
-        description="Start a fresh local 4-validator cluster, offer it pre-signed anchor transactions (or, with "
-        "--workload, the healthcare mix on a consortium cluster) and report committed throughput, commit latency, "
-        "CPU and memory per node, and this machine's Ed25519 ceiling.",
-        epilog="Examples: scripts/bench --profile issue | scripts/bench --mode rate --rate 800 --seconds 15 | "
-        "scripts/bench --mode closed --concurrency 4000 --seconds 30 --json | scripts/bench --profile mix",
-    )
-    p.add_argument(
-        "--profile",
-        choices=sorted(PROFILES),
-        help="a preset: 'quick' (one short run), 'issue' "
-        "(500 tx/s for 20 s, then a 30 s closed-loop max-throughput run) or 'mix' (one consortium "
-        "cluster: 30 s of closed-loop anchors, 30 s of the healthcare mix, 30 s of anchors again, 2,000 in "
-        "flight; workload 'both'); "
-        "overrides --mode",
-    )
-    p.add_argument(
-        "--workload",
-        choices=("anchor", "mixed", "both"),
-        help="anchor: anchors on a plain 4-validator cluster (default); mixed: the healthcare mix of drug "
-        "events and EHR operations on a consortium-4 cluster; both: anchors, the mix, then anchors again, on "
-        "the same consortium cluster, with the ratio of the mix to the anchors' mean",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("rate", "closed"),
-        default="rate",
-        help="rate: open loop at --rate tx/s; closed: keep --concurrency uncommitted tx in flight (default: rate)",
-    )
-    p.add_argument(
-        "--rate",
-        type=_positive(float, 50_000),
-        default=500.0,
-        metavar="R",
-        help="offered tx/s in rate mode (default: 500)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=_positive(int, 100_000),
-        default=4_000,
-        metavar="C",
-        help="uncommitted transactions kept in flight in closed mode (default: 4000)",
-    )
-    p.add_argument(
-        "--seconds",
-        type=_positive(float, 3_600),
-        default=10.0,
-        metavar="S",
-        help="length of the load period (default: 10)",
-    )
-    p.add_argument(
-        "--txs",
-        type=_positive(int, MAX_TXS),
-        default=0,
-        metavar="N",
-        help="transactions to pre-sign (default: enough for the plan)",
-    )
-    p.add_argument(
-        "--connections",
-        type=_positive(int, 512),
-        default=128,
-        metavar="K",
-        help="keep-alive connections per node (default: 128)",
-    )
-    p.add_argument(
-        "--verify-seconds",
-        type=_positive(float, 60),
-        default=2.0,
-        metavar="S",
-        help="time spent measuring Ed25519 verify/s (default: 2)",
-    )
-    p.add_argument(
-        "--dir", type=Path, help="put the networks here and keep them (default: a temporary folder, removed afterwards)"
-    )
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    return p.parse_args(argv)
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What ``medchain bench cluster`` was asked for; ``plans`` turns it into runs."""
+
+    profile: str | None = None
+    workload: str | None = None
+    mode: str = "rate"
+    rate: float = 500.0
+    concurrency: int = 4_000
+    seconds: float = 10.0
+    txs: int = 0
+    connections: int = 128
+
+    def plans(self) -> list[RunPlan]:
+        if self.profile:
+            return [replace(p, connections=self.connections, txs=self.txs or p.txs) for p in PROFILES[self.profile]]
+        name = f"rate-{self.rate:g}" if self.mode == "rate" else f"closed-{self.concurrency}"
+        return [
+            RunPlan(
+                name,
+                self.mode,
+                self.seconds,
+                rate=self.rate,
+                concurrency=self.concurrency,
+                txs=self.txs,
+                connections=self.connections,
+            )
+        ]
+
+    def chosen_workload(self) -> str:
+        return self.workload or PROFILE_WORKLOADS.get(self.profile or "", "anchor")
 
 
-def plans_from(args: argparse.Namespace) -> list[RunPlan]:
-    if args.profile:
-        plans = PROFILES[args.profile]
-        return [replace(p, connections=args.connections, txs=args.txs or p.txs) for p in plans]
-    name = f"rate-{args.rate:g}" if args.mode == "rate" else f"closed-{args.concurrency}"
-    return [
-        RunPlan(
-            name,
-            args.mode,
-            args.seconds,
-            rate=args.rate,
-            concurrency=args.concurrency,
-            txs=args.txs,
-            connections=args.connections,
-        )
-    ]
+def run_bench(options: Options, directory: Path | None, verify_seconds: float, progress: Progress) -> dict[str, Any]:
+    """Run the benchmark and return its report (NaN figures as null).
 
-
-def _no_nan(value: Any) -> Any:
-    """JSON has no NaN: an undefined figure (no sample) becomes null."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_no_nan(v) for v in value]
-    return value
-
-
-def _on_sigterm(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    progress = Progress(args.quiet)
-    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
-        print(f"error: {args.dir} is not empty; give a new or empty --dir", file=sys.stderr)
-        return 2
-    base = args.dir or Path(tempfile.mkdtemp(prefix="medchain-bench-"))
+    The networks go under ``directory`` and stay there; without one, into a
+    temporary folder that is removed afterwards unless the run failed (its node
+    logs are kept and the error names the folder).  Every cluster is stopped on
+    the way out, on errors, on Ctrl-C and on SIGTERM alike.
+    """
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        raise BenchError(f"{directory} is not empty; give a new or empty --dir")
+    base = directory or Path(tempfile.mkdtemp(prefix="medchain-bench-"))
     base.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    keep = args.dir is not None
+    raise_interrupt_on_sigterm()
+    keep = directory is not None
     try:
-        workload = args.workload or PROFILE_WORKLOADS.get(args.profile or "", "anchor")
-        report = bench(plans_from(args), base, args.verify_seconds, progress, workload)
-    except KeyboardInterrupt:
-        print("interrupted: the clusters were stopped", file=sys.stderr)
-        return 130
+        report = bench(options.plans(), base, verify_seconds, progress, options.chosen_workload())
     except (UsageError, OSError) as exc:
         keep = True
-        print(f"error: {exc} (networks and node logs kept in {base})", file=sys.stderr)
-        return 1
+        raise BenchError(f"{exc} (networks and node logs kept in {base})") from exc
     finally:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps(_no_nan(report), indent=2) if args.json else format_report(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    cleaned: dict[str, Any] = no_nan(report)  # type: ignore[assignment]
+    return cleaned

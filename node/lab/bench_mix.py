@@ -1,4 +1,4 @@
-"""The healthcare workload of the benchmark, and the verification-latency benchmark (``scripts/bench-verify``).
+"""The healthcare workload of the benchmark, and the chain the verification benchmark builds (``plan_chain``).
 
 The mix is data (``MIX``): per cycle of 20 transactions, 12 drug events (60 %)
 and 8 EHR operations (40 %).  Dispensing is the most frequent drug event
@@ -65,7 +65,6 @@ HEAVY = frozenset({"commission-lot", "ship-lot", "receive-lot"})  # setup steps 
 HEAVY_IN_FLIGHT = 3  # a few per block keep blocks short
 LIGHT_IN_FLIGHT = 128
 SIGN_CHUNK = 2_000
-CONSORTIUM_FILE = Path(__file__).resolve().parents[2] / "configs" / "consortium-4.toml"
 
 
 class MixError(UsageError):

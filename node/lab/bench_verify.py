@@ -1,4 +1,4 @@
-"""The verification-latency benchmark (``scripts/bench-verify``).
+"""The verification-latency benchmark (``medchain bench verify``, ``scripts/bench-verify``).
 
 A fresh consortium-4 cluster, a chain of N packs built with the healthcare
 mix's planner (``bench_mix.plan_chain``), then M sequential verifications of
@@ -7,15 +7,11 @@ random genuine codes with and without proofs.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import math
-import os
 import random
 import re
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,24 +20,16 @@ from typing import Any
 
 import aiohttp
 
-from node.healthcare.transactions import Anchor, make_transaction
-from node.lab.bench_mix import CONSORTIUM_FILE, Cast, fetch_metrics, network_seeds, plan_chain, run_setup
+from node.lab.bench_mix import Cast, fetch_metrics, network_seeds, plan_chain, run_setup
 from node.lab.counterfeit import Network, code_forms
+from node.lab.fresh_cluster import fresh_consortium, raise_interrupt_on_sigterm
+from node.lab.percentiles import percentiles
+from node.lab.progress import Progress
 from primitives.errors import UsageError
-from primitives.hashing import sha256
 
+MAX_PACKS = 1_000_000
+MAX_SCANS = 100_000
 _SCAN_LINE = re.compile(r"^medchain_scan_seconds_(sum|count) ([0-9.e+-]+)$")
-
-
-def _quantiles(values: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-
-    def rank(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, max(0, math.ceil(len(ordered) * p / 100) - 1))], 3)
-
-    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "max": round(ordered[-1], 3)}
 
 
 def _scan_totals(api: str) -> tuple[float, float]:
@@ -78,7 +66,7 @@ def measure_verify(api: str, codes: Sequence[str]) -> dict[str, Any]:
         cases[name] = {
             "scans": len(times),
             "not_verified": wrong,
-            "client_ms": _quantiles(times),
+            "client_ms": percentiles(times, (50, 95, 99), ndigits=3),
             "server_mean_ms": round(1000 * (sum1 - sum0) / served, 3) if served else None,
         }
     return cases
@@ -140,71 +128,29 @@ def format_verify(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _verify_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="scripts/bench-verify",
-        description="Start a fresh consortium-4 cluster, build a chain holding N packs (lots of 2,000 commissioned, "
-        "shipped whole to the distributor, then to the pharmacies), and time M sequential verifications of random "
-        "genuine codes with and without proofs: p50/p95/p99 per case, the server's mean time, the chain's size.",
-        epilog="Examples: scripts/bench-verify --packs 2000 (under a minute) | scripts/bench-verify --json",
-    )
-    p.add_argument("--packs", type=int, default=100_000, metavar="N", help="packs on the chain (default: 100000)")
-    p.add_argument("--scans", type=int, default=2_000, metavar="M", help="verifications per case (default: 2000)")
-    p.add_argument("--seed", type=int, default=7, help="picks the codes to scan (default: 7)")
-    p.add_argument("--dir", type=Path, help="put the network here and keep it (default: a temporary folder)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = p.parse_args(argv)
-    if not 1 <= args.packs <= 1_000_000 or not 1 <= args.scans <= 100_000:
-        p.error("--packs must be 1 to 1,000,000 and --scans 1 to 100,000")
-    return args
+def run_verify(packs: int, scans: int, seed: int, directory: Path | None, progress: Progress) -> dict[str, Any]:
+    """Start a fresh consortium-4 cluster, build the chain, time the scans; the cluster is always stopped.
 
-
-def verify_main(argv: Sequence[str] | None = None) -> int:
-    # The runner imports this module for its mixed workload, so its cluster helpers are imported here.
-    from node.lab import bench as runner
-    from node.lab.consortium import load_consortium
-    from node.lab.testnet import client_key, generate_testnet
-
-    args = _verify_args(argv)
-    progress = runner.Progress(args.quiet)
-    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
-        print(f"error: {args.dir} is not empty; give a new or empty --dir", file=sys.stderr)
-        return 2
-    base = args.dir or Path(tempfile.mkdtemp(prefix="medchain-bench-verify-"))
-    keep = args.dir is not None
+    The network goes under ``directory`` and stays there; without one, into a
+    temporary folder removed afterwards unless the run failed (its node logs
+    are kept and the error names the folder).
+    """
+    if not 1 <= packs <= MAX_PACKS:
+        raise UsageError(f"--packs must be 1 to {MAX_PACKS:,}, got {packs}")
+    if not 1 <= scans <= MAX_SCANS:
+        raise UsageError(f"--scans must be 1 to {MAX_SCANS:,}, got {scans}")
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory} is not empty; give a new or empty --dir")
+    base = directory or Path(tempfile.mkdtemp(prefix="medchain-bench-verify-"))
+    raise_interrupt_on_sigterm()
+    keep = directory is not None
     try:
-        consortium = load_consortium(CONSORTIUM_FILE)
-        nodes = len(consortium.validators) + len(consortium.observers)
-        genesis = generate_testnet(
-            base,
-            0,
-            base_port=runner.free_base_port(nodes),
-            clients=1,
-            consortium=consortium,
-            chain_id=f"medchain-verify-{os.urandom(3).hex()}",
-        )
-        label = f"bench-verify probe {os.urandom(4).hex()}"
-        probe = make_transaction(
-            client_key(base, 0), genesis.chain_id, Anchor(sha256(label.encode()), label), int(time.time() * 1000)
-        )
-        with runner.running_cluster(base, progress) as procs:
-            asyncio.run(runner.wait_ready(procs, probe))
-            progress.say(f"consortium cluster of {len(procs)} validators up; building {args.packs:,} packs")
-            report = verify_bench(base, args.packs, args.scans, args.seed, progress.say)
-    except KeyboardInterrupt:
-        print("interrupted: the cluster was stopped", file=sys.stderr)
-        return 130
+        with fresh_consortium(base, progress.say, "medchain-verify"):
+            progress.say(f"building {packs:,} packs")
+            return verify_bench(base, packs, scans, seed, progress.say)
     except (UsageError, OSError, aiohttp.ClientError) as exc:
         keep = True
-        print(f"error: {exc} (network and node logs kept in {base})", file=sys.stderr)
-        return 1
+        raise UsageError(f"{exc} (network and node logs kept in {base})") from exc
     finally:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
-    print(json.dumps(report, indent=2) if args.json else format_verify(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(verify_main())

@@ -27,9 +27,12 @@ import asyncio
 import calendar
 import datetime as dt
 import json
+import math
 import random
-import statistics
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ from node.client.ledger import LedgerClient, wait_height
 from node.config import read_key
 from node.healthcare.gs1 import gtin_with_check_digit
 from node.healthcare.ledger import bodies as b
+from node.lab.fresh_cluster import fresh_consortium, raise_interrupt_on_sigterm
+from node.lab.percentiles import percentiles
 from primitives.errors import UsageError
 from primitives.signing import SigningKey
 
@@ -48,6 +53,7 @@ SERIALS_PER_TX = 2000
 HEAVY = 3  # transactions in flight when each touches thousands of packs
 SHIP_CHUNK = 1200  # explicit pack lists: 1,200 x ~40 bytes stays under the 60 KiB body limit
 PREFIX = "9506000"
+MIN_PACKS = 8
 KINDS = ("unknown", "clone", "wrong_lot", "wrong_expiry", "recalled", "expired", "diverted")
 
 
@@ -101,33 +107,25 @@ class Report:
                 and self.alerts_recorded == self.alerts_expected)
 
     def summary(self) -> dict[str, Any]:
-        lat = sorted(self.verify_ms)
         return {
             "ok": self.ok,
             "packs": self.packs,
             "fakes": {k: {"injected": self.injected[k], "detected": self.detected[k]} for k in KINDS},
             "genuine": {"scanned": self.genuine_scanned, "flagged": len(self.genuine_flagged)},
             "alerts": {"expected": self.alerts_expected, "recorded": self.alerts_recorded},
-            "verify_ms": {
-                "count": len(lat),
-                "p50": round(statistics.median(lat), 2) if lat else None,
-                "p99": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
-            },
+            "verify_ms": _latency(self.verify_ms, (50, 99)),
             "phases_s": {k: round(v, 1) for k, v in self.phases_s.items()},
             "chain_height": self.height,
-            "sequential_verify_ms": {k: _pcts(v) for k, v in self.sequential_ms.items()},
+            "sequential_verify_ms": {k: _latency(v, (50, 95, 99)) for k, v in self.sequential_ms.items()},
             "missed": self.missed[:20],
             "flagged": self.genuine_flagged[:20],
         }
 
 
-def _pcts(values: list[float]) -> dict[str, Any]:
-    lat = sorted(values)
-    if not lat:
-        return {"count": 0}
-    def at(q: float) -> float:
-        return round(lat[min(len(lat) - 1, int(len(lat) * q))], 2)
-    return {"count": len(lat), "p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": round(lat[-1], 2)}
+def _latency(values: list[float], points: tuple[int, ...]) -> dict[str, Any]:
+    """Sample count and percentiles in ms (null when nothing was measured)."""
+    figures = {k: (None if math.isnan(v) else v) for k, v in percentiles(values, points, ndigits=2).items()}
+    return {"count": len(values), **figures}
 
 
 def hri(gtin: str, serial: str, lot: str, expiry: str) -> str:
@@ -383,7 +381,9 @@ class Experiment:
                 await client.verify(code_forms(lot["gtin"], serial, lot["lot"], lot["expiry"], i), "latency",
                                     proofs=proofs)
                 times.append((time.perf_counter() - start) * 1000)
-        self.progress(f"sequential verify: {_pcts(self.report.sequential_ms['with_proofs'])} with proofs")
+        self.progress(
+            f"sequential verify: {_latency(self.report.sequential_ms['with_proofs'], (50, 95, 99))} with proofs"
+        )
 
     async def _scan(self, session: aiohttp.ClientSession, kind: str, org: str, code: str, opts: dict[str, Any]
                     ) -> tuple[str, str, str, dict[str, Any], dict[str, Any]]:
@@ -438,37 +438,60 @@ def format_summary(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How big a run is: packs commissioned, fakes of each kind, packs dispensed before the scans."""
 
-    p = argparse.ArgumentParser(prog="scripts/counterfeit", description=(
-        "Run the counterfeit experiment on a running consortium cluster (medchain cluster up --consortium ...): "
-        "a generated supply chain with injected fakes of every kind; exit 0 when every fake is detected and no "
-        "genuine pack is flagged."))
-    p.add_argument("--dir", type=Path, required=True, help="the consortium cluster folder")
-    p.add_argument("--packs", type=int, default=2000, help="packs to commission (default 2000)")
-    p.add_argument("--fakes", type=int, default=10, help="fakes of each kind (default 10)")
-    p.add_argument("--dispense", type=int, default=100, help="packs dispensed before the scans (default 100)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
-    p.add_argument("--latency", type=int, default=0, metavar="N",
-                   help="afterwards, time N sequential scans with and without proofs (verify latency)")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    if args.packs < 8 or args.fakes < 1 or args.dispense < args.fakes:
-        print("error: need --packs >= 8, --fakes >= 1 and --dispense >= --fakes", file=sys.stderr)
-        return 2
+    packs: int = 2000
+    fakes: int = 10
+    dispense: int = 100
+    seed: int = 7
+    concurrency: int = 16
+    latency: int = 0  # sequential scans timed afterwards, with and without proofs
+
+    def check(self) -> None:
+        if self.packs < MIN_PACKS:
+            raise UsageError(
+                f"--packs must be at least {MIN_PACKS} (four lots, one of them recalled), got {self.packs}"
+            )
+        if self.fakes < 1:
+            raise UsageError(f"--fakes must be at least 1, got {self.fakes}")
+        if self.dispense < self.fakes:
+            raise UsageError(f"--dispense must be at least --fakes ({self.fakes}): each clone copies a dispensed pack, "
+                             f"got {self.dispense}")
+        if self.concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.latency < 0:
+            raise UsageError(f"--latency must be 0 or more, got {self.latency}")
+
+
+def run_on(root: Path, sizes: Sizes, say: Callable[[str], None]) -> dict[str, Any]:
+    """The experiment on the running consortium cluster in ``root``: its summary."""
+    sizes.check()
+    exp = Experiment(Network.load(root), sizes.packs, sizes.seed, sizes.fakes, sizes.dispense, sizes.concurrency,
+                     progress=say, latency_samples=sizes.latency)
+    return asyncio.run(exp.run()).summary()
+
+
+def run_fresh(sizes: Sizes, say: Callable[[str], None], keep: bool = False, base_port: int | None = None
+              ) -> dict[str, Any]:
+    """The experiment on a fresh consortium-4 cluster in a temporary folder; the cluster is always stopped.
+
+    The folder is removed afterwards unless ``keep`` or the run failed (its node
+    logs are kept and the error names the folder).
+    """
+    sizes.check()
+    root = Path(tempfile.mkdtemp(prefix="medchain-counterfeit-"))
+    raise_interrupt_on_sigterm()
     try:
-        exp = Experiment(Network.load(args.dir), args.packs, args.seed, args.fakes, args.dispense, args.concurrency,
-                         progress=lambda m: print(m, file=sys.stderr), latency_samples=args.latency)
-        summary = asyncio.run(exp.run()).summary()
-    except (UsageError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
-    return 0 if summary["ok"] else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        with fresh_consortium(root, say, "medchain-counterfeit", base_port):
+            summary = run_on(root, sizes, say)
+    except (UsageError, OSError, aiohttp.ClientError) as exc:
+        keep = True
+        raise UsageError(f"{exc} (network and node logs kept in {root})") from exc
+    finally:
+        if keep:
+            say(f"network and node logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return summary

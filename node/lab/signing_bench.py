@@ -1,6 +1,6 @@
 """Ed25519 sign and verify throughput: PyNaCl (libsodium) against ``cryptography`` (OpenSSL).
 
-Run ``python -m node.lab.signing_bench [--seconds S] [--json]``.
+Run ``medchain bench signing [--seconds S] [--json]``.
 
 Rules of the measurement, so that the ratio means something:
 
@@ -16,14 +16,11 @@ Rules of the measurement, so that the ratio means something:
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import cryptography
 import nacl
@@ -186,40 +183,3 @@ def format_table(report: Report) -> str:
         "versions: " + ", ".join(f"{k} {v}" for k, v in report.versions.items()),
     ]
     return "\n".join(lines)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 3600, got {text}")
-    return value
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m node.lab.signing_bench",
-        description="Measure Ed25519 sign/s and verify/s on this machine for PyNaCl (libsodium) and "
-        "cryptography (OpenSSL), on the same keys and the same vote-sized messages, in one run.",
-    )
-    parser.add_argument(
-        "--seconds",
-        type=_positive_seconds,
-        default=1.0,
-        metavar="S",
-        help="time spent on each of the four measurements (backend x sign/verify); default 1.0",
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    args = parser.parse_args(argv)
-    report = measure(args.seconds)
-    if args.json:
-        print(json.dumps(asdict(report), indent=2))
-    else:
-        print(format_table(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

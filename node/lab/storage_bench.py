@@ -1,6 +1,6 @@
 """Measure the store: synchronous block commits, WAL appends, and opening a long chain.
 
-    python -m node.lab.storage_bench [--dir DIR] [--count 200] [--seconds 2] [--blocks 10000] [--json]
+    medchain bench storage [--dir DIR] [--count 200] [--seconds 2] [--blocks 10000] [--json]
 
 Runs in a fresh temporary directory (or under ``--dir``: use it to measure the
 disk a node will really use, since fsync cost is a property of the disk).
@@ -12,16 +12,16 @@ write of the same kind of batch, already built.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from consensus.config import ChainTip
 from consensus.events import WalSigned
 from consensus.messages import CONSENSUS_CODEC, Block, BlockHeader, CommitCertificate, Prepare, Vote
+from primitives.errors import InvariantViolation
 from primitives.hashing import sha256
 from primitives.merkle import merkle_root
 from storage import blockstore, metadata, state
@@ -129,40 +129,33 @@ def _open_long_chain(directory: Path, blocks: int) -> dict[str, float]:
         start = time.perf_counter()
         with ChainStore.open(directory, CHAIN, GENESIS.block_hash) as store:
             if store.head() != tip or store.block(blocks) is None:
-                raise SystemExit("bench: the long chain did not read back")
+                raise InvariantViolation("the long chain did not read back: the store lost blocks")
         times.append(time.perf_counter() - start)
     return {"blocks": blocks, "build_s": built, "open_first_ms": times[0] * 1000, "open_best_ms": min(times) * 1000}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dir", type=Path, help="parent directory for the bench stores (default: a temp dir)")
-    parser.add_argument("--count", type=int, default=200, help="1,000-tx blocks per measurement (1-tx: 10x)")
-    parser.add_argument("--seconds", type=float, default=2.0, help="time for the WAL measurement")
-    parser.add_argument("--blocks", type=int, default=10_000, help="chain length for the open measurement")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="medchain-bench-", dir=args.dir) as tmp:
+def measure(directory: Path | None, count: int, seconds: float, blocks: int) -> dict[str, Any]:
+    """Every measurement in a fresh temporary folder (under ``directory`` if given), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="medchain-bench-", dir=directory) as tmp:
         root = Path(tmp)
-        big = _commits(root / "big", 1_000, args.count)
-        small = _commits(root / "small", 1, 10 * args.count)
-        wal = _wal(root / "wal", args.seconds)
-        opened = _open_long_chain(root / "long", args.blocks)
-    if args.json:
-        print(json.dumps({"block_1000": big, "block_1": small, "wal_append_per_s": wal, "open": opened}, indent=2))
-        return
-    print(f"{'measurement':<44}{'per second':>12}{'txs/s':>12}{'batch KiB':>11}")
+        big = _commits(root / "big", 1_000, count)
+        small = _commits(root / "small", 1, 10 * count)
+        wal = _wal(root / "wal", seconds)
+        opened = _open_long_chain(root / "long", blocks)
+    return {"block_1000": big, "block_1": small, "wal_append_per_s": wal, "open": opened}
+
+
+def format_table(report: dict[str, Any]) -> str:
+    big, small, wal, opened = report["block_1000"], report["block_1"], report["wal_append_per_s"], report["open"]
+    lines = [f"{'measurement':<44}{'per second':>12}{'txs/s':>12}{'batch KiB':>11}"]
     for row in (big, small):
         label = f"block of {int(row['txs']):,} tx x {TX_BYTES} B"
         kib = row["batch_bytes"] / 1024
-        print(f"{label + ', commit_block':<44}{row['commit_per_s']:>12,.0f}{row['commit_per_s'] * row['txs']:>12,.0f}"
-              f"{kib:>11.1f}")
-        print(f"{label + ', write_batch only':<44}{row['write_batch_per_s']:>12,.0f}"
-              f"{row['write_batch_per_s'] * row['txs']:>12,.0f}{kib:>11.1f}")
-    print(f"{'WAL append, 1 PREPARE record':<44}{wal:>12,.0f}")
-    print(f"\nopen a store of {args.blocks:,} blocks: first {opened['open_first_ms']:.1f} ms, "
-          f"best of 3 {opened['open_best_ms']:.1f} ms (built in {opened['build_s']:.1f} s, unsynced)")
-
-
-if __name__ == "__main__":
-    main()
+        lines.append(f"{label + ', commit_block':<44}{row['commit_per_s']:>12,.0f}"
+                     f"{row['commit_per_s'] * row['txs']:>12,.0f}{kib:>11.1f}")
+        lines.append(f"{label + ', write_batch only':<44}{row['write_batch_per_s']:>12,.0f}"
+                     f"{row['write_batch_per_s'] * row['txs']:>12,.0f}{kib:>11.1f}")
+    lines.append(f"{'WAL append, 1 PREPARE record':<44}{wal:>12,.0f}")
+    lines.append(f"\nopen a store of {opened['blocks']:,} blocks: first {opened['open_first_ms']:.1f} ms, "
+                 f"best of 3 {opened['open_best_ms']:.1f} ms (built in {opened['build_s']:.1f} s, unsynced)")
+    return "\n".join(lines)

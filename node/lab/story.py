@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -263,24 +264,6 @@ class Story:
         return seen
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-    from pathlib import Path
-
-    p = argparse.ArgumentParser(prog="python -m node.lab.story", description=(
-        "Play the demo story on a running consortium cluster (medchain cluster up --consortium "
-        "configs/consortium-4.toml --dir DIR): a patient treated at two hospitals, a lot of medicine from the "
-        "manufacturer to a pharmacy, a clone and a counterfeit caught, a recall."))
-    p.add_argument("--dir", type=Path, required=True, help="the consortium cluster folder")
-    args = p.parse_args(argv)
-    try:
-        asyncio.run(Story(Network.load(args.dir)).play())
-    except MedchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def play(root: Path, say: Callable[[str], None]) -> list[Step]:
+    """Play the story on the running consortium cluster in ``root``; ``StoryError`` names the step that failed."""
+    return asyncio.run(Story(Network.load(root), say).play())

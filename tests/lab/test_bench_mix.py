@@ -125,7 +125,8 @@ def test_the_verification_chain_places_every_pack_at_a_dispenser() -> None:
 
 
 def test_the_ratio_divides_the_mix_by_the_mean_of_the_anchor_runs_around_it() -> None:
-    from node.lab.bench import _mix_lines, mix_ratio
+    from node.lab.bench import mix_ratio
+    from node.lab.bench_report import mix_lines
 
     found = mix_ratio([1600.0, 1400.0], 1050.0)
     assert found == {"anchor_runs_tx_s": [1600.0, 1400.0], "anchor_tx_s": 1500.0, "ratio": 0.7}
@@ -135,6 +136,6 @@ def test_the_ratio_divides_the_mix_by_the_mean_of_the_anchor_runs_around_it() ->
         "setup": {"txs": 10, "seconds": 1.0, "by_kind": {"licence": 10}}, "outcomes": {},
         "signatures_per_tx": 1.2, "signature_share_of_ceiling": 0.1, "mixed_tx_s": 1050.0, **found,
     }
-    line = _mix_lines(m, {"tx_per_s": 7000.0})[-1]
+    line = mix_lines(m, {"tx_per_s": 7000.0})[-1]
     assert line.endswith("1,050.0 / 1,500.0 = 0.70 (anchors: the mean of 1,600.0 and 1,400.0, "
                          "before and after the mix)")
