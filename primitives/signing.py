@@ -7,7 +7,7 @@ signature can be replayed in another role or on another chain.
 
 The backend is PyNaCl (libsodium): it verifies faster than ``cryptography``
 (OpenSSL) on the same keys and payloads, and signature checks are the hot path
-(``python -m node.lab.signing_bench`` compares both).  Both implement standard
+(``medchain bench signing`` compares both).  Both implement standard
 RFC 8032 Ed25519, so keys and signatures are interchangeable.
 """
 

@@ -24,7 +24,7 @@ import plyvel
 
 from storage.errors import DatabaseLocked, StorageError, StoreClosed
 
-# Tuning (``python -m node.lab.storage_bench`` measures it; the figures are in
+# Tuning (``medchain bench storage`` measures it; the figures are in
 # docs/benchmarks.md).  A full block is a batch of a few hundred KiB, and a
 # small memtable flushes every few blocks, stalling sustained commits on
 # level-0 compactions; the healthcare mix also writes several state keys per

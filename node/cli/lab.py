@@ -15,7 +15,6 @@ from typing import Any, NoReturn
 
 import click
 
-from node.cli.ops import friendly
 from node.lab import bench as cluster_bench
 from node.lab import bench_report, bench_verify, counterfeit, signing_bench, storage_bench, story
 from node.lab.progress import Progress
@@ -110,7 +109,6 @@ def bench() -> None:
               help="Put the networks here and keep them (default: a temporary folder, removed afterwards).")
 @JSON_OPTION
 @QUIET_OPTION
-@friendly
 def bench_cluster(profile: str | None, workload: str | None, mode: str, rate: float, concurrency: int,
                   seconds: float, txs: int | None, connections: int, verify_seconds: float, directory: Path | None,
                   as_json: bool, quiet: bool) -> None:
@@ -151,7 +149,6 @@ def bench_cluster(profile: str | None, workload: str | None, mode: str, rate: fl
               help="Put the network here and keep it (default: a temporary folder, removed afterwards).")
 @JSON_OPTION
 @QUIET_OPTION
-@friendly
 def bench_verify_command(packs: int, scans: int, seed: int, directory: Path | None, as_json: bool,
                          quiet: bool) -> None:
     """Time scans of genuine codes on a real chain of N packs.
@@ -180,7 +177,6 @@ def bench_verify_command(packs: int, scans: int, seed: int, directory: Path | No
 @click.option("--seconds", type=PositiveNumber(float, 3_600), default=1.0, show_default=True, metavar="S",
               help="Time spent on each of the four measurements (backend x sign/verify).")
 @JSON_OPTION
-@friendly
 def bench_signing(seconds: float, as_json: bool) -> None:
     """Ed25519 sign/s and verify/s: PyNaCl (libsodium) against cryptography (OpenSSL).
 
@@ -206,7 +202,6 @@ def bench_signing(seconds: float, as_json: bool) -> None:
 @click.option("--blocks", type=click.IntRange(1, 10_000_000), default=10_000, show_default=True,
               help="Length of the chain whose opening is timed.")
 @JSON_OPTION
-@friendly
 def bench_storage(directory: Path | None, count: int, seconds: float, blocks: int, as_json: bool) -> None:
     """The store's speed: synchronous block commits, WAL appends, and opening a long chain."""
     report = storage_bench.measure(directory, count, seconds, blocks)
@@ -238,7 +233,6 @@ def bench_storage(directory: Path | None, count: int, seconds: float, blocks: in
               help="First port of the fresh cluster (default: a free range; env MEDCHAIN_COUNTERFEIT_PORT).")
 @JSON_OPTION
 @QUIET_OPTION
-@friendly
 def counterfeit_command(directory: Path | None, packs: int, fakes: int, dispense: int, seed: int, concurrency: int,
                         latency: int, keep: bool, base_port: int | None, as_json: bool, quiet: bool) -> None:
     """The counterfeit experiment: a supply chain with injected fakes of every kind.
@@ -282,7 +276,6 @@ def counterfeit_command(directory: Path | None, packs: int, fakes: int, dispense
               help="The consortium cluster folder (medchain cluster up --consortium configs/consortium-4.toml "
               "--dir DIR).")
 @JSON_OPTION
-@friendly
 def story_command(directory: Path, as_json: bool) -> None:
     """Play the demo story on a running consortium cluster, checking every outcome.
 

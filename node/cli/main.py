@@ -12,7 +12,7 @@ from node.cli.lab import LAB_COMMANDS
 from node.cli.ops import COMMANDS
 from node.lab.sim import sim
 
-HEALTH_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
+HEALTHCARE_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
 
 
 @click.group("medchain", cls=MedchainGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,5 +42,5 @@ def main() -> None:
 
 
 main.add_command(sim)
-for command in [*COMMANDS, *HEALTH_COMMANDS, *LAB_COMMANDS]:
+for command in [*COMMANDS, *HEALTHCARE_COMMANDS, *LAB_COMMANDS]:
     main.add_command(command)

@@ -84,7 +84,7 @@ OFFLINE = {
     "cluster up", "key new", "key show", "node init", "node reset", "node show-id", "node start", "proof verify",
     "sim", "testnet",
     # the lab tools start or find their own cluster (by folder, not by --node)
-    "bench", "counterfeit", "story",
+    "bench cluster", "bench verify", "bench signing", "bench storage", "counterfeit", "story",
 }
 # Runs a node in the foreground: it prints log lines, not data.
 NO_JSON = {"node start"}
