@@ -332,6 +332,12 @@ def test_an_operator_runs_records_and_a_supply_chain_from_the_command_line(tmp_p
         ok("drug", "dispense", f"{GTIN}:2", *pharmacist)
         clone = run("drug", "verify", code, "--scanned-by", "counter 2", "--node", pharmacy)
         assert clone.exit_code == 1 and "*** NOT VERIFIED ***" in clone.output and "AlreadyDispensed" in clone.output
+        # The regulator's node reads the history: it must first have applied the dispense's block.
+        committed = json.loads(ok("status", "--json", "--node", pharmacy).output)["height"]
+        deadline = time.monotonic() + 15
+        while json.loads(ok("status", "--json", "--node", reg).output)["height"] < committed:
+            assert time.monotonic() < deadline, "the regulator's node never reached the dispense's block"
+            time.sleep(0.1)
         history = ok("drug", "history", f"{GTIN}:2", "--node", reg).output
         assert all(kind in history for kind in ("commission", "ship", "receive", "dispense"))
         deadline = time.monotonic() + 15
