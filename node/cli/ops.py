@@ -394,7 +394,16 @@ def status(url: str | None, as_json: bool) -> None:
         print_json(doc)
         return
     for key in STATUS_FIELDS:
-        click.echo(f"{key:>10}: {doc.get(key)}")
+        click.echo(f"{key:>10}: {_status_value(doc.get(key))}")
+
+
+def _status_value(value: object) -> str:
+    """A status field for people: lists comma-separated, the mempool as counts."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{v} {k}" for k, v in value.items())
+    return "-" if value is None else str(value)
 
 
 @click.group("anchor")

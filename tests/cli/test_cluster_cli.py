@@ -59,6 +59,7 @@ def test_status_takes_host_port_and_medchain_node(cluster: Running):
     """status ignored MEDCHAIN_NODE, and --node host:port ended in a 48-line traceback."""
     shown = ok("status", "--node", cluster.api).stdout
     assert "chain_id:" in shown and "node0" in shown
+    assert " txs, " in shown and "[" not in shown and "{" not in shown, "status prints for people, not Python reprs"
     doc = json.loads(ok("status", "--json", env={"MEDCHAIN_NODE": cluster.api}).stdout)
     key = ok("node", "show-id", "--home", str(cluster.root / "node0")).stdout.strip()
     assert doc["node_key"] == key and doc["height"] >= 1
