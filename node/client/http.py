@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -166,7 +166,7 @@ class NodeClient:
 
     async def events(
         self, path: str, connect_timeout: float | None = None, read_timeout: float | None = None
-    ) -> AsyncIterator[SseItem]:
+    ) -> AsyncGenerator[SseItem, None]:
         """The server-sent events of ``path`` (``/events``, ``/alerts/stream``) until the node ends the stream.
 
         ``read_timeout`` bounds the silence between two chunks (the node sends
