@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from node.client.http import ApiFailure, NodeClient, NodeUnreachable
+from node.client.sse import ServerSentEvent, SseComment, SseItem
 from node.genesis import Genesis, load_genesis
 from node.healthcare.transactions import Anchor, make_transaction
 from node.lab import cluster as clusters
@@ -89,7 +92,7 @@ class Cluster:
 
     async def __aenter__(self) -> Cluster:
         self.start()
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession()  # one connection pool for every node's client
         await self.wait_all(lambda s: s is not None, timeout=30, what="every node's API to answer")
         return self
 
@@ -105,24 +108,38 @@ class Cluster:
     def names(self) -> list[str]:
         return [n.name for n in clusters.load_cluster(self.root)]
 
-    async def get(self, name: str, path: str, timeout: float = 3) -> Any:
-        assert self.session is not None
-        async with self.session.get(self.api(name) + path, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            return resp.status, await resp.json(content_type=None)
+    def node(self, name: str) -> NodeClient:
+        """The client of one node's API, on the cluster's shared session."""
+        assert self.session is not None, "use the cluster as `async with Cluster(...) as c`"
+        return NodeClient(self.api(name), self.session)
+
+    async def get(self, name: str, path: str, timeout: float = 3) -> tuple[int, Any]:
+        """GET ``path`` at node ``name``: the HTTP status and the JSON body, whatever the status."""
+        reply = await self.node(name).send("GET", path, timeout=timeout)
+        return reply.status, reply.json()
 
     async def post_tx(self, name: str, tx: bytes, wait: bool = False, timeout: float = 30) -> tuple[int, Any]:
-        assert self.session is not None
-        url = self.api(name) + "/txs" + (f"?wait=commit&timeout={timeout}" if wait else "")
-        async with self.session.post(
-            url, data=tx, headers={"Content-Type": "application/octet-stream"},
-            timeout=aiohttp.ClientTimeout(total=timeout + 10),
-        ) as resp:
-            return resp.status, await resp.json(content_type=None)
+        path = "/txs" + (f"?wait=commit&timeout={timeout}" if wait else "")
+        reply = await self.node(name).send("POST", path, data=tx, timeout=timeout + 10)
+        return reply.status, reply.json()
+
+    @contextlib.asynccontextmanager
+    async def events(self, name: str, path: str = "/events") -> AsyncIterator[AsyncIterator[SseItem]]:
+        """The event stream of node ``name`` once the node has subscribed us: nothing sent after entry is missed."""
+        stream = self.node(name).events(path)
+        try:
+            async with asyncio.timeout(10):
+                greeting = await anext(stream)
+            assert isinstance(greeting, SseComment), f"{path} did not open with the node's greeting: {greeting}"
+            yield stream
+        finally:
+            await stream.aclose()
 
     async def status(self, name: str) -> dict[str, Any] | None:
+        """The node's ``/status``, or None while it does not answer with one."""
         try:
             code, body = await self.get(name, "/status", timeout=2)
-        except (aiohttp.ClientError, TimeoutError):
+        except (NodeUnreachable, ApiFailure):
             return None
         return body if code == 200 else None
 
@@ -143,6 +160,14 @@ class Cluster:
         return make_transaction(
             self.client, self.genesis.chain_id, Anchor(sha256(label.encode()), label), int(time.time() * 1000)
         )
+
+
+async def next_event(stream: AsyncIterator[SseItem], event: str = "commit") -> Any:
+    """The JSON data of the next ``event`` on ``stream``."""
+    async for item in stream:
+        if isinstance(item, ServerSentEvent) and item.event == event:
+            return item.json()
+    raise AssertionError(f"the stream ended before the next {event} event")
 
 
 def load(root: Path) -> Genesis:

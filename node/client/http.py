@@ -17,6 +17,7 @@ Asynchronous use (the bench, the lab tools, the tests)::
         status = await node.status()
         block = await node.call("GET", "/blocks/3")
         result = await node.call("POST", "/txs?wait=commit", data=tx_bytes, timeout=40)
+        reply = await node.send("POST", "/txs", data=tx_bytes)   # any status: reply.status, .json()
         async for event in node.events("/events"):         # server-sent events
             ...
 
@@ -39,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -119,39 +121,63 @@ class NodeClient:
             await self._session.close()
             self._session = None
 
-    async def call(
-        self, method: str, path: str, *, data: bytes | None = None, doc: Any = None, timeout: float | None = None
-    ) -> Any:
-        """Send a request (``data`` as octet-stream, or ``doc`` as JSON) and return the JSON answer."""
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        doc: Any = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        """Send a request and return the node's answer whatever its status; only transport failures raise.
+
+        For callers that act on the status themselves (a 503 to retry, a 404 to
+        expect).  ``data`` goes as ``content_type`` (octet-stream unless given),
+        ``doc`` as JSON.
+        """
         headers = {}
         if doc is not None:
             data = json.dumps(doc).encode()
             headers["Content-Type"] = "application/json"
         elif data is not None:
-            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Type"] = content_type or "application/octet-stream"
         url = self.base + path
         seconds = timeout or self.timeout
         limit = aiohttp.ClientTimeout(total=seconds)
         try:
             async with self.session.request(method, url, data=data, headers=headers, timeout=limit) as resp:
-                return await _answer(resp)
+                return Reply(resp.status, resp.headers, await resp.text(errors="replace"))
         except TimeoutError:
             raise NodeUnreachable(f"the node at {self.base} did not answer within {seconds:g}s") from None
         except aiohttp.ClientError as exc:
             raise unreachable(self.base, exc) from None
 
+    async def call(
+        self, method: str, path: str, *, data: bytes | None = None, doc: Any = None, timeout: float | None = None
+    ) -> Any:
+        """Send a request (``data`` as octet-stream, or ``doc`` as JSON) and return the JSON answer."""
+        return (await self.send(method, path, data=data, doc=doc, timeout=timeout)).result()
+
     async def status(self) -> dict[str, Any]:
         found: dict[str, Any] = await self.call("GET", "/status")
         return found
 
-    async def events(self, path: str, connect_timeout: float | None = None) -> AsyncIterator[SseItem]:
-        """The server-sent events of ``path`` (``/events``, ``/alerts/stream``) until the node ends the stream."""
-        limit = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout or self.timeout)
+    async def events(
+        self, path: str, connect_timeout: float | None = None, read_timeout: float | None = None
+    ) -> AsyncGenerator[SseItem, None]:
+        """The server-sent events of ``path`` (``/events``, ``/alerts/stream``) until the node ends the stream.
+
+        ``read_timeout`` bounds the silence between two chunks (the node sends
+        keep-alives); without it the stream may be quiet for ever.
+        """
+        limit = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout or self.timeout, sock_read=read_timeout)
         parser = SseParser()
         try:
             async with self.session.get(self.base + path, timeout=limit) as resp:
                 if resp.status != 200:
-                    await _answer(resp)
+                    Reply(resp.status, resp.headers, await resp.text(errors="replace")).result()
                     raise ApiFailure(resp.status, "not-a-stream", f"{path} is not an event stream")
                 async for chunk in resp.content.iter_any():
                     for item in parser.feed(chunk):
@@ -171,16 +197,28 @@ def unreachable(base: str, exc: BaseException) -> NodeUnreachable:
     return NodeUnreachable(f"cannot reach the node at {base}: {reason} (is a node running at that address?)")
 
 
-async def _answer(resp: aiohttp.ClientResponse) -> Any:
-    text = await resp.text(errors="replace")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise ApiFailure(resp.status, "bad-response", f"the answer is not JSON: {text[:120]!r}") from None
-    if resp.status >= 400:
-        found = body if isinstance(body, dict) else {}
-        raise ApiFailure(resp.status, str(found.get("error", "error")), str(found.get("message", "")))
-    return body
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A node's answer as received: HTTP status, headers and body text."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive names
+    text: str
+
+    def json(self) -> Any:
+        """The body parsed as JSON (the API answers JSON everywhere but ``/metrics``)."""
+        try:
+            return json.loads(self.text)
+        except ValueError:
+            raise ApiFailure(self.status, "bad-response", f"the answer is not JSON: {self.text[:120]!r}") from None
+
+    def result(self) -> Any:
+        """The JSON body of a success; ``ApiFailure`` with the API's error code otherwise."""
+        body = self.json()
+        if self.status >= 400:
+            found = body if isinstance(body, dict) else {}
+            raise ApiFailure(self.status, str(found.get("error", "error")), str(found.get("message", "")))
+        return body
 
 
 class SyncNodeClient:
@@ -205,6 +243,12 @@ class SyncNodeClient:
         self, method: str, path: str, *, data: bytes | None = None, doc: Any = None, timeout: float | None = None
     ) -> Any:
         return self.run(self.client.call(method, path, data=data, doc=doc, timeout=timeout))
+
+    def send(
+        self, method: str, path: str, *, data: bytes | None = None, doc: Any = None, content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
+        return self.run(self.client.send(method, path, data=data, doc=doc, content_type=content_type, timeout=timeout))
 
     def status(self) -> dict[str, Any]:
         return self.run(self.client.status())

@@ -83,6 +83,8 @@ from typing import Any
 
 import aiohttp
 
+from node.client.http import ApiFailure, NodeClient
+from node.client.sse import SseComment
 from node.healthcare.transactions import Anchor, make_transaction, parse_transaction
 from node.lab import bench_mix
 from node.lab import cluster as clusters
@@ -260,7 +262,10 @@ def _verify_round(work: Sequence[tuple[VerifyKey, str, bytes, bytes]], seconds: 
 
 
 class _Conn(asyncio.Protocol):
-    """One keep-alive connection to a node's API; one request at a time on it."""
+    """One keep-alive connection to a node's API; one request at a time on it.
+
+    The load bypasses ``node.client``: its per-request cost would load the machine it measures.
+    """
 
     def __init__(self, lane: Lane) -> None:
         self.lane = lane
@@ -454,7 +459,7 @@ class CommitWatcher:
     """Follows one node's commit events; resolves each block's transactions to their commit time."""
 
     def __init__(self, session: aiohttp.ClientSession, api: str, load: Load) -> None:
-        self.session = session
+        self.node = NodeClient(api, session, timeout=10)
         self.api = api
         self.load = load
         self.committed_at = array("d", bytes(8 * len(load.txs)))
@@ -468,19 +473,14 @@ class CommitWatcher:
 
     async def follow(self) -> None:
         """Read the event stream until the run cancels this task (or the node ends the stream: an error)."""
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=40)
-        async with self.session.get(f"{self.api}/events", timeout=timeout) as resp:
-            if resp.status != 200:
-                raise BenchError(f"{self.api}/events answered HTTP {resp.status}")
-            event = ""
-            async for raw in resp.content:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith(":"):
+        try:
+            async for item in self.node.events("/events", connect_timeout=5, read_timeout=40):
+                if isinstance(item, SseComment):
                     self.ready.set()
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:") and event == "commit":
-                    self._on_event(time.monotonic(), json.loads(line[5:]))
+                elif item.event == "commit":
+                    self._on_event(time.monotonic(), item.json())
+        except ApiFailure as exc:
+            raise BenchError(f"{self.api}/events answered HTTP {exc.status}") from None
 
     def _on_event(self, arrived: float, data: dict[str, Any]) -> None:
         height = int(data["height"])
@@ -511,10 +511,9 @@ class CommitWatcher:
 
     async def _block_tx_ids(self, height: int) -> list[str]:
         for _ in range(20):
-            async with self.session.get(f"{self.api}/blocks/{height}", timeout=aiohttp.ClientTimeout(total=10)) as r:
-                if r.status == 200:
-                    body = await r.json()
-                    return [str(t) for t in body["txs"]]
+            reply = await self.node.send("GET", f"/blocks/{height}")
+            if reply.status == 200:
+                return [str(t) for t in reply.json()["txs"]]
             await asyncio.sleep(0.05)
         raise BenchError(f"{self.api} announced block {height} but does not serve it")
 

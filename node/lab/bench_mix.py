@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 
+from node.client.http import NodeClient
 from node.config import read_key
 from node.healthcare.gs1 import gtin_with_check_digit
 from node.healthcare.ledger import bodies as b
@@ -473,21 +474,19 @@ class SetupReport:
     by_kind: Counter[str] = field(default_factory=Counter)
 
 
-async def _commit(session: aiohttp.ClientSession, api: str, step: Step, data: bytes) -> None:
-    url = f"{api}/txs?wait=commit&timeout=120"
-    headers = {"Content-Type": "application/octet-stream"}
+async def _commit(node: NodeClient, step: Step, data: bytes) -> None:
     for _ in range(100):  # bounded: 503 means the mempool is full, retry after its Retry-After
-        async with session.post(url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=150)) as r:
-            if r.status == 503:
-                await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-                continue
-            doc = await r.json(content_type=None)
-        if r.status != 200:
-            raise MixError(f"setup {step.kind} was refused at {api}: HTTP {r.status} {doc}")
+        reply = await node.send("POST", "/txs?wait=commit&timeout=120", data=data)
+        if reply.status == 503:
+            await asyncio.sleep(float(reply.headers.get("Retry-After", "1")))
+            continue
+        doc = reply.json()
+        if reply.status != 200:
+            raise MixError(f"setup {step.kind} was refused at {node.base}: HTTP {reply.status} {doc}")
         if doc.get("status") != "committed":
             raise MixError(f"setup {step.kind} was rejected: {doc.get('code')}: {doc.get('message')}")
         return
-    raise MixError(f"setup {step.kind}: {api} kept answering 503 (mempool full)")
+    raise MixError(f"setup {step.kind}: {node.base} kept answering 503 (mempool full)")
 
 
 async def run_setup(
@@ -501,12 +500,13 @@ async def run_setup(
     report, started = SetupReport(), time.monotonic()
     heavy, light = asyncio.Semaphore(HEAVY_IN_FLIGHT), asyncio.Semaphore(LIGHT_IN_FLIGHT)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=LIGHT_IN_FLIGHT + 8)) as session:
+        nodes = [NodeClient(api, session, timeout=150) for api in apis]
         for number, wave in enumerate(waves, 1):
             txs = sign_steps(seeds, chain_id, int(time.time() * 1000), wave)
 
             async def one(i: int, step: Step, data: bytes) -> None:
                 async with heavy if step.kind in HEAVY else light:
-                    await _commit(session, apis[i % len(apis)], step, data)
+                    await _commit(nodes[i % len(nodes)], step, data)
 
             t = time.monotonic()
             await asyncio.gather(*(one(i, s, d) for i, (s, d) in enumerate(zip(wave, txs, strict=True))))
@@ -526,8 +526,9 @@ _TXS_LINE = re.compile(r"^medchain_txs_(committed|rejected)_total ([0-9.e+-]+)$"
 
 
 async def fetch_metrics(api: str) -> str:
-    async with aiohttp.ClientSession() as session, session.get(f"{api}/metrics") as r:
-        return await r.text()
+    """The text of the node's ``/metrics`` (Prometheus exposition format)."""
+    async with NodeClient(api) as node:
+        return (await node.send("GET", "/metrics")).text
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
+from node.client.http import NodeClient
 from node.lab.bench_mix import Cast, fetch_metrics, network_seeds, plan_chain, run_setup
 from node.lab.counterfeit import Network, code_forms
 from node.lab.fresh_cluster import fresh_consortium, raise_interrupt_on_sigterm
@@ -45,13 +44,13 @@ async def _time_scans(api: str, codes: Sequence[str], proofs: bool) -> tuple[lis
     """One client, one request at a time: milliseconds per answer, and how many did not say 'active'."""
     times, wrong = [], 0
     doc: dict[str, Any] = {"scanned_by": "bench-verify", "proofs": proofs}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+    async with NodeClient(api, timeout=60) as node:
         for code in codes:
             start = time.perf_counter()
-            async with session.post(f"{api}/drugs/verify", json={**doc, "code": code}) as r:
-                answer = await r.json()
+            reply = await node.send("POST", "/drugs/verify", doc={**doc, "code": code})
+            answer = reply.json()
             times.append(1000 * (time.perf_counter() - start))
-            if r.status != 200 or not answer.get("verified") or answer.get("status") != "active":
+            if reply.status != 200 or not answer.get("verified") or answer.get("status") != "active":
                 wrong += 1
     return times, wrong
 
@@ -100,9 +99,8 @@ def verify_bench(root: Path, packs: int, scans: int, seed: int, say: Callable[[s
 
 
 async def _status(api: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(f"{api}/status") as r:
-        doc: dict[str, Any] = await r.json()
-        return doc
+    async with NodeClient(api) as node:
+        return await node.status()
 
 
 def format_verify(r: dict[str, Any]) -> str:
@@ -148,7 +146,7 @@ def run_verify(packs: int, scans: int, seed: int, directory: Path | None, progre
         with fresh_consortium(base, progress.say, "medchain-verify"):
             progress.say(f"building {packs:,} packs")
             return verify_bench(base, packs, scans, seed, progress.say)
-    except (UsageError, OSError, aiohttp.ClientError) as exc:
+    except (UsageError, OSError) as exc:
         keep = True
         raise UsageError(f"{exc} (network and node logs kept in {base})") from exc
     finally:

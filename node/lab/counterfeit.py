@@ -486,7 +486,7 @@ def run_fresh(sizes: Sizes, say: Callable[[str], None], keep: bool = False, base
     try:
         with fresh_consortium(root, say, "medchain-counterfeit", base_port):
             summary = run_on(root, sizes, say)
-    except (UsageError, OSError, aiohttp.ClientError) as exc:
+    except (UsageError, OSError) as exc:
         keep = True
         raise UsageError(f"{exc} (network and node logs kept in {root})") from exc
     finally:

@@ -23,6 +23,7 @@ from typing import NoReturn
 
 import aiohttp
 
+from node.client.http import NodeClient
 from node.healthcare.transactions import Anchor, make_transaction
 from node.lab import cluster as clusters
 from node.lab.consortium import load_consortium
@@ -155,11 +156,11 @@ async def wait_ready(nodes: list[clusters.NodeProcess], probe_tx: bytes) -> None
             if all(len(r.get("peers") or []) == len(nodes) - 1 for r in rows):
                 break
             await asyncio.sleep(0.1)
-        url = f"{nodes[0].api}/txs?wait=commit&timeout=20"
-        headers = {"Content-Type": "application/octet-stream"}
-        async with session.post(url, data=probe_tx, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as r:
-            if r.status != 200:
-                raise FreshClusterError(f"the warm-up transaction did not commit: HTTP {r.status} {await r.text()}")
+        reply = await NodeClient(nodes[0].api, session).send(
+            "POST", "/txs?wait=commit&timeout=20", data=probe_tx, timeout=30
+        )
+        if reply.status != 200:
+            raise FreshClusterError(f"the warm-up transaction did not commit: HTTP {reply.status} {reply.text}")
 
 
 def last_error(home: Path) -> str:

@@ -17,8 +17,9 @@ from typing import Any
 
 import aiohttp
 
-from node.client.http import ApiFailure
+from node.client.http import ApiFailure, NodeClient
 from node.client.ledger import LedgerClient, wait_height
+from node.client.sse import SseComment
 from node.genesis import load_genesis
 from node.healthcare.epcis import validate_epcis
 from node.healthcare.gs1 import gtin_with_check_digit
@@ -29,6 +30,7 @@ from primitives.errors import MedchainError
 from primitives.signing import SigningKey
 
 PREFIX = "9506000"
+SUBSCRIBE_TIMEOUT_S = 10  # for the regulator's alert stream to open
 
 
 class StoryError(MedchainError):
@@ -224,8 +226,9 @@ class Story:
         await self.must(pharmacist, b.Dispense(gtin, serials[0]))
         self.step("dispense", f"{code} verified ({len(scan['pack']['history'])} events, each with a proof) "
                   "and dispensed")
-        stream = asyncio.create_task(self._watch_alerts(session, orgs["regulator"], 2))
-        await asyncio.sleep(0.3)
+        subscribed = asyncio.Event()
+        stream = asyncio.create_task(self._watch_alerts(session, orgs["regulator"], 2, subscribed))
+        await self._until_subscribed(stream, subscribed)
         clone = await pharmacist.verify(code, "counter 2")
         self.expect(not clone["verified"] and clone["additionalInfo"] == "AlreadyDispensed" and clone["alert"],
                     f"clone not caught: {clone}")
@@ -251,17 +254,29 @@ class Story:
         self.step("EPCIS export", f"{len(steps)} ObjectEvents ({', '.join(steps)}), valid against the EPCIS 2.0 "
                   "schema", epcis=doc)
 
-    async def _watch_alerts(self, session: aiohttp.ClientSession, org: str, count: int) -> list[dict[str, Any]]:
+    async def _watch_alerts(self, session: aiohttp.ClientSession, org: str, count: int, subscribed: asyncio.Event
+                            ) -> list[dict[str, Any]]:
+        """The first ``count`` alerts on ``org``'s node's live stream; ``subscribed`` is set once it listens."""
         seen: list[dict[str, Any]] = []
-        async with session.get(self.net.api_for(org) + "/alerts/stream",
-                               timeout=aiohttp.ClientTimeout(total=60)) as resp:
-            async for raw in resp.content:
-                line = raw.decode().strip()
-                if line.startswith("data: "):
-                    seen.append(json.loads(line[6:]))
-                    if len(seen) >= count:
-                        return seen
+        async for item in NodeClient(self.net.api_for(org), session).events("/alerts/stream"):
+            if isinstance(item, SseComment):  # the node's greeting: no alert filed from now on is missed
+                subscribed.set()
+            elif item.event == "alert":
+                seen.append(item.json())
+                if len(seen) >= count:
+                    return seen
         return seen
+
+    async def _until_subscribed(self, stream: asyncio.Task[list[dict[str, Any]]], subscribed: asyncio.Event) -> None:
+        """Wait for the alert watcher to be subscribed; its error, if it failed first."""
+        listening = asyncio.ensure_future(subscribed.wait())
+        try:
+            await asyncio.wait((stream, listening), timeout=SUBSCRIBE_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            listening.cancel()
+        if stream.done():
+            stream.result()
+        self.expect(subscribed.is_set(), f"the alert stream did not open within {SUBSCRIBE_TIMEOUT_S} s")
 
 
 def play(root: Path, say: Callable[[str], None]) -> list[Step]:

@@ -77,6 +77,13 @@ async def _slow(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+async def _quiet(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await asyncio.sleep(5)
+    return response
+
+
 async def _stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
@@ -99,6 +106,7 @@ def server() -> Iterator[str]:
             web.post("/echo", _echo),
             web.get("/slow", _slow),
             web.get("/stream", _stream),
+            web.get("/quiet", _quiet),
         ]
     )
     loop = asyncio.new_event_loop()
@@ -128,6 +136,34 @@ async def test_answers_are_json_and_errors_carry_status_and_code(server: str):
         with pytest.raises(ApiFailure) as err:
             await node.call("GET", "/html")
         assert err.value.code == "bad-response" and "not JSON" in str(err.value)
+
+
+async def test_send_returns_any_answer_with_its_status_headers_and_text(server: str):
+    async with NodeClient(server) as node:
+        missing = await node.send("GET", "/missing")
+        assert missing.status == 404 and missing.json()["error"] == "not-found"
+        assert missing.headers["content-type"].startswith("application/json")  # names are case-insensitive
+        with pytest.raises(ApiFailure) as err:
+            missing.result()
+        assert err.value.code == "not-found"
+        html = await node.send("GET", "/html")
+        assert html.status == 200 and html.text == "<html>not a node</html>"
+        with pytest.raises(ApiFailure, match="not JSON"):
+            html.json()
+        echoed = await node.send("POST", "/echo", data=b"{oops", content_type="application/json")
+        assert echoed.result() == {"type": "application/json", "bytes": 5}
+
+
+def test_the_synchronous_client_sends_too(server: str):
+    with SyncNodeClient(server) as sync:
+        assert sync.send("GET", "/missing").status == 404
+        assert sync.send("GET", "/status").json()["height"] == 5
+
+
+async def test_a_silent_stream_ends_after_the_read_timeout(server: str):
+    async with NodeClient(server) as node:
+        with pytest.raises(NodeUnreachable, match="did not answer in time"):
+            _ = [item async for item in node.events("/quiet", read_timeout=0.2)]
 
 
 async def test_bodies_go_as_octet_stream_or_json(server: str):

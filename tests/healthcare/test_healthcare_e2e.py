@@ -13,13 +13,14 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import plyvel
 import pytest
 import pytest_asyncio
 
-from node.client.http import ApiFailure
+from node.client.http import ApiFailure, NodeClient
 from node.client.ledger import LedgerClient
 from node.genesis import load_genesis
 from node.healthcare.application import Application
@@ -63,6 +64,13 @@ async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[C
         yield cluster, Network.load(root)
 
 
+@pytest.fixture
+def session(net: tuple[Cluster, Network]) -> aiohttp.ClientSession:
+    """The cluster's connection pool, shared by the clients of a test."""
+    assert net[0].session is not None
+    return net[0].session
+
+
 @pytest.fixture(scope="module")
 def story_steps() -> dict[str, object]:
     return {}
@@ -89,7 +97,8 @@ async def test_demo_story(net: tuple[Cluster, Network], story_steps: dict[str, o
 
 
 async def test_erased_record_is_gone_from_every_node_and_vault(
-    net: tuple[Cluster, Network], story_steps: dict[str, object]
+    net: tuple[Cluster, Network], story_steps: dict[str, object],
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster, _network = net
     rid = str(story_steps["erased"])
@@ -98,17 +107,17 @@ async def test_erased_record_is_gone_from_every_node_and_vault(
         assert status == 200 and body["erased"] and body["versions"][0]["commitment"]
         reader = SigningKey.generate()
         api = cluster.api(name)
-        async with aiohttp.ClientSession() as session:
-            client = LedgerClient(api, reader, session)
-            with pytest.raises(ApiFailure) as err:
-                await client.read_record(bytes.fromhex(rid), "after erasure")
-            assert err.value.status == 410, f"{name} answered {err.value}"
+        client = LedgerClient(api, reader, session)
+        with pytest.raises(ApiFailure) as err:
+            await client.read_record(bytes.fromhex(rid), "after erasure")
+        assert err.value.status == 410, f"{name} answered {err.value}"
         status, _proof = await cluster.get(name, f"/proofs/{story_steps['filed_tx']}")
         assert status == 200
 
 
 async def test_garbage_and_invalid_input_get_clear_errors_and_the_node_goes_on(
     net: tuple[Cluster, Network],
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster, network = net
     api = network.api_for("northside-pharmacy")
@@ -128,70 +137,70 @@ async def test_garbage_and_invalid_input_get_clear_errors_and_the_node_goes_on(
         ("GET", "/drugs/lots/09506000134352/NOPE?limit=0", None, 400, "bad-limit"),
         ("GET", "/alerts?after=x", None, 400, "bad-integer"),
     ]
-    async with aiohttp.ClientSession() as session:
-        for method, path, body, status, code in cases:
-            async with session.request(method, api + path, data=body) as resp:
-                doc = await resp.json(content_type=None)
-                assert (resp.status, doc.get("error")) == (status, code), f"{method} {path}: {resp.status} {doc}"
-                assert doc.get("message"), f"{method} {path}: no message"
-        invalid = await session.get(api + "/drugs/verify", params={"code": "(01)09506000134352(21)X(17)271340"})
-        doc = await invalid.json()
-        assert invalid.status == 422 and doc["message"].startswith("expiry"), doc
+    node = NodeClient(api, session)
+    for method, path, body, status, code in cases:
+        reply = await node.send(method, path, data=body)
+        doc = reply.json()
+        assert (reply.status, doc.get("error")) == (status, code), f"{method} {path}: {reply.status} {doc}"
+        assert doc.get("message"), f"{method} {path}: no message"
+    query = urlencode({"code": "(01)09506000134352(21)X(17)271340"})
+    invalid = await node.send("GET", f"/drugs/verify?{query}")
+    doc = invalid.json()
+    assert invalid.status == 422 and doc["message"].startswith("expiry"), doc
     assert (await cluster.status("northside-pharmacy")) is not None
 
 
-async def test_consent_expiry_refuses_reads(net: tuple[Cluster, Network]) -> None:
+async def test_consent_expiry_refuses_reads(net: tuple[Cluster, Network], session: aiohttp.ClientSession) -> None:
     _cluster, network = net
     hosp_a, hosp_b = network.of_kind("hospital")[:2]
-    async with aiohttp.ClientSession() as session:
-        doc, other, patient = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
-        for org, key in ((hosp_a, doc), (hosp_b, other)):
-            admin = LedgerClient(network.api_for(org), network.admin(org), session)
-            assert (await admin.submit(b.EnrolMember(key.verify_key.raw, "physician")))["status"] == "committed"
-        me = LedgerClient(network.api_for(hosp_a), patient, session)
-        assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
-        filed = await LedgerClient(network.api_for(hosp_a), doc, session).file_record(
-            {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": "6.1 %"},
-            patient=me.patient_id)
-        rid = bytes.fromhex(filed["record_id"])
-        reader = LedgerClient(network.api_for(hosp_a), other, session)
-        until = int(time.time() * 1000) + 4000
-        assert (await me.submit(b.GrantConsent("", other.verify_key.raw, ("Observation",), until)))["status"] == \
-            "committed"
-        served = await reader.read_record(rid, "diabetes clinic")
-        assert served["resource"]["valueString"] == "6.1 %"
-        await asyncio.sleep(max(0.0, until / 1000 - time.time()) + 0.5)
-        with pytest.raises(ApiFailure) as err:
-            await reader.read_record(rid, "diabetes clinic")
-        assert (err.value.status, err.value.code) == (403, "no-consent")
-        log = await reader.call("GET", f"/ehr/records/{rid.hex()}")
-        assert [(a["reader"], a["basis"]) for a in log["access_log"]] == [(other.verify_key.hex(), "consent")]
+    doc, other, patient = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    for org, key in ((hosp_a, doc), (hosp_b, other)):
+        admin = LedgerClient(network.api_for(org), network.admin(org), session)
+        assert (await admin.submit(b.EnrolMember(key.verify_key.raw, "physician")))["status"] == "committed"
+    me = LedgerClient(network.api_for(hosp_a), patient, session)
+    assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
+    filed = await LedgerClient(network.api_for(hosp_a), doc, session).file_record(
+        {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": "6.1 %"},
+        patient=me.patient_id)
+    rid = bytes.fromhex(filed["record_id"])
+    reader = LedgerClient(network.api_for(hosp_a), other, session)
+    until = int(time.time() * 1000) + 4000
+    assert (await me.submit(b.GrantConsent("", other.verify_key.raw, ("Observation",), until)))["status"] == \
+        "committed"
+    served = await reader.read_record(rid, "diabetes clinic")
+    assert served["resource"]["valueString"] == "6.1 %"
+    await asyncio.sleep(max(0.0, until / 1000 - time.time()) + 0.5)
+    with pytest.raises(ApiFailure) as err:
+        await reader.read_record(rid, "diabetes clinic")
+    assert (err.value.status, err.value.code) == (403, "no-consent")
+    log = await reader.call("GET", f"/ehr/records/{rid.hex()}")
+    assert [(a["reader"], a["basis"]) for a in log["access_log"]] == [(other.verify_key.hex(), "consent")]
 
 
 async def test_erasing_every_record_shreds_each_one_at_its_custodian(
-    net: tuple[Cluster, Network], story_steps: dict[str, object]
+    net: tuple[Cluster, Network], story_steps: dict[str, object],
+    session: aiohttp.ClientSession,
 ) -> None:
     _cluster, network = net
     hosp_a = network.of_kind("hospital")[0]
-    async with aiohttp.ClientSession() as session:
-        doc, patient = SigningKey.generate(), SigningKey.generate()
-        admin = LedgerClient(network.api_for(hosp_a), network.admin(hosp_a), session)
-        assert (await admin.submit(b.EnrolMember(doc.verify_key.raw, "physician")))["status"] == "committed"
-        me = LedgerClient(network.api_for(hosp_a), patient, session)
-        assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
-        physician = LedgerClient(network.api_for(hosp_a), doc, session)
-        rids = []
-        for value in ("5.9 %", "6.3 %"):
-            filed = await physician.file_record(
-                {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": value},
-                patient=me.patient_id)
-            rids.append(bytes.fromhex(filed["record_id"]))
-        assert (await physician.read_record(rids[1], "review"))["resource"]["valueString"] == "6.3 %"
-        assert (await me.submit(b.EraseRecords((), True)))["status"] == "committed"
-        for rid in rids:
-            with pytest.raises(ApiFailure) as err:
-                await physician.read_record(rid, "review")
-            assert err.value.status == 410, err.value
+    doc, patient = SigningKey.generate(), SigningKey.generate()
+    admin = LedgerClient(network.api_for(hosp_a), network.admin(hosp_a), session)
+    assert (await admin.submit(b.EnrolMember(doc.verify_key.raw, "physician")))["status"] == "committed"
+    me = LedgerClient(network.api_for(hosp_a), patient, session)
+    assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
+    physician = LedgerClient(network.api_for(hosp_a), doc, session)
+    rids = []
+    for value in ("5.9 %", "6.3 %"):
+        filed = await physician.file_record(
+            {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": value},
+            patient=me.patient_id)
+        rids.append(bytes.fromhex(filed["record_id"]))
+    assert (await physician.read_record(rids[1], "review"))["resource"]["valueString"] == "6.3 %"
+    assert (await me.submit(b.EraseRecords((), True)))["status"] == "committed"
+    for rid in rids:
+        with pytest.raises(ApiFailure) as err:
+            await physician.read_record(rid, "review")
+        assert err.value.status == 410, err.value
     story_steps["erased_all"] = [rid.hex() for rid in rids]  # checked in the vaults by the last test
 
 
@@ -207,7 +216,8 @@ async def test_counterfeit_experiment_catches_every_fake(net: tuple[Cluster, Net
 
 
 async def test_every_healthcare_document_matches_its_type(
-    net: tuple[Cluster, Network], story_steps: dict[str, object]
+    net: tuple[Cluster, Network], story_steps: dict[str, object],
+    session: aiohttp.ClientSession,
 ) -> None:
     cluster, network = net
     node = cluster.names[0]
@@ -222,20 +232,19 @@ async def test_every_healthcare_document_matches_its_type(
     assert_matches(await read(f"/ehr/records/{story_steps['erased']}"), RecordDocument, "erased record")
 
     hosp_a, hosp_b = network.of_kind("hospital")[:2]
-    async with aiohttp.ClientSession() as session:
-        doctor, patient = SigningKey.generate(), SigningKey.generate()
-        admin = LedgerClient(network.api_for(hosp_a), network.admin(hosp_a), session)
-        assert (await admin.submit(b.EnrolMember(doctor.verify_key.raw, "physician")))["status"] == "committed"
-        me = LedgerClient(network.api_for(hosp_a), patient, session)
-        assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
-        assert (await me.submit(b.GrantConsent(hosp_b, None, (), None)))["status"] == "committed"
-        physician = LedgerClient(network.api_for(hosp_a), doctor, session)
-        filed = await physician.file_record(
-            {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": "6.1 %"},
-            patient=me.patient_id)
-        assert_matches(filed, CommittedRecord, "filed record")
-        served = await physician.read_record(bytes.fromhex(filed["record_id"]), "follow-up")
-        assert_matches(served, ServedRecord, "served record")
+    doctor, patient = SigningKey.generate(), SigningKey.generate()
+    admin = LedgerClient(network.api_for(hosp_a), network.admin(hosp_a), session)
+    assert (await admin.submit(b.EnrolMember(doctor.verify_key.raw, "physician")))["status"] == "committed"
+    me = LedgerClient(network.api_for(hosp_a), patient, session)
+    assert (await me.submit(b.RegisterPatient()))["status"] == "committed"
+    assert (await me.submit(b.GrantConsent(hosp_b, None, (), None)))["status"] == "committed"
+    physician = LedgerClient(network.api_for(hosp_a), doctor, session)
+    filed = await physician.file_record(
+        {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}, "valueString": "6.1 %"},
+        patient=me.patient_id)
+    assert_matches(filed, CommittedRecord, "filed record")
+    served = await physician.read_record(bytes.fromhex(filed["record_id"]), "follow-up")
+    assert_matches(served, ServedRecord, "served record")
     pid = me.patient_id.hex()
     assert_matches(await read(f"/ehr/records/{filed['record_id']}"), RecordDocument, "record")
     assert_matches(await read(f"/ehr/patients/{pid}"), PatientDocument, "patient")

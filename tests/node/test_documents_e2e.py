@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-
+from node.client.sse import ServerSentEvent
 from node.documents import (
     BlockDocument,
     CommitEvent,
@@ -20,28 +17,19 @@ from node.documents import (
 )
 from node.lab import cluster as clusters
 from node.proofs import verify_proof
-from tests.harness import Cluster, load
+from tests.harness import Cluster, load, next_event
 from tests.node.shapes import assert_matches
-
-
-async def _first_event(content: aiohttp.StreamReader) -> Any:
-    async for raw in content:
-        line = raw.decode().strip()
-        if line.startswith("data: "):
-            return json.loads(line[6:])
-    raise AssertionError("the stream ended before its first event")
 
 
 async def test_every_core_document_matches_its_type(tmp_path: Path) -> None:
     root = tmp_path / "net"
     async with Cluster(root) as c:
-        assert c.session is not None
-        async with c.session.get(c.api("node1") + "/events") as stream:
+        async with c.events("node1") as stream:
             code, committed = await c.post_tx("node0", c.anchor_tx("typed"), wait=True)
             assert code == 200 and committed["status"] == "committed", committed
             assert_matches(committed, TxStatus, "commit result")
             async with asyncio.timeout(20):
-                event = await _first_event(stream.content)
+                event = await next_event(stream)
             assert_matches(event, CommitEvent, "commit event")
 
         code, status = await c.get("node1", "/status")
@@ -79,12 +67,8 @@ async def test_every_core_document_matches_its_type(tmp_path: Path) -> None:
 
 async def test_a_live_stream_ends_when_its_node_stops(tmp_path: Path) -> None:
     root = tmp_path / "net"
-    async with Cluster(root) as c:
-        assert c.session is not None
-        async with c.session.get(c.api("node2") + "/events") as stream:
-            first = await stream.content.readline()
-            assert first.startswith(b": medchain commits")
-            clusters.signal_node(root, "node2", "stop")
-            async with asyncio.timeout(20):
-                rest = await stream.content.read()
-            assert b"event:" not in rest
+    async with Cluster(root) as c, c.events("node2") as stream:  # entered once the node's greeting came
+        clusters.signal_node(root, "node2", "stop")
+        async with asyncio.timeout(20):
+            rest = [item async for item in stream]
+        assert not [item for item in rest if isinstance(item, ServerSentEvent)], rest

@@ -7,9 +7,9 @@ import json
 import random
 from pathlib import Path
 
-import aiohttp
 import pytest
 
+from node.client.http import NodeUnreachable
 from tests.harness import Cluster
 
 pytestmark = pytest.mark.asyncio
@@ -36,7 +36,7 @@ class Load:
             tx = self.c.anchor_tx(f"load-{w}-{i}-{random.random()}")
             try:
                 code, body = await self.c.post_tx(name, tx, wait=True, timeout=20)
-            except (aiohttp.ClientError, TimeoutError):
+            except NodeUnreachable:
                 await asyncio.sleep(0.05)
                 continue
             if code == 200 and body.get("status") == "committed":
@@ -149,23 +149,21 @@ async def test_a_paused_validator_resumes_without_a_fork_and_catches_up(tmp_path
 
 async def test_a_full_mempool_answers_503_and_loses_nothing_it_accepted(tmp_path: Path):
     async with Cluster(tmp_path / "net", mempool_max_txs=40) as c:
-        assert c.session is not None
         txs = [c.anchor_tx(f"burst-{i}") for i in range(600)]
         accepted, refused, retry_after = [], 0, set()
-        url = c.api("node2") + "/txs"
+        node2 = c.node("node2")
 
         async def post(tx: bytes) -> None:
             nonlocal refused
-            assert c.session is not None
-            async with c.session.post(url, data=tx, headers={"Content-Type": "application/octet-stream"}) as resp:
-                body = await resp.json(content_type=None)
-                if resp.status == 202:
-                    accepted.append(body["tx_id"])
-                else:
-                    assert resp.status == 503, body
-                    assert body["error"] == "mempool-full"
-                    refused += 1
-                    retry_after.add(resp.headers.get("Retry-After"))
+            reply = await node2.send("POST", "/txs", data=tx, timeout=60)
+            body = reply.json()
+            if reply.status == 202:
+                accepted.append(body["tx_id"])
+            else:
+                assert reply.status == 503, body
+                assert body["error"] == "mempool-full"
+                refused += 1
+                retry_after.add(reply.headers.get("Retry-After"))
 
         await asyncio.gather(*(post(tx) for tx in txs))
         assert refused > 0 and accepted, (refused, len(accepted))

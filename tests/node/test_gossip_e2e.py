@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Cluster
+from tests.harness import Cluster, next_event
 
 pytestmark = pytest.mark.asyncio
 
@@ -37,19 +36,14 @@ async def test_a_validator_behind_one_peer_votes_through_relays_and_commits_even
         code, body = await c.post_tx("node3", c.anchor_tx("relayed"), wait=True)
         assert code == 200 and body["status"] == "committed", body
         # the Server-Sent Events stream reports the next commit
-        assert c.session is not None
-        async with c.session.get(c.api("node1") + "/events") as stream:
+        async with c.events("node1") as stream:
             code, ack = await c.post_tx("node0", c.anchor_tx("streamed"), wait=True)
             assert code == 200
-            event = None
             async with asyncio.timeout(20):
-                async for raw in stream.content:
-                    line = raw.decode().strip()
-                    if line.startswith("data: "):
-                        event = json.loads(line[6:])
-                        if event["height"] >= ack["height"]:
-                            break
-            assert event is not None and event["height"] == ack["height"] and event["txs"] >= 1
+                event = await next_event(stream)
+                while event["height"] < ack["height"]:
+                    event = await next_event(stream)
+            assert event["height"] == ack["height"] and event["txs"] >= 1
         # without node0 a quorum (3 of 4) needs node3's votes, which only travel through node2
         c.kill("node0")
         others = ["node1", "node2", "node3"]

@@ -82,6 +82,5 @@ async def test_observer_follows_and_refuses_a_block_with_a_forged_certificate(tm
 
 
 async def _metrics(c: Cluster, name: str) -> tuple[int, str]:
-    assert c.session is not None
-    async with c.session.get(c.api(name) + "/metrics") as resp:
-        return resp.status, await resp.text()
+    reply = await c.node(name).send("GET", "/metrics")
+    return reply.status, reply.text
