@@ -80,7 +80,7 @@ async def _slow(request: web.Request) -> web.Response:
 async def _quiet(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    await asyncio.sleep(5)
+    await asyncio.sleep(1)  # longer than the read timeout under test; the server's shutdown waits for it
     return response
 
 

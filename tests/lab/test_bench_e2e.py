@@ -25,7 +25,7 @@ def _pids(state: Path) -> list[int]:
 
 def test_a_short_open_loop_run_reports_and_stops_its_cluster(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    args = ["bench", "cluster", "--mode", "rate", "--rate", "40", "--seconds", "3", "--verify-seconds", "0.1"]
+    args = ["bench", "cluster", "--mode", "rate", "--rate", "40", "--seconds", "1.5", "--verify-seconds", "0.1"]
     result = CliRunner().invoke(cli, [*args, "--dir", str(out), "--json", "--quiet"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -51,32 +51,33 @@ def _running(pid: int, folder: Path) -> bool:
 
 
 def test_the_counterfeit_script_stops_its_cluster_and_a_second_run_works(tmp_path: Path) -> None:
-    for run in ("first", "second"):
-        folder = tmp_path / run
-        folder.mkdir()
-        out = subprocess.run(
-            [str(ROOT / "scripts" / "counterfeit"), *SMALLEST, "--keep", "--json", "--quiet"],
-            env=_env(folder), capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, cwd=folder,
-        )
-        assert out.returncode == 0, f"{run} run: {out.stderr}"
-        summary = json.loads(out.stdout)
-        assert summary["ok"] and summary["packs"] == 8
-        assert all(c["injected"] == c["detected"] >= 1 for c in summary["fakes"].values())
-        pids = _recorded_pids(folder)
-        assert len(pids) == 4  # the four validators of consortium-4 ran
-        assert not [pid for pid in pids if _running(pid, folder)]
-        assert _left_behind(folder) == []
+    """The first run keeps its folder (--keep) to show its nodes are gone; the second, the command without
+    --keep, removes its folder and leaves no node either."""
+    folder = tmp_path / "first"
+    folder.mkdir()
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "counterfeit"), *SMALLEST, "--keep", "--json", "--quiet"],
+        env=_env(folder), capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, cwd=folder,
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["ok"] and summary["packs"] == 8
+    assert all(c["injected"] == c["detected"] >= 1 for c in summary["fakes"].values())
+    pids = _recorded_pids(folder)
+    assert len(pids) == 4  # the four validators of consortium-4 ran
+    assert not [pid for pid in pids if _running(pid, folder)]
+    assert _left_behind(folder) == []
 
-
-def test_without_keep_the_folder_goes_and_no_node_stays(tmp_path: Path) -> None:
+    second = tmp_path / "second"
+    second.mkdir()
     out = subprocess.run(
         [sys.executable, "-m", "node", "counterfeit", *SMALLEST, "--quiet"],
-        env=_env(tmp_path), capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, cwd=ROOT,
+        env=_env(second), capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr
     assert "counterfeit experiment on 8 packs: PASS" in out.stdout
-    assert list(tmp_path.glob("medchain-counterfeit-*")) == []
-    assert _left_behind(tmp_path) == []
+    assert list(second.glob("medchain-counterfeit-*")) == []
+    assert _left_behind(second) == []
 
 
 class StderrReader:
