@@ -27,7 +27,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ import click
 
 from node.client.ledger import SyncLedger
 from node.config import read_key
+from node.documents import TxStatus
 from node.healthcare.gs1 import Gs1Error, PackCode, check_gtin, check_lot, check_serial, parse_code
 from node.healthcare.ledger import bodies as b
 from primitives.errors import MedchainError
@@ -203,7 +204,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def report(result: dict[str, Any], as_json: bool, done: Callable[[dict[str, Any]], str]) -> None:
+def report(result: Mapping[str, Any], as_json: bool, done: Callable[[Mapping[str, Any]], str]) -> None:
     """Print a submitted transaction's outcome; exit 1 unless it committed."""
     status = result.get("status")
     if as_json:
@@ -222,13 +223,13 @@ def report(result: dict[str, Any], as_json: bool, done: Callable[[dict[str, Any]
         raise SystemExit(1)
 
 
-def submit(ledger: SyncLedger, body: Any, as_json: bool, done: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+def submit(ledger: SyncLedger, body: Any, as_json: bool, done: Callable[[Mapping[str, Any]], str]) -> TxStatus:
     result = ledger.submit(body)
     report(result, as_json, done)
     return result
 
 
-def committed_at(result: dict[str, Any]) -> str:
+def committed_at(result: Mapping[str, Any]) -> str:
     return f"height {result.get('height')}, tx {str(result.get('tx_id', ''))[:16]}"
 
 

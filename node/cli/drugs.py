@@ -6,7 +6,7 @@ Conventions (``--node``, ``--key``, ``--json``, exit codes) are those of ``node.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -99,7 +99,7 @@ def drug_commission(
     todo = parse_serials(serials, count, serial_prefix, start)
     ledger = connect(url, key_file, signs=True)
     chunks = [todo[i : i + b.MAX_SERIALS] for i in range(0, len(todo), b.MAX_SERIALS)]
-    results = []
+    results: list[dict[str, Any]] = []
     done = 0
     with progress(len(todo), "commissioning", enabled=len(chunks) > 1 and not as_json) as advance:
         for chunk in chunks:
@@ -179,9 +179,11 @@ def drug_ship(
     result = ledger.submit(b.Ship(shipment_id, to_org, packs, lot_refs))
     if result.get("status") == "committed" and not as_json:
         sent = ledger.call("GET", f"/drugs/shipments/{quote(shipment_id, safe='')}")
-        result = {**result, "packs": len(sent["packs"])}
+        shown: dict[str, Any] = {**result, "packs": len(sent["packs"])}
+    else:
+        shown = {**result}
     report(
-        result,
+        shown,
         as_json,
         lambda r: (
             f"shipped {r['packs']} pack(s) to {to_org} as shipment {shipment_id} ({committed_at(r)}); "
@@ -200,9 +202,11 @@ def drug_receive(shipment_id: str, url: str | None, key_file: Path | None, as_js
     result = ledger.submit(b.Receive(shipment_id))
     if result.get("status") == "committed" and not as_json:
         got = ledger.call("GET", f"/drugs/shipments/{quote(shipment_id, safe='')}")
-        result = {**result, "packs": len(got["packs"]), "from": got["from"]}
+        shown: dict[str, Any] = {**result, "packs": len(got["packs"]), "from": got["from"]}
+    else:
+        shown = {**result}
     report(
-        result,
+        shown,
         as_json,
         lambda r: f"received shipment {shipment_id}: {r['packs']} pack(s) from {r['from']} ({committed_at(r)})",
     )
@@ -335,7 +339,7 @@ def drug_verify(code: str, scanned_by: str, no_proofs: bool, url: str | None, as
         raise SystemExit(1)
 
 
-def _print_verdict(found: dict[str, Any]) -> None:
+def _print_verdict(found: Mapping[str, Any]) -> None:
     code = found.get("code") or {}
     ident = f"GTIN {code.get('gtin')}  serial {code.get('serial')}"
     ident += "".join(f"  {k} {code[k]}" for k in ("lot", "expiry") if code.get(k))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def _resource(path: Path) -> Any:
     return json.loads(text)
 
 
-def _filed(result: dict[str, Any], as_json: bool, what: str) -> None:
+def _filed(result: Mapping[str, Any], as_json: bool, what: str) -> None:
     report(
         result,
         as_json,

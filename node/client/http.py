@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from node.client.sse import SseItem, SseParser
+from node.documents import NodeStatus
 from primitives.errors import UsageError
 
 T = TypeVar("T")
@@ -160,8 +161,8 @@ class NodeClient:
         """Send a request (``data`` as octet-stream, or ``doc`` as JSON) and return the JSON answer."""
         return (await self.send(method, path, data=data, doc=doc, timeout=timeout)).result()
 
-    async def status(self) -> dict[str, Any]:
-        found: dict[str, Any] = await self.call("GET", "/status")
+    async def status(self) -> NodeStatus:
+        found: NodeStatus = await self.call("GET", "/status")
         return found
 
     async def events(
@@ -250,7 +251,7 @@ class SyncNodeClient:
     ) -> Reply:
         return self.run(self.client.send(method, path, data=data, doc=doc, content_type=content_type, timeout=timeout))
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> NodeStatus:
         return self.run(self.client.status())
 
     def close(self) -> None:

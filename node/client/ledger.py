@@ -17,6 +17,8 @@ from urllib.parse import quote
 import aiohttp
 
 from node.client.http import ApiFailure, NodeClient, NodeUnreachable, SyncNodeClient
+from node.documents import TxStatus
+from node.healthcare.documents import FiledRecord, PackDocument, ServedRecord, Verification
 from node.healthcare.fhir import commitment, new_salt, validate_resource
 from node.healthcare.ledger import bodies as b
 from node.healthcare.ledger.records import patient_id
@@ -54,16 +56,16 @@ class LedgerClient(NodeClient):
     async def sign(self, body: Any) -> bytes:
         return make_transaction(self._key(), await self.chain(), body, int(time.time() * 1000))
 
-    async def submit(self, body: Any, wait: bool = True) -> dict[str, Any]:
+    async def submit(self, body: Any, wait: bool = True) -> TxStatus:
         data = await self.sign(body)
-        result: dict[str, Any] = await self.call("POST", "/txs" + ("?wait=commit" if wait else ""), data=data,
+        result: TxStatus = await self.call("POST", "/txs" + ("?wait=commit" if wait else ""), data=data,
                                                  timeout=COMMIT_TIMEOUT)
         return result
 
     # ------------------------------------------------------------ EHR
 
     async def file_record(self, resource: Any, patient: bytes | None = None, record_id: bytes | None = None,
-                          replaces: int | None = None) -> dict[str, Any]:
+                          replaces: int | None = None) -> FiledRecord:
         """File a new record (patient given) or amend one (record_id and replaces given)."""
         rtype, canonical = validate_resource(resource)
         salt = new_salt()
@@ -76,30 +78,29 @@ class LedgerClient(NodeClient):
             body = b.AmendRecord(record_id, replaces, rtype, digest)
         data = await self.sign(body)
         doc = {"tx": data.hex(), "salt": salt.hex(), "resource": json.loads(canonical)}
-        result: dict[str, Any] = await self.call("POST", "/ehr/records", doc=doc, timeout=COMMIT_TIMEOUT)
+        result: FiledRecord = await self.call("POST", "/ehr/records", doc=doc, timeout=COMMIT_TIMEOUT)
         return result
 
     async def read_record(self, record_id: bytes, purpose: str = "treatment", break_glass: bool = False,
-                          version: int = 0) -> dict[str, Any]:
+                          version: int = 0) -> ServedRecord:
         request = b.ReadRequest.signed(self._key(), await self.chain(), record_id, version, purpose, break_glass,
                                        int(time.time() * 1000), os.urandom(16))
-        result: dict[str, Any] = await self.call("POST", f"/ehr/records/{record_id.hex()}/read",
-                                                 doc={"request": encode(request).hex()},
-                                                 timeout=COMMIT_TIMEOUT)
+        result: ServedRecord = await self.call("POST", f"/ehr/records/{record_id.hex()}/read",
+                                               doc={"request": encode(request).hex()}, timeout=COMMIT_TIMEOUT)
         return result
 
     # ------------------------------------------------------------ drugs
 
     async def verify(self, code: str, scanned_by: str = "", proofs: bool = True, at_ms: int | None = None
-                     ) -> dict[str, Any]:
+                     ) -> Verification:
         doc: dict[str, Any] = {"code": code, "scanned_by": scanned_by, "proofs": proofs}
         if at_ms is not None:
             doc["at_ms"] = at_ms
-        result: dict[str, Any] = await self.call("POST", "/drugs/verify", doc=doc)
+        result: Verification = await self.call("POST", "/drugs/verify", doc=doc)
         return result
 
-    async def pack(self, gtin: str, serial: str, proofs: bool = True) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call(
+    async def pack(self, gtin: str, serial: str, proofs: bool = True) -> PackDocument:
+        result: PackDocument = await self.call(
             "GET", f"/drugs/packs/{gtin}/{quote(serial, safe='')}" + ("" if proofs else "?proofs=0"))
         return result
 
@@ -120,18 +121,18 @@ class SyncLedger(SyncNodeClient):
     def key(self) -> SigningKey | None:
         return self.client.key
 
-    def submit(self, body: Any, wait: bool = True) -> dict[str, Any]:
+    def submit(self, body: Any, wait: bool = True) -> TxStatus:
         return self.run(self.client.submit(body, wait))
 
     def file_record(self, resource: Any, patient: bytes | None = None, record_id: bytes | None = None,
-                    replaces: int | None = None) -> dict[str, Any]:
+                    replaces: int | None = None) -> FiledRecord:
         return self.run(self.client.file_record(resource, patient, record_id, replaces))
 
     def read_record(self, record_id: bytes, purpose: str = "treatment", break_glass: bool = False,
-                    version: int = 0) -> dict[str, Any]:
+                    version: int = 0) -> ServedRecord:
         return self.run(self.client.read_record(record_id, purpose, break_glass, version))
 
-    def verify(self, code: str, scanned_by: str = "", proofs: bool = True) -> dict[str, Any]:
+    def verify(self, code: str, scanned_by: str = "", proofs: bool = True) -> Verification:
         return self.run(self.client.verify(code, scanned_by, proofs))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from node.client.http import NodeClient
+from node.documents import NodeStatus
 from node.lab.bench_mix import Cast, fetch_metrics, network_seeds, plan_chain, run_setup
 from node.lab.counterfeit import Network, code_forms
 from node.lab.fresh_cluster import fresh_consortium, raise_interrupt_on_sigterm
@@ -98,7 +99,7 @@ def verify_bench(root: Path, packs: int, scans: int, seed: int, say: Callable[[s
     }
 
 
-async def _status(api: str) -> dict[str, Any]:
+async def _status(api: str) -> NodeStatus:
     async with NodeClient(api) as node:
         return await node.status()
 

@@ -29,6 +29,7 @@ import aiohttp
 
 from node.client.http import ApiFailure, NodeClient, NodeUnreachable
 from node.config import load_config, read_key
+from node.documents import NodeStatus
 from node.genesis import load_genesis
 from node.healthcare.transactions import Anchor, make_transaction
 from primitives.errors import UsageError
@@ -272,7 +273,7 @@ async def _wait_one(client: NodeClient, node: NodeProcess, chain_id: str, deadli
     key = node_key(node)
     while True:
         try:
-            status: dict[str, Any] | None = await client.status()
+            status: NodeStatus | None = await client.status()
         except (NodeUnreachable, ApiFailure):
             status = None
         if status is not None and (status.get("node_key"), status.get("chain_id")) != (key, chain_id):
@@ -286,7 +287,7 @@ async def _wait_one(client: NodeClient, node: NodeProcess, chain_id: str, deadli
         await asyncio.sleep(0.1)
 
 
-async def _impostor(node: NodeProcess, status: dict[str, Any], key: str, chain_id: str) -> None:
+async def _impostor(node: NodeProcess, status: NodeStatus, key: str, chain_id: str) -> None:
     """Another process answers on this node's API port: give ours a moment to fail, to quote why it did."""
     give_up = time.monotonic() + 20
     while is_alive(node.pid) and time.monotonic() < give_up:

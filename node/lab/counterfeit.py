@@ -42,6 +42,8 @@ import aiohttp
 
 from node.client.ledger import LedgerClient, wait_height
 from node.config import read_key
+from node.documents import TxStatus
+from node.healthcare.documents import Verification
 from node.healthcare.gs1 import gtin_with_check_digit
 from node.healthcare.ledger import bodies as b
 from node.lab.fresh_cluster import fresh_consortium, raise_interrupt_on_sigterm
@@ -166,7 +168,7 @@ class Experiment:
     def _client(self, session: aiohttp.ClientSession, org: str, key: SigningKey | None) -> LedgerClient:
         return LedgerClient(self.net.api_for(org), key, session)
 
-    async def _must(self, client: LedgerClient, body: Any) -> dict[str, Any]:
+    async def _must(self, client: LedgerClient, body: Any) -> TxStatus:
         result = await client.submit(body)
         if result.get("status") != "committed":
             raise UsageError(f"{type(body).__name__} was not committed: {result.get('code')}: "
@@ -386,7 +388,7 @@ class Experiment:
         )
 
     async def _scan(self, session: aiohttp.ClientSession, kind: str, org: str, code: str, opts: dict[str, Any]
-                    ) -> tuple[str, str, str, dict[str, Any], dict[str, Any]]:
+                    ) -> tuple[str, str, str, dict[str, Any], Verification]:
         client = self._client(session, org, None)
         start = time.perf_counter()
         verdict = await client.verify(code, f"experiment/{org}", proofs=False, at_ms=opts.get("at_ms"))

@@ -20,6 +20,7 @@ import aiohttp
 from node.client.http import ApiFailure, NodeClient
 from node.client.ledger import LedgerClient, wait_height
 from node.client.sse import SseComment
+from node.documents import TxStatus
 from node.genesis import load_genesis
 from node.healthcare.epcis import validate_epcis
 from node.healthcare.gs1 import gtin_with_check_digit
@@ -84,7 +85,7 @@ class Story:
     def client(self, session: aiohttp.ClientSession, org: str, key: SigningKey | None) -> LedgerClient:
         return LedgerClient(self.net.api_for(org), key, session)
 
-    async def must(self, client: LedgerClient, body: Any) -> dict[str, Any]:
+    async def must(self, client: LedgerClient, body: Any) -> TxStatus:
         result = await client.submit(body)
         self.expect(result.get("status") == "committed",
                     f"{type(body).__name__} refused: {result.get('code')}: {result.get('message')}")
@@ -92,7 +93,7 @@ class Story:
         await wait_height(client.session, list(self.net.apis.values()), int(result["height"]))
         return result
 
-    async def refused(self, client: LedgerClient, body: Any, code: str) -> dict[str, Any]:
+    async def refused(self, client: LedgerClient, body: Any, code: str) -> TxStatus:
         result = await client.submit(body)
         self.expect(result.get("status") == "rejected" and result.get("code") == code,
                     f"{type(body).__name__} should be refused with {code}, got {result}")
@@ -222,21 +223,26 @@ class Story:
                   "can no longer ship what it handed over (not-custodian)")
         code = hri(gtin, serials[0], lot, expiry)
         scan = await pharmacist.verify(code, "counter 1")
-        self.expect(scan["verified"] and scan["status"] == "active", f"genuine pack not verified: {scan}")
+        pack = scan["pack"]
+        self.expect(scan["verified"] and scan["status"] == "active" and pack is not None,
+                    f"genuine pack not verified: {scan}")
+        assert pack is not None
         await self.must(pharmacist, b.Dispense(gtin, serials[0]))
-        self.step("dispense", f"{code} verified ({len(scan['pack']['history'])} events, each with a proof) "
+        self.step("dispense", f"{code} verified ({len(pack['history'])} events, each with a proof) "
                   "and dispensed")
         subscribed = asyncio.Event()
         stream = asyncio.create_task(self._watch_alerts(session, orgs["regulator"], 2, subscribed))
         await self._until_subscribed(stream, subscribed)
         clone = await pharmacist.verify(code, "counter 2")
-        self.expect(not clone["verified"] and clone["additionalInfo"] == "AlreadyDispensed" and clone["alert"],
+        self.expect(not clone["verified"] and clone["additionalInfo"] == "AlreadyDispensed"
+                    and clone["alert"] is not None,
                     f"clone not caught: {clone}")
         self.step("cloned pack", f"scanned again: NOT VERIFIED, {clone['verificationFailureReason']} / "
                   f"{clone['additionalInfo']}; alert filed")
         fake = hri(gtin, "PK9999", lot, expiry)
         counterfeit = await pharmacist.verify(fake, "counter 2")
-        self.expect(not counterfeit["verified"] and counterfeit["status"] == "unknown" and counterfeit["alert"],
+        self.expect(not counterfeit["verified"] and counterfeit["status"] == "unknown"
+                    and counterfeit["alert"] is not None,
                     f"counterfeit not caught: {counterfeit}")
         self.step("counterfeit", f"{fake}: NOT VERIFIED, {counterfeit['verificationFailureReason']}; alert filed")
         seen = await asyncio.wait_for(stream, 30)

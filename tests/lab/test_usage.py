@@ -35,7 +35,9 @@ def test_cpu_used_between_two_samples_counts_this_process_as_the_client() -> Non
     after = Samples.take({"self": os.getpid()})
     used = cpu_percent(before, after)
     assert set(used) == {"self", "client"}
-    assert used["client"] > 0 and used["self"] == used["client"]
+    # Both name this process, read a moment apart: they may differ by the kernel's CPU-time granularity.
+    tick_pct = 100 * 2 / os.sysconf("SC_CLK_TCK") / (after.wall - before.wall)
+    assert used["client"] > 0 and abs(used["self"] - used["client"]) <= tick_pct + 0.1
 
 
 def test_the_machine_is_never_busier_than_its_total() -> None:
