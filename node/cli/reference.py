@@ -25,8 +25,8 @@ Every command also answers `--help` (or `-h`) with the same text.
 
 - **Which node.** A command that talks to a node takes `--node URL`, the node's
   HTTP API (node `i` of a local cluster serves it on `base + 2i + 1`, e.g.
-  `http://127.0.0.1:26601`). Without `--node` it uses the `MEDCHAIN_NODE`
-  environment variable.
+  `http://127.0.0.1:26601`, or just `127.0.0.1:26601`). Without `--node` it
+  uses the `MEDCHAIN_NODE` environment variable.
 - **Who signs.** A command that acts signs a transaction with `--key FILE`.
   The healthcare commands wait until it commits; `anchor put` waits with
   `--wait`.
