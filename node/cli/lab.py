@@ -7,7 +7,6 @@ again, also on errors, Ctrl-C (exit 130) and SIGTERM.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from node.cli.common import print_json
 from node.lab import bench as cluster_bench
 from node.lab import bench_report, bench_verify, counterfeit, signing_bench, storage_bench, story
 from node.lab.progress import Progress
@@ -41,10 +41,6 @@ class PositiveNumber(click.ParamType):  # type: ignore[type-arg]  # generic only
         if math.isnan(number) or not 0 < number <= self.high:
             self.fail(f"must be above 0 and at most {self.high:g}, got {value}", param, ctx)
         return number
-
-
-def _print_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2))
 
 
 def _interrupted(what: str) -> NoReturn:
@@ -133,7 +129,7 @@ def bench_cluster(profile: str | None, workload: str | None, mode: str, rate: fl
     except KeyboardInterrupt:
         _interrupted("the clusters were stopped")
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         click.echo(bench_report.format_report(report))
 
@@ -168,7 +164,7 @@ def bench_verify_command(packs: int, scans: int, seed: int, directory: Path | No
     except KeyboardInterrupt:
         _interrupted("the cluster was stopped")
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         click.echo(bench_verify.format_verify(report))
 
@@ -186,7 +182,7 @@ def bench_signing(seconds: float, as_json: bool) -> None:
     """
     report = signing_bench.measure(seconds)
     if as_json:
-        _print_json(asdict(report))
+        print_json(asdict(report))
     else:
         click.echo(signing_bench.format_table(report))
 
@@ -206,7 +202,7 @@ def bench_storage(directory: Path | None, count: int, seconds: float, blocks: in
     """The store's speed: synchronous block commits, WAL appends, and opening a long chain."""
     report = storage_bench.measure(directory, count, seconds, blocks)
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         click.echo(storage_bench.format_table(report))
 
@@ -261,7 +257,7 @@ def counterfeit_command(directory: Path | None, packs: int, fakes: int, dispense
     except KeyboardInterrupt:
         _interrupted("the cluster was stopped" if directory is None else "the cluster is still running")
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         click.echo(counterfeit.format_summary(summary))
     if not summary["ok"]:
@@ -286,7 +282,7 @@ def story_command(directory: Path, as_json: bool) -> None:
     """
     steps = story.play(directory, (lambda line: None) if as_json else click.echo)
     if as_json:
-        _print_json([asdict(s) for s in steps])
+        print_json([asdict(s) for s in steps])
 
 
 LAB_COMMANDS: list[click.Command] = [bench, counterfeit_command, story_command]

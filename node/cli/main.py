@@ -1,6 +1,13 @@
-"""The ``medchain`` command line: one click group, one module per command family."""
+"""The ``medchain`` command line: one click group, one module per command family.
+
+The lab tools' commands (benchmarks, experiments, the simulator) load on first
+use: every node process and every operator command starts without importing them.
+"""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
 
 import click
 
@@ -8,14 +15,46 @@ from node.cli.common import MedchainGroup
 from node.cli.drugs import DRUG_COMMANDS
 from node.cli.ehr import EHR_COMMANDS
 from node.cli.identity import IDENTITY_COMMANDS
-from node.cli.lab import LAB_COMMANDS
 from node.cli.ops import COMMANDS
-from node.lab.sim import sim
 
 HEALTHCARE_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
+# command name -> "module:attribute" of a command loaded when it is first asked for
+LAZY_COMMANDS = {
+    "bench": "node.cli.lab:bench",
+    "counterfeit": "node.cli.lab:counterfeit_command",
+    "story": "node.cli.lab:story_command",
+    "sim": "node.lab.sim:sim",
+}
 
 
-@click.group("medchain", cls=MedchainGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class RootGroup(MedchainGroup):
+    """The ``medchain`` group: the commands registered below, plus ``LAZY_COMMANDS`` imported on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+Walk = Iterator[tuple[tuple[str, ...], click.Command]]
+
+
+def walk(command: click.Command, path: tuple[str, ...] = ("medchain",)) -> Walk:
+    """Every command under ``command`` (itself first, groups included) with its path of names, in name order."""
+    yield path, command
+    if isinstance(command, click.Group):
+        ctx = click.Context(command, info_name=path[-1])
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                yield from walk(sub, (*path, name))
+
+
+@click.group("medchain", cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="medchain")
 def main() -> None:
     """medchain: a permissioned PBFT blockchain for healthcare.
@@ -41,6 +80,5 @@ def main() -> None:
     """
 
 
-main.add_command(sim)
-for command in [*COMMANDS, *HEALTHCARE_COMMANDS, *LAB_COMMANDS]:
+for command in [*COMMANDS, *HEALTHCARE_COMMANDS]:
     main.add_command(command)

@@ -7,24 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
 from node.cli.main import main as cli
+from node.cli.main import walk
 from tests.harness import free_base_port
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = []
-    for name, command in group.commands.items():
-        out.append((*prefix, name))
-        if isinstance(command, click.Group):
-            out.extend(_commands(command, (*prefix, name)))
-    return out
-
-
-@pytest.mark.parametrize("path", _commands(cli))
+@pytest.mark.parametrize("path", [path[1:] for path, _ in walk(cli)][1:])
 def test_every_command_explains_itself(path):
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0, result.output

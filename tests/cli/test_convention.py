@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -19,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from node.cli.common import MedchainGroup
 from node.cli.main import main as cli
+from node.cli.main import walk
 from primitives.errors import UsageError
 from tests.harness import free_base_port
 
@@ -28,15 +28,7 @@ PID = "cd" * 16
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def walk(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    """Every command under ``group``, groups included, with its path of names."""
-    for name, command in sorted(group.commands.items()):
-        yield (*prefix, name), command
-        if isinstance(command, click.Group):
-            yield from walk(command, (*prefix, name))
-
-
-ALL = list(walk(cli))
+ALL = [(path[1:], command) for path, command in walk(cli)][1:]
 LEAVES = [(path, command) for path, command in ALL if not isinstance(command, click.Group)]
 
 

@@ -1,22 +1,13 @@
 """docs/cli.md is the reference rendered from the click tree, and it stays true as commands change."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from node.cli.main import main
+from node.cli.main import main, walk
 from node.cli.reference import render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
-
-
-def command_paths(command: click.Command, path: str) -> Iterator[str]:
-    yield path
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            if not sub.hidden:
-                yield from command_paths(sub, f"{path} {name}")
 
 
 def test_docs_cli_md_is_what_the_commands_render():
@@ -25,7 +16,7 @@ def test_docs_cli_md_is_what_the_commands_render():
 
 def test_every_command_and_option_has_its_section():
     text = render()
-    for path in command_paths(main, "medchain"):
+    for path in (" ".join(path) for path, command in walk(main) if not command.hidden):
         assert f"### `{path}`\n" in text, path
     cluster_up = text.split("### `medchain cluster up`")[1].split("### ")[0]
     assert "| `--consortium FILE` |" in cluster_up and "| `--dir " in cluster_up

@@ -9,19 +9,13 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from node.cli.lab import LAB_COMMANDS
 from node.cli.main import main as cli
+from node.cli.main import walk
+
+LAB_NAMES = {"bench", "counterfeit", "story"}
 
 
-def _walk(command: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:
-    out = [(path, command)]
-    if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            out += _walk(sub, (*path, name))
-    return out
-
-
-LAB = [item for command in LAB_COMMANDS for item in _walk(command, (str(command.name),))]
+LAB = [(path[1:], command) for path, command in walk(cli) if path[1:2] and path[1] in LAB_NAMES]
 
 
 @pytest.mark.parametrize(("path", "command"), LAB, ids=[" ".join(p) for p, _ in LAB])
