@@ -230,13 +230,14 @@ def test_medchain_traceback_shows_a_bug_as_it_is():
     assert isinstance(result.exception, KeyError)
 
 
-def test_cli_and_client_modules_import_no_private_names():
-    """Helpers shared between modules have public names."""
-    folders = [ROOT / "node" / "cli", ROOT / "node" / "client", ROOT / "tests" / "cli", ROOT / "tests" / "client"]
+def test_no_module_imports_another_modules_private_names():
+    """Helpers shared between modules have public names: no ``from project.module import _name`` anywhere."""
+    project = ("primitives", "consensus", "storage", "node", "tests")
     found = []
-    for folder in folders:
-        for path in folder.glob("*.py"):
+    for top in project:
+        for path in (ROOT / top).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("node", "tests"):
-                    found += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+                if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in project:
+                    found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}" for a in node.names
+                              if a.name.startswith("_")]
     assert not found, found
