@@ -1,7 +1,8 @@
 """EPCIS 2.0 JSON-LD export of one pack's history, and its check against GS1's schema.
 
 Each medchain event of a pack becomes one ``ObjectEvent`` about the pack's
-SGTIN, mapped through ``_MAPPING`` below (action, CBV 2.0 bizStep and
+SGTIN (its company prefix length from GS1's table, never from ledger state),
+mapped through ``_MAPPING`` below (action, CBV 2.0 bizStep and
 disposition).  The choices that the standards leave to us:
 
 - ``eventID`` is a ``urn:uuid`` (name-based, version 5) of the medchain tx id,
@@ -146,14 +147,17 @@ class PackEvent:
 def epcis_document(
     gtin: str,
     serial: str,
-    prefix_len: int,
     events: Sequence[Mapping[str, Any]],
     created_ms: int,
     *,
     iri_base: str = IRI_BASE,
 ) -> EpcisDocument:
-    """An EPCISDocument with one ObjectEvent per event of the pack, in the order given."""
-    epc = sgtin_uri(gtin, serial, prefix_len)
+    """An EPCISDocument with one ObjectEvent per event of the pack, in the order given.
+
+    The pack's EPC is its SGTIN split by GS1's prefix table (``gs1.sgtin_uri``):
+    a function of the GTIN and serial only, so it is the same in every export.
+    """
+    epc = sgtin_uri(gtin, serial)
     if not iri_base.startswith(("https://", "http://")) or not iri_base.endswith("/"):
         raise EpcisError(f"iri_base {iri_base!r} must be an http(s) URL ending with '/'")
     if isinstance(created_ms, bool) or not isinstance(created_ms, int) or created_ms < 0:

@@ -15,6 +15,9 @@ Rules this module keeps (GS1 General Specifications; EPC Tag Data Standard):
 - Expiry is kept exactly as printed (YYMMDD) and as a date; day ``00`` means
   the last day of the month.  The century is fixed (see ``check_expiry``) so
   every node reads the same date from the same code, whatever its clock says.
+- A pack's EPC (SGTIN URI) splits the GTIN at its GS1 company prefix, whose
+  length comes from GS1's prefix table (``company_prefix_length``): a fact of
+  the GTIN, so a pack's EPC never changes with licences or any other state.
 
 Every refusal is a ``Gs1Error`` whose ``field`` names the part at fault.
 """
@@ -33,6 +36,7 @@ from biip.checksums import gs1_standard_check_digit
 from biip.gs1_digital_link_uris import GS1DigitalLinkURI
 from biip.gs1_element_strings import GS1ElementString, GS1ElementStrings
 from biip.gs1_messages import GS1Message
+from biip.gs1_prefixes import GS1CompanyPrefix
 from biip.symbology import GS1Symbology, SymbologyIdentifier
 
 from primitives.errors import UsageError
@@ -49,6 +53,11 @@ _GTIN_LENGTHS = (8, 12, 13, 14)
 # EPC URI form of a serial (TDS, table A-1): these characters of set 82 are
 # not allowed as such in a URN and are percent-escaped; the others stay.
 _EPC_ESCAPES = str.maketrans({'"': "%22", "%": "%25", "&": "%26", "/": "%2F", "<": "%3C", ">": "%3E", "?": "%3F"})
+
+# The split of a GTIN that GS1's prefix table does not cover (unassigned
+# ranges, restricted circulation numbers 02 and 20-29, ISBN and ISSN): a fixed
+# rule of the GTIN alone, so its EPC never depends on anything else either.
+DEFAULT_PREFIX_LEN = 7
 
 # Two-digit years (General Specifications 7.12) are read in a fixed window,
 # 1977-2076: the standard's sliding window evaluated in 2026.  biip slides the
@@ -123,8 +132,8 @@ class PackCode:
         # biip always writes https; keep the scheme the caller asked for.
         return uri if parts.scheme == "https" else "http" + uri.removeprefix("https")
 
-    def sgtin_uri(self, prefix_len: int) -> str:
-        """The EPC pure identity URI, given the length of the company prefix."""
+    def sgtin_uri(self, prefix_len: int | None = None) -> str:
+        """The EPC pure identity URI (``sgtin_uri``)."""
         return sgtin_uri(self.gtin, self.serial, prefix_len)
 
 
@@ -199,18 +208,45 @@ def gtin_with_check_digit(body13: str) -> str:
     return body13 + str(gs1_standard_check_digit(body13))
 
 
-def sgtin_uri(gtin: str, serial: str, prefix_len: int) -> str:
+def company_prefix_length(gtin: str) -> int:
+    """The length of the GS1 company prefix ``gtin`` was allocated under, from GS1's prefix table.
+
+    The table is the one biip ships (GS1's company prefix length list); a GTIN
+    it does not cover gets ``DEFAULT_PREFIX_LEN``.  The answer depends on the
+    GTIN alone, never on who holds which licence, so a pack keeps one EPC.
+    """
+    return _prefix_len(check_gtin(gtin))
+
+
+@functools.lru_cache(maxsize=8192)
+def _prefix_len(gtin14: str) -> int:
+    found = GS1CompanyPrefix.extract(gtin14[1:])
+    if found is None or not 6 <= len(found.value) <= 12:
+        return DEFAULT_PREFIX_LEN
+    return len(found.value)
+
+
+def sgtin_uri(gtin: str, serial: str, prefix_len: int | None = None) -> str:
     """``urn:epc:id:sgtin:<CompanyPrefix>.<Indicator><ItemRef>.<Serial>`` (EPC Tag Data Standard).
 
-    The company prefix is the ``prefix_len`` digits after the indicator digit;
-    the item reference is what remains before the check digit.
+    The company prefix is the ``prefix_len`` digits after the indicator digit
+    (by default its length in GS1's table: ``company_prefix_length``); the item
+    reference is what remains before the check digit.  The serial is written
+    in its escaped form (``epc_serial``).
     """
     g = check_gtin(gtin)
     check_serial(serial)
+    if prefix_len is None:
+        prefix_len = _prefix_len(g)
     if isinstance(prefix_len, bool) or not isinstance(prefix_len, int) or not 6 <= prefix_len <= 12:
         raise Gs1Error("prefix_len", f"company prefix length {prefix_len!r} must be an integer from 6 to 12")
     company, item = g[1 : 1 + prefix_len], g[1 + prefix_len : 13]
-    return f"urn:epc:id:sgtin:{company}.{g[0]}{item}.{serial.translate(_EPC_ESCAPES)}"
+    return f"urn:epc:id:sgtin:{company}.{g[0]}{item}.{epc_serial(serial)}"
+
+
+def epc_serial(serial: str) -> str:
+    """A serial of set 82 as an EPC URI writes it: what a URN cannot hold as such is percent-escaped."""
+    return check_serial(serial).translate(_EPC_ESCAPES)
 
 
 def company_prefix_matches(gtin: str, prefix: str) -> bool:

@@ -29,14 +29,12 @@ from node.healthcare.documents import (
     AlertDocument,
     CommittedRecord,
     EpcisDocument,
-    EpcisPackEvent,
     EventDocument,
     FiledRecord,
     PackDocument,
     ServedRecord,
     Verification,
 )
-from node.healthcare.epcis import epcis_document
 from node.healthcare.fhir import SALT_BYTES, FhirError, commitment, validate_resource
 from node.healthcare.gs1 import Gs1Error, parse_code
 from node.healthcare.ledger import bodies as b
@@ -346,20 +344,4 @@ class HealthcareService:
         return out
 
     def epcis(self, gtin: str, serial: str) -> EpcisDocument | None:
-        views = self.views()
-        found = views.pack(gtin, serial)
-        if found is None:
-            return None
-        pack, lot = found
-        events: list[EpcisPackEvent] = []
-        for event in views.history(pack, lot):
-            item: EpcisPackEvent = {"kind": event.kind, "time_ms": event.time_ms, "tx_id": event.tx_id.hex(),
-                                    "height": event.height, "org": event.org, "lot": pack.lot, "expiry": pack.expiry}
-            if event.kind == "ship":
-                item["from_org"], item["to_org"], item["shipment_id"] = event.org, event.other_org, event.ref
-            elif event.kind == "receive":
-                item["from_org"], item["to_org"], item["shipment_id"] = event.other_org, event.org, event.ref
-            elif event.kind in ("recall", "quarantine", "release", "destroy") and event.ref:
-                item["reason"] = event.ref
-            events.append(item)
-        return epcis_document(gtin, serial, views.prefix_len(gtin, pack.manufacturer), events, self.now_ms())
+        return self.views().epcis(gtin, serial, self.now_ms())

@@ -11,6 +11,8 @@ from node.healthcare.documents import (
     AccessDocument,
     AlertDocument,
     ConsentDocument,
+    EpcisDocument,
+    EpcisPackEvent,
     EventDocument,
     LicenceDocument,
     LotDocument,
@@ -22,6 +24,7 @@ from node.healthcare.documents import (
     RecordVersionDocument,
     ShipmentDocument,
 )
+from node.healthcare.epcis import epcis_document
 from node.healthcare.ledger.bodies import PackRef
 from node.healthcare.ledger.records import (
     ALERT_PREFIX,
@@ -227,13 +230,27 @@ class LedgerViews:
         start = alert_key(after) if after is not None else None
         return [alert_json(decode(Alert, raw)) for _, raw in self._items(ALERT_PREFIX, start, limit)]
 
-    def prefix_len(self, gtin: str, manufacturer: str) -> int:
-        """The GS1 company prefix length, from the manufacturer's licence (for SGTIN URIs)."""
-        for lic in self.licences(manufacturer):
-            scope = lic["scope"]
-            if lic["kind"] == "manufacture" and scope and gtin[1:].startswith(scope):
-                return len(scope)
-        return 7
+    def epcis(self, gtin: str, serial: str, created_ms: int) -> EpcisDocument | None:
+        """The pack's history as an EPCIS 2.0 document; its EPC is a fact of the GTIN (``gs1.sgtin_uri``)."""
+        found = self.pack(gtin, serial)
+        if found is None:
+            return None
+        pack, lot = found
+        events = [epcis_event(event, pack) for event in self.history(pack, lot)]
+        return epcis_document(gtin, serial, events, created_ms)
+
+
+def epcis_event(event: Event, pack: Pack) -> EpcisPackEvent:
+    """One ledger event of ``pack`` as the EPCIS exporter reads it."""
+    item: EpcisPackEvent = {"kind": event.kind, "time_ms": event.time_ms, "tx_id": event.tx_id.hex(),
+                            "height": event.height, "org": event.org, "lot": pack.lot, "expiry": pack.expiry}
+    if event.kind == "ship":
+        item["from_org"], item["to_org"], item["shipment_id"] = event.org, event.other_org, event.ref
+    elif event.kind == "receive":
+        item["from_org"], item["to_org"], item["shipment_id"] = event.other_org, event.org, event.ref
+    elif event.kind in ("recall", "quarantine", "release", "destroy") and event.ref:
+        item["reason"] = event.ref
+    return item
 
 
 def alert_json(a: Alert) -> AlertDocument:

@@ -5,11 +5,11 @@ import copy
 import pytest
 
 from node.healthcare.epcis import EPCIS_CONTEXT, MEDCHAIN_NAMESPACE, EpcisError, epcis_document, validate_epcis
-from node.healthcare.gs1 import Gs1Error
+from node.healthcare.gs1 import Gs1Error, sgtin_uri
 
 GTIN = "09506000134352"
 SERIAL = "AB/12"
-EPC = "urn:epc:id:sgtin:9506000.013435.AB%2F12"
+EPC = "urn:epc:id:sgtin:95060001343.05.AB%2F12"  # GS1's table: 11-digit company prefix
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HISTORY = [
     {
@@ -55,7 +55,7 @@ HISTORY = [
 
 
 def _document():
-    return epcis_document(GTIN, SERIAL, 7, HISTORY, T0 + 60_000)
+    return epcis_document(GTIN, SERIAL, HISTORY, T0 + 60_000)
 
 
 def _events():
@@ -138,22 +138,22 @@ def test_event_ids_are_deterministic_and_distinct():
     assert ids == [event["eventID"] for event in _document()["epcisBody"]["eventList"]]
     assert len(set(ids)) == len(ids)
     # One shipment transaction moving two packs gives two events with two ids.
-    other = epcis_document(GTIN, "OTHER", 7, HISTORY[1:2], T0)["epcisBody"]["eventList"][0]
+    other = epcis_document(GTIN, "OTHER", HISTORY[1:2], T0)["epcisBody"]["eventList"][0]
     assert other["eventID"] != ids[1]
 
 
 def test_a_deployment_chooses_its_own_iri_base():
-    doc = epcis_document(GTIN, SERIAL, 7, HISTORY[:2], T0, iri_base="https://ledger.example.net/")
+    doc = epcis_document(GTIN, SERIAL, HISTORY[:2], T0, iri_base="https://ledger.example.net/")
     ship = doc["epcisBody"]["eventList"][1]
     assert ship["readPoint"] == {"id": "https://ledger.example.net/org/maker"}
     assert ship["bizTransactionList"][0]["bizTransaction"] == "https://ledger.example.net/shipment/SH-1"
     assert validate_epcis(doc) == []
     with pytest.raises(EpcisError, match="iri_base"):
-        epcis_document(GTIN, SERIAL, 7, HISTORY, T0, iri_base="https://ledger.example.net")
+        epcis_document(GTIN, SERIAL, HISTORY, T0, iri_base="https://ledger.example.net")
 
 
 def test_an_empty_history_is_still_a_valid_document():
-    assert validate_epcis(epcis_document(GTIN, SERIAL, 7, [], T0)) == []
+    assert validate_epcis(epcis_document(GTIN, SERIAL, [], T0)) == []
 
 
 @pytest.mark.parametrize(
@@ -202,7 +202,7 @@ def test_a_document_without_its_required_parts_is_rejected():
 )
 def test_a_malformed_input_event_is_refused(change, says):
     with pytest.raises(EpcisError) as err:
-        epcis_document(GTIN, SERIAL, 7, [{**HISTORY[0], **change}], T0)
+        epcis_document(GTIN, SERIAL, [{**HISTORY[0], **change}], T0)
     assert says in str(err.value)
 
 
@@ -210,13 +210,27 @@ def test_an_input_event_missing_a_key_is_refused():
     event = dict(HISTORY[0])
     del event["tx_id"]
     with pytest.raises(EpcisError, match="lacks tx_id"):
-        epcis_document(GTIN, SERIAL, 7, [event], T0)
+        epcis_document(GTIN, SERIAL, [event], T0)
 
 
 def test_bad_identifiers_are_refused_by_the_gs1_checks():
     with pytest.raises(Gs1Error) as err:
-        epcis_document("09506000134353", SERIAL, 7, HISTORY, T0)
+        epcis_document("09506000134353", SERIAL, HISTORY, T0)
     assert err.value.field == "gtin"
     with pytest.raises(Gs1Error) as err:
-        epcis_document(GTIN, SERIAL, 7, [{**HISTORY[0], "expiry": "271332"}], T0)
+        epcis_document(GTIN, SERIAL, [{**HISTORY[0], "expiry": "271332"}], T0)
     assert err.value.field == "expiry"
+
+
+# Every character of GS1 AI encodable set 82, the characters a serial (21) may hold.
+SET_82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+
+
+def test_every_serial_character_gives_an_export_the_schema_accepts():
+    serials = [SET_82[i : i + 20] for i in range(0, len(SET_82), 20)] + list(SET_82)
+    for serial in serials:
+        doc = epcis_document(GTIN, serial, HISTORY, T0)
+        assert validate_epcis(doc) == [], serial
+        epcs = {epc for event in doc["epcisBody"]["eventList"] for epc in event["epcList"]}
+        assert epcs == {sgtin_uri(GTIN, serial)}, serial
+

@@ -1,17 +1,22 @@
 """GS1 pack codes: the three written forms, the checks on each part, EPC URIs and expiry."""
 
 import datetime as dt
+import re
+from urllib.parse import unquote
 
 import pytest
 
 from node.healthcare.gs1 import (
+    DEFAULT_PREFIX_LEN,
     Gs1Error,
     PackCode,
     check_expiry,
     check_gtin,
     check_lot,
     check_serial,
+    company_prefix_length,
     company_prefix_matches,
+    epc_serial,
     expired,
     gtin_with_check_digit,
     parse_code,
@@ -20,6 +25,8 @@ from node.healthcare.gs1 import (
 from primitives.errors import UsageError
 
 GTIN = "09506000134352"
+# Every character of GS1 AI encodable set 82.
+SET_82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 PACK = PackCode(GTIN, "ABC123", "L1", "271200")
 
 
@@ -160,9 +167,8 @@ def test_check_gtin_refuses_bad_gtins(gtin, says):
 
 
 def test_serial_and_lot_are_1_to_20_characters_of_set_82():
-    every_char = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-    for i in range(0, len(every_char), 20):
-        assert check_serial(every_char[i : i + 20]) == every_char[i : i + 20]
+    for i in range(0, len(SET_82), 20):
+        assert check_serial(SET_82[i : i + 20]) == SET_82[i : i + 20]
     assert check_lot("A" * 20) == "A" * 20
     for bad in ("", "A" * 21, "ÄB", "A#", "A B", "A\x1d"):
         with pytest.raises(Gs1Error) as err:
@@ -256,3 +262,47 @@ def test_a_pack_code_validates_itself():
     with pytest.raises(Gs1Error) as err:
         PackCode(GTIN, "S", "")
     assert err.value.field == "lot"
+
+
+@pytest.mark.parametrize(
+    ("gtin", "length"),
+    [
+        ("07031234000019", 6),  # GS1 Norway: 703123
+        ("04006381333931", 7),  # GS1 Germany: 4006381
+        (GTIN, 11),  # GS1 Global Office: 95060001343
+        ("96385074", 12),  # a GTIN-8, as GTIN-14 00000096385074
+        (gtin_with_check_digit("0200000000000"), DEFAULT_PREFIX_LEN),  # restricted circulation
+        (gtin_with_check_digit("0978000000000"), DEFAULT_PREFIX_LEN),  # ISBN: outside GS1's table
+        (gtin_with_check_digit("1703123400001"), 6),  # the indicator digit plays no part
+    ],
+)
+def test_the_company_prefix_length_comes_from_gs1s_table(gtin, length):
+    assert company_prefix_length(gtin) == length
+    company = sgtin_uri(gtin, "S").split(":")[4].split(".")[0]
+    assert company == check_gtin(gtin)[1 : 1 + length]
+
+
+def test_the_sgtin_uri_splits_at_the_gs1_company_prefix_by_default():
+    assert sgtin_uri("07031234000019", "S1") == "urn:epc:id:sgtin:703123.0400001.S1"
+    assert sgtin_uri(GTIN, "ABC123") == "urn:epc:id:sgtin:95060001343.05.ABC123"
+    assert PACK.sgtin_uri() == sgtin_uri(GTIN, "ABC123")
+
+
+# EPC Tag Data Standard: the serial of an SGTIN URI is 1-20 GS3A3 components:
+# a letter, a digit, one of !'()*+,-.:;=_ or one of the seven escapes.
+_GS3A3 = re.compile(r"(?:[A-Za-z0-9!'()*+,\-.:;=_]|%22|%25|%26|%2F|%3C|%3E|%3F)+")
+_SGTIN = re.compile(r"urn:epc:id:sgtin:(?P<company>[0-9]+)\.(?P<item>[0-9]+)\.(?P<serial>.+)")
+
+
+@pytest.mark.parametrize("char", list(SET_82))
+def test_every_serial_character_has_its_epc_uri_form(char):
+    for serial in (char, f"A{char}B", char * 20):
+        uri = sgtin_uri(GTIN, serial)
+        parts = _SGTIN.fullmatch(uri)
+        assert parts is not None, uri
+        assert len(parts["company"] + parts["item"]) == 13
+        assert _GS3A3.fullmatch(parts["serial"]), uri
+        assert unquote(parts["serial"]) == serial
+        assert epc_serial(serial) == parts["serial"]
+        escaped = char in '"%&/<>?'
+        assert (parts["serial"] == serial) is not escaped
