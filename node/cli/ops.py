@@ -526,7 +526,8 @@ def proof_verify(proof: Path, genesis: Path, document: Path | None, as_json: boo
     and every readable field of the proof, then says what was proven, all read
     from the verified bytes: the block, its time, the signer, and the action's
     kind and subject (a document hash, a pack, a lot, a record).  With --file,
-    the proof must be an anchor of that file.
+    the proof must be an anchor of that file.  A proof shows that the
+    transaction was committed, not whether the ledger's rules accepted it.
     """
     try:
         doc = json.loads(proof.read_text())

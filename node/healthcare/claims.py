@@ -185,9 +185,10 @@ def check_record_erasure(record: Mapping[str, Any], genesis: Genesis) -> Claim:
         raise InvalidProof(f"an erasure is filed by EraseRecords; the proof is of a {claim.kind}")
     if (record.get("erase_tx"), record.get("erased_height")) != (claim.proven.tx_id.hex(), claim.proven.height):
         raise InvalidProof("the record's erase_tx and erased_height are not those of its erasure proof")
-    rid = bytes.fromhex(str(record.get("record_id")))
-    if claim.subject["patient"] != record.get("patient") or not (body.all_records or rid in body.record_ids):
-        raise InvalidProof(f"the proven erasure is not of record {rid.hex()} by its patient")
+    rid = str(record.get("record_id"))
+    named = rid in claim.subject["record_ids"] or body.all_records
+    if claim.subject["patient"] != record.get("patient") or not named:
+        raise InvalidProof(f"the proven erasure is not of record {rid} by its patient")
     return claim
 
 

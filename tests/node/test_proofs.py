@@ -23,10 +23,12 @@ from click.testing import CliRunner, Result
 from node.cli.main import main as cli
 from node.genesis import Genesis, load_genesis
 from node.healthcare.claims import InvalidProof, check_pack_history, check_record_history, read_claim
+from node.healthcare.documents import PackDocument, ProvenRecordDocument, RecordDocument
 from node.lab.counterfeit import Network
 from node.lab.story import Story
 from node.proofs import check_proof
 from tests.harness import Cluster
+from tests.node.shapes import assert_matches
 
 CONSORTIUM = Path(__file__).resolve().parents[2] / "configs" / "consortium-4.toml"
 PROTOCOL = "trial protocol NCT-0042 v3\n"
@@ -135,6 +137,7 @@ def _pack_of_the_story(net: Net) -> tuple[str, str]:
 async def test_each_event_of_a_pack_history_proves_its_kind_and_pack(net: Net, tmp_path: Path) -> None:
     gtin, serial = _pack_of_the_story(net)
     pack = await net.get(f"/drugs/packs/{gtin}/{serial}")
+    assert_matches(pack, PackDocument, "pack")
     kinds = [e["kind"] for e in pack["history"]]
     assert kinds == ["commission", "ship", "receive", "ship", "receive", "dispense", "recall"], kinds
     claims = check_pack_history(pack, net.genesis)
@@ -167,7 +170,9 @@ async def test_each_event_of_a_record_history_proves_its_kind_and_record(net: Ne
     rid = net.steps["erasure"]["record"]
     plain = await net.get(f"/ehr/records/{rid}")
     assert "proof" not in plain["versions"][0] and "erase_proof" not in plain
+    assert_matches(plain, RecordDocument, "record")
     record = await net.get(f"/ehr/records/{rid}?proofs=1")
+    assert_matches(record, ProvenRecordDocument, "record with proofs")
     claims = check_record_history(record, net.genesis)
     assert [c.kind for c in claims] == ["AddRecord", "RecordAccess", "EraseRecords"]
     assert all(c.subject.get("record_id") == rid for c in claims[:2])
