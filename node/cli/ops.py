@@ -26,7 +26,7 @@ from node.cli.common import (
 from node.client.http import ApiFailure
 from node.config import load_config, read_key, write_key
 from node.genesis import load_genesis
-from node.healthcare.claims import Claim, anchored_hash, read_claim
+from node.healthcare.claims import Claim, anchored_hash, check_history, read_claim
 from node.healthcare.transactions import Anchor
 from node.lab import cluster as clusters
 from node.lab.consortium import Consortium, load_consortium
@@ -548,6 +548,45 @@ def proof_verify(proof: Path, genesis: Path, document: Path | None, as_json: boo
         print_json({"valid": True, **claim.json()})
     else:
         click.echo(_proven_text(claim, document))
+
+
+@proof_group.command("history")
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--genesis",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The network's genesis.json: the validator set the certificates must come from.",
+)
+@json_option("Print the verdict as JSON: valid, and what each event's proof proves, or the reason.")
+def proof_history(history: Path, genesis: Path, as_json: bool) -> None:
+    """Verify every proof of a saved pack or record history offline; exit 0 if all hold, 1 if not.
+
+    HISTORY is the JSON of 'medchain drug history CODE --proofs --json', 'drug
+    verify CODE --json' or 'ehr history RECORD_ID --proofs --json'.  Each
+    event's proof must verify against GENESIS alone and prove that event: a
+    transaction of the event's kind, about this pack or record, at the
+    event's height and time.  A proof moved from another event is refused.
+    """
+    try:
+        doc = json.loads(history.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Fail(f"{history} is not JSON: {exc}") from None
+    try:
+        subject, claims = check_history(doc, load_genesis(genesis))
+    except InvalidProof as exc:
+        if as_json:
+            print_json({"valid": False, "reason": str(exc)})
+        else:
+            click.echo(f"invalid: {exc}", err=True)
+        raise SystemExit(1) from None
+    if as_json:
+        print_json({"valid": True, "subject": subject, "events": [c.json() for c in claims]})
+        return
+    click.echo(f"valid: each of the {len(claims)} events of {subject} is proven by its own transaction")
+    rows = [{"height": c.proven.height, "kind": c.kind, "signer": c.proven.signer.hex()[:16],
+             "tx": c.proven.tx_id.hex()[:16]} for c in claims]
+    click.echo(table(rows, ["height", "kind", "signer", "tx"]))
 
 
 def _proven_text(claim: Claim, document: Path | None) -> str:

@@ -84,6 +84,13 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------- binding to a history's events
 
 
+def _claim_of(item: Mapping[str, Any], genesis: Genesis, key: str = "proof") -> Claim:
+    if item.get(key) is None:
+        raise InvalidProof(f"the {item.get('kind', 'event')} at height {item.get('height')} carries no {key}: "
+                           "ask for the history with its proofs")
+    return read_claim(item[key], genesis)
+
+
 def _same_place(event: Mapping[str, Any], proven: ProvenTransaction) -> None:
     shown = (event.get("tx_id"), event.get("height"), event.get("time_ms"))
     real = (proven.tx_id.hex(), proven.height, proven.block_time_ms)
@@ -116,7 +123,7 @@ def check_pack_event(event: Mapping[str, Any], genesis: Genesis, pack: Mapping[s
     ``shipments`` are the shipment ids that proven ships of this pack named so far: a receive's body names only
     its shipment, so it binds to the pack through one of them.  A ship adds its own.
     """
-    claim = read_claim(event.get("proof"), genesis)
+    claim = _claim_of(event, genesis)
     expected = PACK_EVENT_BODIES.get(str(event.get("kind")))
     if expected is None or not isinstance(claim.body, expected):
         raise InvalidProof(f"the event is a {event.get('kind')}; its proof is of a {claim.kind}")
@@ -147,7 +154,7 @@ def check_pack_history(pack: Mapping[str, Any], genesis: Genesis) -> list[Claim]
 
 def check_record_version(version: Mapping[str, Any], genesis: Genesis, record_id: str) -> Claim:
     """The claim of one version's proof, once it is the filing of that version of ``record_id``."""
-    claim = read_claim(version.get("proof"), genesis)
+    claim = _claim_of(version, genesis)
     body = claim.body
     if not isinstance(body, b.AddRecord | b.AmendRecord):
         raise InvalidProof(f"a record version is filed by AddRecord or AmendRecord; the proof is of a {claim.kind}")
@@ -164,7 +171,7 @@ def check_record_version(version: Mapping[str, Any], genesis: Genesis, record_id
 
 def check_record_access(access: Mapping[str, Any], genesis: Genesis, record_id: str) -> Claim:
     """The claim of one access log entry's proof, once it is that read of ``record_id``."""
-    claim = read_claim(access.get("proof"), genesis)
+    claim = _claim_of(access, genesis)
     if not isinstance(claim.body, b.RecordAccess):
         raise InvalidProof(f"an access is filed by RecordAccess; the proof is of a {claim.kind}")
     _same_place(access, claim.proven)
@@ -179,7 +186,7 @@ def check_record_access(access: Mapping[str, Any], genesis: Genesis, record_id: 
 
 def check_record_erasure(record: Mapping[str, Any], genesis: Genesis) -> Claim:
     """The claim of a record's erasure proof: the record's patient erased it (by id, or all their records)."""
-    claim = read_claim(record.get("erase_proof"), genesis)
+    claim = _claim_of({"kind": "erasure", "height": record.get("erased_height"), **record}, genesis, "erase_proof")
     body = claim.body
     if not isinstance(body, b.EraseRecords):
         raise InvalidProof(f"an erasure is filed by EraseRecords; the proof is of a {claim.kind}")
@@ -200,3 +207,15 @@ def check_record_history(record: Mapping[str, Any], genesis: Genesis) -> list[Cl
     if record.get("erased"):
         claims.append(check_record_erasure(record, genesis))
     return claims
+
+
+def check_history(doc: Any, genesis: Genesis) -> tuple[str, list[Claim]]:
+    """Which history ``doc`` is (a pack, a scan's pack, a record) and the claims of all its events, each bound."""
+    if isinstance(doc, dict) and isinstance(doc.get("pack"), dict):
+        doc = doc["pack"]  # a scan's answer (``drug verify --json``)
+    if isinstance(doc, dict) and isinstance(doc.get("history"), list):
+        return f"pack {doc.get('gtin')}/{doc.get('serial')}", check_pack_history(doc, genesis)
+    if isinstance(doc, dict) and isinstance(doc.get("versions"), list):
+        return f"record {doc.get('record_id')}", check_record_history(doc, genesis)
+    raise InvalidProof("not a pack's or a record's history (the JSON of 'drug history --proofs --json', "
+                       "'drug verify --json' or 'ehr history --proofs --json')")

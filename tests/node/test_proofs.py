@@ -68,6 +68,18 @@ def verify_cli(proof: Any, tmp: Path, *extra: str) -> Result:
     return CliRunner().invoke(cli, ["proof", "verify", str(path), *extra])
 
 
+async def cli_at(net: Net, *args: str) -> Result:
+    """A client command against the first node, off the event loop (the CLI runs its own)."""
+    api = net.cluster.api(net.cluster.names[0])
+    return await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--node", api])
+
+
+def history_cli(history: Any, net: Net, tmp: Path) -> Result:
+    path = tmp / "history.json"
+    path.write_text(json.dumps(history))
+    return CliRunner().invoke(cli, ["proof", "history", str(path), "--genesis", str(net.genesis_path), "--json"])
+
+
 def tampered(value: Any) -> Any:
     """One small change of a proof member: a hex digit, a number, a name."""
     if isinstance(value, bool) or not isinstance(value, int | str):
@@ -155,6 +167,13 @@ async def test_each_event_of_a_pack_history_proves_its_kind_and_pack(net: Net, t
             pack["history"][j]["proof"], pack["history"][i]["proof"])
         with pytest.raises(InvalidProof):
             check_pack_history(swapped, net.genesis)
+    saved = await cli_at(net, "drug", "history", f"{gtin}:{serial}", "--proofs", "--json")
+    assert saved.exit_code == 0, saved.output
+    offline = history_cli(json.loads(saved.stdout), net, tmp_path)
+    assert offline.exit_code == 0, offline.output
+    assert [e["kind"] for e in json.loads(offline.stdout)["events"]] == [c.kind for c in claims]
+    refused = history_cli(swapped, net, tmp_path)
+    assert refused.exit_code == 1 and json.loads(refused.stdout)["valid"] is False
     another = copy.deepcopy(pack)
     another["serial"] = next(s for s in claims[0].subject["serials"] if s != serial)
     with pytest.raises(InvalidProof, match="not about pack"):
@@ -193,10 +212,12 @@ async def test_each_event_of_a_record_history_proves_its_kind_and_record(net: Ne
     erasure["erase_proof"] = other["versions"][0]["proof"]
     with pytest.raises(InvalidProof, match="EraseRecords"):
         check_record_history(erasure, net.genesis)
-    cli_doc = await asyncio.to_thread(
-        CliRunner().invoke, cli, ["ehr", "history", rid, "--proofs", "--json", "--node",
-                                  net.cluster.api(net.cluster.names[0])])
+    cli_doc = await cli_at(net, "ehr", "history", rid, "--proofs", "--json")
     assert cli_doc.exit_code == 0, cli_doc.output
-    assert [c.kind for c in check_record_history(json.loads(cli_doc.stdout), net.genesis)] == [
-        "AddRecord", "RecordAccess", "EraseRecords"]
+    offline = history_cli(json.loads(cli_doc.stdout), net, tmp_path)
+    assert offline.exit_code == 0, offline.output
+    assert [e["kind"] for e in json.loads(offline.stdout)["events"]] == ["AddRecord", "RecordAccess", "EraseRecords"]
+    assert history_cli(erasure, net, tmp_path).exit_code == 1
+    unproven = history_cli(plain, net, tmp_path)
+    assert unproven.exit_code == 1 and "carries no proof" in json.loads(unproven.stdout)["reason"]
     assert read_claim(record["erase_proof"], net.genesis).proven.height == record["erased_height"]
