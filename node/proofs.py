@@ -1,22 +1,30 @@
 """Self-contained inclusion proofs: a committed transaction that anyone can check offline.
 
 A proof holds the transaction's bytes, its Merkle path, the block header and
-the block's commit certificate, all as hex of their canonical encodings (plus
-readable copies of a few fields).  ``verify_proof`` needs only the genesis file:
+the block's commit certificate, all as hex of their canonical encodings, plus
+readable copies of a few fields.  ``check_proof`` needs only the genesis file:
 the certificate must carry a quorum of valid validator signatures over the
-header's hash, and the Merkle path must lead from the transaction to the
-header's ``tx_root``.  No node has to be trusted.
+header's hash, the Merkle path must lead from the transaction to the header's
+``tx_root``, and the transaction must be signed for this chain.
+
+Rules: what a verified proof says (``ProvenTransaction``) is read from those
+verified bytes only; every readable copy in the document must equal the value
+derived from them, and a document with any other member is refused, so nothing
+a proof shows can differ from what it proves.  A proof shows that the
+transaction was ordered into a committed block; whether the application's
+rules accepted it is not part of it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from consensus.certificates import verify_commit_certificate
 from consensus.messages import Block, BlockHeader, CommitCertificate
 from node.documents import ProofDocument
 from node.genesis import Genesis
-from node.transaction import tx_id
+from node.transaction import decode_transaction, tx_id
 from primitives.codec import decode, encode
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
@@ -24,6 +32,30 @@ from primitives.merkle import MerkleProof, merkle_proof
 from primitives.merkle import verify_proof as verify_merkle
 
 PROOF_FORMAT = "medchain-inclusion-proof/v1"
+ENCODED_FIELDS = ("tx", "merkle_proof", "header", "certificate")
+READABLE_FIELDS = ("chain_id", "height", "block_hash", "tx_id", "tx_index")
+PROOF_FIELDS = frozenset(("format", *ENCODED_FIELDS, *READABLE_FIELDS))
+
+
+class InvalidProof(Exception):
+    """The document does not prove what it claims; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenTransaction:
+    """What a verified proof establishes, every field read from the verified bytes."""
+
+    chain_id: str
+    height: int
+    block_hash: bytes
+    block_time_ms: int  # the committed header's timestamp
+    proposer: str  # the validator that proposed the block (its genesis name)
+    tx_id: bytes
+    tx_index: int
+    tx: bytes
+    signer: bytes  # the key that signed the transaction
+    signed_time_ms: int  # the signer's own timestamp in the transaction
+    body: bytes  # the application's encoded action (decoded by the application)
 
 
 def build_proof(
@@ -45,34 +77,86 @@ def build_proof(
     }
 
 
-def verify_proof(doc: Any, genesis: Genesis) -> str | None:
-    """None when ``doc`` proves its transaction is committed on ``genesis``'s chain, else why not.
+def check_proof(doc: Any, genesis: Genesis) -> ProvenTransaction:
+    """What ``doc`` proves on ``genesis``'s chain; ``InvalidProof`` says why it proves nothing.
 
     ``doc`` is whatever JSON someone hands in (``Any``): it becomes a proof only by passing these checks.
     """
     if not isinstance(doc, dict) or doc.get("format") != PROOF_FORMAT:
-        return f"not a {PROOF_FORMAT} document"
+        raise InvalidProof(f"not a {PROOF_FORMAT} document")
+    missing = sorted(PROOF_FIELDS - doc.keys())
+    if missing:
+        raise InvalidProof(f"malformed proof: missing {', '.join(missing)}")
+    extra = sorted(doc.keys() - PROOF_FIELDS)
+    if extra:
+        raise InvalidProof(f"malformed proof: unknown member {', '.join(map(repr, extra))} (a proof shows only "
+                           "what it proves)")
+    tx, path, header, cert = _decode_parts(doc)
+    proven = _verify_parts(tx, path, header, cert, genesis)
+    _check_readable(doc, proven)
+    return proven
+
+
+def verify_proof(doc: Any, genesis: Genesis) -> str | None:
+    """None when ``doc`` proves its transaction is committed on ``genesis``'s chain, else why not."""
     try:
-        tx = bytes.fromhex(doc["tx"])
-        path = decode(MerkleProof, bytes.fromhex(doc["merkle_proof"]))
-        header = decode(BlockHeader, bytes.fromhex(doc["header"]))
-        cert = decode(CommitCertificate, bytes.fromhex(doc["certificate"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        return f"malformed proof: {exc}"
+        check_proof(doc, genesis)
+    except InvalidProof as exc:
+        return str(exc)
+    return None
+
+
+def _decode_parts(doc: dict[str, Any]) -> tuple[bytes, MerkleProof, BlockHeader, CommitCertificate]:
+    try:
+        raw = {name: bytes.fromhex(doc[name]) for name in ENCODED_FIELDS}
+    except (TypeError, ValueError) as exc:
+        raise InvalidProof(f"malformed proof: {exc}") from None
+    try:
+        return (raw["tx"], decode(MerkleProof, raw["merkle_proof"]), decode(BlockHeader, raw["header"]),
+                decode(CommitCertificate, raw["certificate"]))
     except DecodeError as exc:
-        return f"malformed proof: {exc}"
+        raise InvalidProof(f"malformed proof: {exc}") from None
+
+
+def _verify_parts(
+    tx: bytes, path: MerkleProof, header: BlockHeader, cert: CommitCertificate, genesis: Genesis
+) -> ProvenTransaction:
     if header.chain_id != genesis.chain_id:
-        return f"proof is for chain {header.chain_id!r}, genesis is {genesis.chain_id!r}"
+        raise InvalidProof(f"proof is for chain {header.chain_id!r}, genesis is {genesis.chain_id!r}")
     block_hash = sha256(encode(header))
     if cert.block_hash != block_hash or cert.height != header.height:
-        return "the certificate is not for this block header"
+        raise InvalidProof("the certificate is not for this block header")
     reason = verify_commit_certificate(genesis.chain_id, [m.key for m in genesis.validators], cert)
     if reason is not None:
-        return f"invalid commit certificate: {reason}"
+        raise InvalidProof(f"invalid commit certificate: {reason}")
     if path.leaf_count != header.tx_count:
-        return "the Merkle path does not match the block's transaction count"
+        raise InvalidProof("the Merkle path does not match the block's transaction count")
     if not verify_merkle(tx, path, header.tx_root):
-        return "the Merkle path does not lead to the block's tx_root"
-    if doc.get("tx_id") not in (None, tx_id(tx).hex()):
-        return "tx_id does not match the transaction bytes"
-    return None
+        raise InvalidProof("the Merkle path does not lead to the block's tx_root")
+    try:
+        envelope = decode_transaction(tx)
+    except DecodeError as exc:
+        raise InvalidProof(f"the proven bytes are not a transaction: {exc}") from None
+    if envelope.chain_id != genesis.chain_id or not envelope.check_signature():
+        raise InvalidProof("the transaction's signature does not verify on this chain")
+    proposer = genesis.validators[header.proposer].name if header.proposer < len(genesis.validators) else "?"
+    return ProvenTransaction(
+        chain_id=header.chain_id, height=header.height, block_hash=block_hash, block_time_ms=header.timestamp_ms,
+        proposer=proposer, tx_id=tx_id(tx), tx_index=path.index, tx=tx, signer=envelope.signer,
+        signed_time_ms=envelope.timestamp_ms, body=envelope.body,
+    )
+
+
+def _check_readable(doc: dict[str, Any], proven: ProvenTransaction) -> None:
+    """Each readable copy must be exactly the value the verified bytes give (same JSON type too)."""
+    derived: dict[str, object] = {
+        "chain_id": proven.chain_id,
+        "height": proven.height,
+        "block_hash": proven.block_hash.hex(),
+        "tx_id": proven.tx_id.hex(),
+        "tx_index": proven.tx_index,
+    }
+    for name, value in derived.items():
+        shown = doc[name]
+        if type(shown) is not type(value) or shown != value:
+            raise InvalidProof(f"{name} says {shown!r} but the verified bytes give {value!r}")

@@ -105,6 +105,9 @@ PATIENT_ID = path_param("pid", "pseudonymous patient id, 32 hex digits", hex_str
 GTIN = path_param("gtin", "GTIN-14 (check digit verified; shorter GTINs are padded)")
 PROOFS = query_param("proofs", "attach an inclusion proof to each event; 0, false or no leave them out",
                      {"type": "string", "default": "1"})
+RECORD_PROOFS = query_param(
+    "proofs", "1, true or yes: attach an inclusion proof to each version and access, and the erasure's",
+    {"type": "string", "default": "0"})
 LIMIT = query_param("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
 
 
@@ -138,11 +141,13 @@ def schemas() -> dict[str, Schema]:
             {"height": INT, "index": INT, "code": {**STR, "description": "ok, or the rule's refusal code"},
              "message": STR},
         ),
-        "Proof": obj({
+        "Proof": {**obj({
             "format": {"const": "medchain-inclusion-proof/v1"}, "chain_id": STR, "height": INT,
             "block_hash": hex_string(32), "tx_id": hex_string(32), "tx_index": INT, "tx": hex_string(),
             "merkle_proof": hex_string(), "header": hex_string(), "certificate": hex_string(),
-        }),
+        }), "additionalProperties": False,
+            "description": "tx, merkle_proof, header and certificate are the canonical encodings that verify; "
+                           "every other member must equal what they give, and a verifier refuses any other member"},
         "CommitEvent": obj({
             "height": INT, "hash": hex_string(32), "txs": INT, "rejected": INT, "view": INT, "time_ms": INT,
             "app_hash": hex_string(32),
@@ -179,11 +184,12 @@ def schemas() -> dict[str, Schema]:
         }),
         "Record": {"allOf": [ref("RecordHead"), obj({
             "versions": array(obj({
-                "version": INT, "commitment": hex_string(32), "author": hex_string(32), "replaces": INT,
+                "version": INT, "commitment": hex_string(32), "author": hex_string(32), "replaces": nullable(INT),
                 "resource_type": STR, "height": INT, "time_ms": INT, "tx_id": hex_string(32),
-            })),
-            "access_log": array(ref("Access")),
-        })]},
+            }, {"proof": nullable(ref("Proof"))})),
+            "access_log": array({"allOf": [ref("Access"), {"properties": {"proof": nullable(ref("Proof"))}}]}),
+        }, {"erase_proof": {**nullable(ref("Proof")), "description": "with ?proofs=1: the erasure's proof, "
+                                                                     "null while the record is not erased"}})]},
         "Access": obj({
             "record_id": hex_string(16), "seq": INT, "reader": hex_string(32), "reader_org": nullable(STR),
             "version": INT, "purpose": STR, "basis": STR, "break_glass": BOOL, "request_time_ms": INT,
@@ -307,9 +313,10 @@ def healthcare_paths() -> dict[str, Schema]:
              **errors(400, 404, 409, 410, 413, 421, 422, 503, 504)},
             requestBody=json_body(ref("FileRecordRequest"), "the signed transaction, the resource and its salt"))},
         "/ehr/records/{rid}": {"get": op(
-            "getRecord", "ehr", "A record's versions (commitments, authors), erasure and access log.",
+            "getRecord", "ehr", "A record's versions (commitments, authors), erasure and access log; with "
+            "?proofs=1, an inclusion proof of each.",
             {"200": json_answer("the record on the ledger (no content)", ref("Record")), **errors(400, 404)},
-            parameters=[RECORD_ID])},
+            parameters=[RECORD_ID, RECORD_PROOFS])},
         "/ehr/records/{rid}/read": {"post": op(
             "readRecord", "ehr", "A reader-signed, audited read, served once the access is on the ledger.",
             {"200": json_answer("the decrypted resource", ref("RecordContent")),

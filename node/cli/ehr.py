@@ -210,11 +210,13 @@ def ehr_erase(
 
 @ehr_group.command("history")
 @click.argument("record_id")
+@click.option("--proofs", is_flag=True, help="With --json: include the inclusion proof of each version, read and "
+              "the erasure.")
 @api_options()
-def ehr_history(record_id: str, url: str | None, as_json: bool) -> None:
+def ehr_history(record_id: str, proofs: bool, url: str | None, as_json: bool) -> None:
     """Show RECORD_ID's versions (commitment, author, height), erasure and access log."""
     rid = parse_hex(record_id, "RECORD_ID", 16)
-    found = connect(url).call("GET", f"/ehr/records/{rid.hex()}")
+    found = connect(url).call("GET", f"/ehr/records/{rid.hex()}" + ("?proofs=1" if proofs and as_json else ""))
     if as_json:
         print_json(found)
         return

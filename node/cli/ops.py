@@ -6,11 +6,11 @@ Conventions (``--node``, ``--key``, ``--json``, exit codes, one-line errors) are
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -26,10 +26,11 @@ from node.cli.common import (
 from node.client.http import ApiFailure
 from node.config import load_config, read_key, write_key
 from node.genesis import load_genesis
+from node.healthcare.claims import Claim, anchored_hash, check_history, read_claim
 from node.healthcare.transactions import Anchor
 from node.lab import cluster as clusters
 from node.lab.consortium import Consortium, load_consortium
-from node.proofs import verify_proof
+from node.proofs import InvalidProof
 from primitives.signing import SigningKey
 
 # ---------------------------------------------------------------- testnet
@@ -509,31 +510,98 @@ def proof_group() -> None:
     required=True,
     help="The network's genesis.json: the validator set the certificate must come from.",
 )
-@json_option("Print the verdict as JSON: valid, and the transaction, height and chain or the reason.")
-def proof_verify(proof: Path, genesis: Path, as_json: bool) -> None:
-    """Verify PROOF against GENESIS alone: Merkle path and commit certificate. Exit 0 if valid, 1 if not."""
+@click.option(
+    "--file",
+    "document",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The anchored document: valid only if the proof anchors exactly this file's SHA-256.",
+)
+@json_option("Print the verdict as JSON: valid, and what was proven (chain, height, block, time, signer, kind, "
+             "subject) or the reason.")
+def proof_verify(proof: Path, genesis: Path, document: Path | None, as_json: bool) -> None:
+    """Verify PROOF against GENESIS alone; exit 0 if valid, 1 if not.
+
+    Checks the commit certificate, the Merkle path, the transaction's signature
+    and every readable field of the proof, then says what was proven, all read
+    from the verified bytes: the block, its time, the signer, and the action's
+    kind and subject (a document hash, a pack, a lot, a record).  With --file,
+    the proof must be an anchor of that file.  A proof shows that the
+    transaction was committed, not whether the ledger's rules accepted it.
+    """
     try:
         doc = json.loads(proof.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Fail(f"{proof} is not JSON: {exc}") from None
-    reason = verify_proof(doc, load_genesis(genesis))
-    if reason is None:
-        verdict: dict[str, Any] = {
-            "valid": True,
-            "tx_id": doc["tx_id"],
-            "height": doc["height"],
-            "chain_id": doc["chain_id"],
-        }
-    else:
-        verdict = {"valid": False, "reason": reason}
+    try:
+        claim = read_claim(doc, load_genesis(genesis))
+        if document is not None and anchored_hash(claim) != _file_hash(document):
+            raise InvalidProof(f"{document}'s SHA-256 is {_file_hash(document).hex()}; the proof anchors "
+                               f"{claim.subject['doc_hash']}")
+    except InvalidProof as exc:
+        if as_json:
+            print_json({"valid": False, "reason": str(exc)})
+        else:
+            click.echo(f"invalid: {exc}", err=True)
+        raise SystemExit(1) from None
     if as_json:
-        print_json(verdict)
-    elif reason is None:
-        click.echo(f"valid: transaction {doc['tx_id']} is committed at height {doc['height']} of {doc['chain_id']}")
+        print_json({"valid": True, **claim.json()})
     else:
-        click.echo(f"invalid: {reason}", err=True)
-    if reason is not None:
-        raise SystemExit(1)
+        click.echo(_proven_text(claim, document))
+
+
+@proof_group.command("history")
+@click.argument("history", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--genesis",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The network's genesis.json: the validator set the certificates must come from.",
+)
+@json_option("Print the verdict as JSON: valid, and what each event's proof proves, or the reason.")
+def proof_history(history: Path, genesis: Path, as_json: bool) -> None:
+    """Verify every proof of a saved pack or record history offline; exit 0 if all hold, 1 if not.
+
+    HISTORY is the JSON of 'medchain drug history CODE --proofs --json', 'drug
+    verify CODE --json' or 'ehr history RECORD_ID --proofs --json'.  Each
+    event's proof must verify against GENESIS alone and prove that event: a
+    transaction of the event's kind, about this pack or record, at the
+    event's height and time.  A proof moved from another event is refused.
+    """
+    try:
+        doc = json.loads(history.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Fail(f"{history} is not JSON: {exc}") from None
+    try:
+        subject, claims = check_history(doc, load_genesis(genesis))
+    except InvalidProof as exc:
+        if as_json:
+            print_json({"valid": False, "reason": str(exc)})
+        else:
+            click.echo(f"invalid: {exc}", err=True)
+        raise SystemExit(1) from None
+    if as_json:
+        print_json({"valid": True, "subject": subject, "events": [c.json() for c in claims]})
+        return
+    click.echo(f"valid: each of the {len(claims)} events of {subject} is proven by its own transaction")
+    rows = [{"height": c.proven.height, "kind": c.kind, "signer": c.proven.signer.hex()[:16],
+             "tx": c.proven.tx_id.hex()[:16]} for c in claims]
+    click.echo(table(rows, ["height", "kind", "signer", "tx"]))
+
+
+def _proven_text(claim: Claim, document: Path | None) -> str:
+    p = claim.proven
+    when = dt.datetime.fromtimestamp(p.block_time_ms / 1000, dt.UTC).isoformat(timespec="milliseconds")
+    about = ", ".join(f"{k} {v}" for k, v in claim.subject.items() if not isinstance(v, list | dict))
+    lines = [
+        f"valid: transaction {p.tx_id.hex()} is committed at height {p.height} of {p.chain_id}",
+        f"  block      {p.block_hash.hex()} at {when} (proposed by {p.proposer})",
+        f"  signer     {p.signer.hex()}",
+        f"  action     {claim.kind}" + (f": {about}" if about else ""),
+    ]
+    if document is not None:
+        lines.append(f"  document   {document} (sha256 {claim.subject['doc_hash']}) is the one anchored")
+    return "\n".join(lines)
 
 
 COMMANDS = [testnet, node_group, cluster_group, status, anchor_group, proof_group]

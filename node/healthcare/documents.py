@@ -78,6 +78,7 @@ class RecordVersionDocument(TypedDict):
     height: int
     time_ms: int
     tx_id: str
+    proof: NotRequired[ProofDocument | None]  # when proofs are asked for (``?proofs=1``)
 
 
 class AccessDocument(TypedDict):
@@ -95,6 +96,7 @@ class AccessDocument(TypedDict):
     height: int
     time_ms: int
     tx_id: str
+    proof: NotRequired[ProofDocument | None]  # in a record's history when proofs are asked for
 
 
 class RecordDocument(RecordHead):
@@ -102,6 +104,12 @@ class RecordDocument(RecordHead):
 
     versions: list[RecordVersionDocument]
     access_log: list[AccessDocument]
+
+
+class ProvenRecordDocument(RecordDocument):
+    """``GET /ehr/records/{rid}?proofs=1``: each version and access carries its ``proof``, the erasure its own."""
+
+    erase_proof: ProofDocument | None  # null while the record is not erased
 
 
 class PatientDocument(TypedDict):

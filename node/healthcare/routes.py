@@ -118,7 +118,8 @@ class HealthcareRoutes:
 
     async def record(self, request: web.Request) -> web.Response:
         rid = _hex(request.match_info["rid"], "record id", 16)
-        return _found(self.healthcare.views().record(rid), f"no record {rid.hex()}")
+        proofs = request.query.get("proofs", "0") not in ("0", "false", "no")
+        return _found(self.healthcare.record_json(rid, proofs), f"no record {rid.hex()}")
 
     async def read_record(self, request: web.Request) -> web.Response:
         rid = _hex(request.match_info["rid"], "record id", 16)

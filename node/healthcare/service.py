@@ -32,6 +32,8 @@ from node.healthcare.documents import (
     EventDocument,
     FiledRecord,
     PackDocument,
+    ProvenRecordDocument,
+    RecordDocument,
     ServedRecord,
     Verification,
 )
@@ -289,6 +291,18 @@ class HealthcareService:
             if len(self._levels) > PROOF_BLOCKS_CACHED:
                 self._levels.popitem(last=False)
         return build_proof(block, cert, where[1], levels)
+
+    def record_json(self, rid: bytes, proofs: bool) -> RecordDocument | ProvenRecordDocument | None:
+        """A record's history; with ``proofs``, each version, access and the erasure with its inclusion proof."""
+        found = self.views().record(rid)
+        if found is None or not proofs:
+            return found
+        for version in found["versions"]:
+            version["proof"] = self._proof(bytes.fromhex(version["tx_id"]))
+        for access in found["access_log"]:
+            access["proof"] = self._proof(bytes.fromhex(access["tx_id"]))
+        erased = found["erase_tx"]
+        return {**found, "erase_proof": self._proof(bytes.fromhex(erased)) if erased is not None else None}
 
     def pack_json(self, gtin: str, serial: str, proofs: bool, now_ms: int) -> PackDocument | None:
         views = self.views()

@@ -9,6 +9,7 @@ from consensus.messages import CommitCertificate, Vote
 from node.config import ConfigError, load_config, read_key, write_key
 from node.genesis import GenesisError, parse_genesis
 from node.proofs import build_proof, verify_proof
+from node.transaction import sign_transaction
 from primitives.signing import SigningKey
 from tests.helpers import CHAIN, block, commit, keys
 
@@ -21,6 +22,12 @@ def _genesis(n=4):
     })
 
 
+def _txs(n):
+    """Signed transactions with opaque bodies (the core never reads a body)."""
+    signer = SigningKey.generate()
+    return tuple(sign_transaction(signer, CHAIN, f"body-{i}".encode(), 0) for i in range(n))
+
+
 def _certified(txs):
     b = block(txs=txs)
     votes = tuple(Vote(s, commit(b, s).signature) for s in (0, 1, 2))
@@ -28,14 +35,14 @@ def _certified(txs):
 
 
 def test_a_proof_verifies_for_every_transaction_of_a_block():
-    b, cert = _certified(tuple(f"tx-{i}".encode() for i in range(7)))
+    b, cert = _certified(_txs(7))
     for i in range(7):
         assert verify_proof(build_proof(b, cert, i), _genesis()) is None
 
 
 @pytest.mark.parametrize("field", ["tx", "header", "certificate", "merkle_proof"])
 def test_one_changed_byte_breaks_a_proof(field):
-    b, cert = _certified((b"a", b"b", b"c"))
+    b, cert = _certified(_txs(3))
     doc = build_proof(b, cert, 1)
     raw = bytearray(bytes.fromhex(doc[field]))
     raw[len(raw) // 2] ^= 0x01
@@ -44,13 +51,18 @@ def test_one_changed_byte_breaks_a_proof(field):
 
 
 def test_a_proof_with_a_too_small_certificate_or_another_chain_fails():
-    b, cert = _certified((b"a",))
+    b, cert = _certified(_txs(1))
     weak = CommitCertificate(cert.height, cert.view, cert.block_hash, cert.votes[:2])
     assert "certificate" in verify_proof(build_proof(b, weak, 0), _genesis())
     other = parse_genesis({**_genesis().raw, "chain_id": "other"})
     assert "chain" in verify_proof(build_proof(b, cert, 0), other)
     assert verify_proof({"format": "nope"}, _genesis()) is not None
     assert verify_proof(None, _genesis()) is not None
+
+
+def test_committed_bytes_that_are_no_signed_transaction_prove_nothing():
+    b, cert = _certified((b"not a transaction",))
+    assert "not a transaction" in verify_proof(build_proof(b, cert, 0), _genesis())
 
 
 @pytest.mark.parametrize(
