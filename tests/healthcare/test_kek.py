@@ -113,6 +113,13 @@ def test_testnet_writes_a_private_kek_per_node(tmp_path: Path) -> None:
     assert len(keks) == 4
 
 
+def test_node_init_writes_a_private_kek(tmp_path: Path) -> None:
+    made = run("node", "init", "--home", str(tmp_path / "new"))
+    assert made.exit_code == 0, made.output
+    assert stat.S_IMODE((tmp_path / "new" / "kek").stat().st_mode) == 0o600
+    assert len(read_kek_file(tmp_path / "new" / "kek")) == 32
+
+
 @pytest.mark.parametrize("problem", ["open to others", "missing", "malformed"])
 def test_the_node_refuses_to_start_without_a_private_well_formed_kek(home: Path, problem: str) -> None:
     kek = home / "kek"

@@ -440,6 +440,11 @@ def test_a_copy_of_the_vault_decrypts_nothing_without_the_kek(vault_dir: Path, t
         assert not _opens(candidates, record_id, version, sealed)
     with Vault.open(stolen, KEK) as vault:  # with the KEK, the same copy opens
         assert vault.get(A, 1) == (PLAINTEXT, salt)
+    content_only = tmp_path / "content-only"
+    shutil.copytree(vault_dir / "content", content_only / "content")
+    # The content store alone, even with the KEK: no key to unwrap.
+    with Vault.open(content_only, KEK) as vault, pytest.raises(VaultMissing):
+        vault.get(A, 1)
 
 
 def test_a_content_copy_from_before_an_erasure_with_todays_keys_and_kek_yields_nothing_of_the_record(
