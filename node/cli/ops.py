@@ -272,12 +272,12 @@ def node_rotate_kek(home: Path, as_json: bool) -> None:
     pending = kek_file.with_name(kek_file.name + ".new")
     old = read_kek_file(kek_file)
     # A rotation interrupted after its batch left the store under the pending key: only the rename is left.
-    new = read_kek_file(pending) if pending.exists() else new_kek()
-    finishing = pending.exists() and kek_opens_store(vault, new)
+    finishing = pending.exists() and kek_opens_store(vault, read_kek_file(pending))
     count = 0
     if not finishing:
-        write_kek_file(pending, new)
-        count = rotate_kek(vault, old, new)
+        kek_opens_store(vault, old)  # a running node's lock refuses us here, before any key file is written
+        write_kek_file(pending, new_kek())
+        count = rotate_kek(vault, old, read_kek_file(pending))
     os.replace(pending, kek_file)
     sync_directory(kek_file.parent)
     if as_json:

@@ -44,7 +44,8 @@ def load_kek(path: Path, environ: Mapping[str, str] | None = None) -> bytes:
 
 def read_kek_file(path: Path) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # Symbolic links are followed (secret mounts use them); the mode checked is the target's.
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise KekError(
             f"no KEK file at {path} (the key that wraps the vault's data keys): create it with "

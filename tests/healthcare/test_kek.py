@@ -90,6 +90,15 @@ def test_a_malformed_kek_file_is_refused(tmp_path: Path, content: bytes, words: 
         load_kek(path, {})
 
 
+def test_a_kek_file_behind_a_symbolic_link_is_read_and_its_target_checked(tmp_path: Path) -> None:
+    write_kek_file(tmp_path / "secrets" / "kek", KEK)
+    (tmp_path / "kek").symlink_to(tmp_path / "secrets" / "kek")
+    assert load_kek(tmp_path / "kek", {}) == KEK
+    (tmp_path / "secrets" / "kek").chmod(0o644)
+    with pytest.raises(KekError, match="group or others"):
+        load_kek(tmp_path / "kek", {})
+
+
 def test_a_missing_kek_file_is_refused_with_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(KekError, match="no KEK file at") as caught:
         load_kek(tmp_path / "kek", {})
@@ -195,6 +204,7 @@ def test_rotate_kek_refuses_while_the_vault_is_in_use(home: Path) -> None:
         assert holder.wait(timeout=30) == 0
     one_line_error(refused, "locked", str(home / "vault"))
     assert (home / "kek").read_bytes() == kek_before
+    assert sorted(p.name for p in home.iterdir() if p.name.startswith("kek")) == ["kek"]
     with Vault.open(home / "vault", read_kek_file(home / "kek")) as vault:
         assert vault.holds(A)
 
