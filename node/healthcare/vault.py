@@ -15,12 +15,13 @@ Rules:
 * a version exists once its wrapped key is stored: ``put`` writes the
   ciphertext, then the key; a crash between leaves a ciphertext no key opens,
   which the next ``put`` of that version overwrites;
-* erasure is crypto-shredding: ``shred`` deletes the record's wrapped keys and
-  leaves a tombstone (the record id and the erasure time, nothing else) in one
-  synchronous batch, and only then its ciphertexts; each store's key range is
-  compacted before and after, so the deleted values are gone from LevelDB's
-  write-ahead log and table files.  Once a data key is gone, every copy of the
-  content store, backups included, holds nothing that key does not open;
+* erasure is crypto-shredding: ``shred`` deletes the record's wrapped keys,
+  writes a tombstone (the record id and the erasure time, nothing else) and a
+  pending mark in one synchronous batch, and only then deletes its
+  ciphertexts and the mark; ``open`` finishes what a crash left marked.  Each
+  store's key range is compacted before and after, so the deleted values are
+  gone from LevelDB's write-ahead log and table files.  Once the data keys
+  are gone, no copy of the content store, backups included, opens the record;
 * ``rotate_kek`` rewraps every data key under a new KEK in one batch of the key
   store and never opens the content store;
 * each store is held by one process; a second opener gets ``VaultLocked``
@@ -34,6 +35,7 @@ Key layout (all integers big-endian)::
     keys:     b"m" b"schema"                      -> KEYS_SCHEMA
               b"m" b"kek"                         -> nonce(12) || AES-GCM(KEK, b"", KEK_CHECK_AAD)
               b"r" record_id(16)                  -> tombstone: erased at, ms since the epoch (8)
+              b"p" record_id(16)                  -> b"": the record's keyless ciphertexts are yet to go
               b"r" record_id(16) version(8) b"k"  -> nonce(12) || AES-GCM(KEK, data key)
 """
 
@@ -73,6 +75,7 @@ KEK_CHECK_AAD = b"medchain/v2/vault-kek-check"
 _SCHEMA_KEY = b"mschema"
 _KEK_CHECK_KEY = b"mkek"
 _RECORD = b"r"
+_PENDING = b"p"
 _CIPHERTEXT, _DATA_KEY = b"c", b"k"
 _VERSION_KEY_BYTES = 1 + RECORD_ID_BYTES + 8 + 1
 _WRAPPED_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES
@@ -132,7 +135,13 @@ class Vault:
         except BaseException:
             keys.close()
             raise
-        return cls(directory, content, keys, kek, clock)
+        vault = cls(directory, content, keys, kek, clock)
+        try:
+            vault._finish_pending()
+        except BaseException:
+            vault.close()
+            raise
+        return vault
 
     def close(self) -> None:
         with self._lock:
@@ -180,9 +189,10 @@ class Vault:
             if already and not doomed_keys and not doomed_content:
                 return 0
             erased_at = int(self._clock() * 1000).to_bytes(8, "big")
+            tombstone = [] if already else [(_tombstone_key(record_id), erased_at)]
             # The keys first: once they are gone, no copy of the content opens.
-            self._delete(keys, record_id, doomed_keys, [] if already else [(_tombstone_key(record_id), erased_at)])
-            self._delete(content_db, record_id, doomed_content, [])
+            self._delete(keys, record_id, doomed_keys, [*tombstone, (_pending_key(record_id), b"")])
+            self._remove_keyless_content(record_id)
             return len({key[: _VERSION_KEY_BYTES - 1] for key in doomed_keys})
 
     def discard(self, record_id: bytes, version: int) -> bool:
@@ -197,8 +207,8 @@ class Vault:
             if not found and content_db.get(content_key) is None:
                 return False
             # Personal data the chain never referenced: purge it as thoroughly as an erasure.
-            self._delete(keys, record_id, [key_key], [])
-            self._delete(content_db, record_id, [content_key], [])
+            self._delete(keys, record_id, [key_key], [(_pending_key(record_id), b"")])
+            self._remove_keyless_content(record_id)
             return found
 
     # ------------------------------------------------------------ reads
@@ -252,6 +262,24 @@ class Vault:
         return None if raw is None else int.from_bytes(raw, "big")
 
     # ------------------------------------------------------------ internals
+
+    def _remove_keyless_content(self, record_id: bytes) -> None:
+        """Delete the record's ciphertexts whose key is gone, then its pending mark (lock held)."""
+        keys, content_db = self._live()
+        doomed = [
+            key for key in _version_keys(content_db, record_id) if keys.get(key[:-1] + _DATA_KEY) is None
+        ]
+        if doomed:
+            self._delete(content_db, record_id, doomed, [])
+        self._write(keys, deletes=[_pending_key(record_id)])
+
+    def _finish_pending(self) -> None:
+        """Finish deletions a crash cut short between the key store and the content store."""
+        with self._lock:
+            with self._live()[0].iterator(prefix=_PENDING, include_value=False) as it:
+                pending = [key[1:] for key in it]
+            for record_id in pending:
+                self._remove_keyless_content(record_id)
 
     def _live(self) -> tuple[Any, Any]:
         if self._keys.closed or self._content.closed:
@@ -469,6 +497,10 @@ def _check_version(version: int) -> None:
 
 def _tombstone_key(record_id: bytes) -> bytes:
     return _RECORD + record_id
+
+
+def _pending_key(record_id: bytes) -> bytes:
+    return _PENDING + record_id
 
 
 def _part_key(record_id: bytes, version: int, part: bytes) -> bytes:

@@ -403,6 +403,29 @@ def test_a_discarded_version_is_gone_without_a_tombstone(vault_dir: Path) -> Non
     assert _found_in_files(vault_dir, v2) == []
 
 
+def test_an_erasure_cut_short_after_the_key_store_is_finished_at_the_next_open(vault_dir: Path) -> None:
+    """A crash after the key store's batch, before the content store's deletion: the next open removes the rest."""
+    with Vault.open(vault_dir, KEK) as vault:
+        vault.put(A, 1, PLAINTEXT, new_salt())
+        vault.put(C, 1, PLAINTEXT, new_salt())
+    (sealed,) = _raw_parts(vault_dir, A, "content").values()
+    (wrapped_key,) = _raw_parts(vault_dir, A, "keys")
+    db = plyvel.DB(str(vault_dir / "keys"))  # exactly the first batch of shred(A)
+    with db.write_batch(sync=True) as batch:
+        batch.delete(wrapped_key)
+        batch.put(b"r" + A, (1000).to_bytes(8, "big"))
+        batch.put(b"p" + A, b"")
+    db.close()
+    assert _found_in_files(vault_dir / "content", {"ciphertext": sealed}) != []
+
+    with Vault.open(vault_dir, KEK) as vault:
+        assert vault.erased(A) and vault.get(C, 1)[0] == PLAINTEXT
+
+    assert _found_in_files(vault_dir, {"ciphertext": sealed}) == []
+    assert [k for k, _ in _raw_items(vault_dir / "keys") if A in k] == [b"r" + A]
+    assert _raw_parts(vault_dir, C, "content") != {}
+
+
 # ---------------------------------------------------------------- envelope encryption: what a copy yields
 
 
