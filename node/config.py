@@ -6,7 +6,9 @@ Layout of ``--home DIR``::
     node_key.json      the node's Ed25519 seed (mode 0600)
     tls/cert.pem       self-signed X.509 certificate over the node key
     tls/key.pem        its private key (mode 0600)
+    kek                the vault's key-encryption key (mode 0600; ``kek_file`` may put it elsewhere)
     data/              LevelDB: blocks, certificates, state, WAL
+    vault/             the healthcare vault: content/ and keys/ (LevelDB each)
 
 The genesis file is named in config.toml (a path relative to the home).
 """
@@ -24,6 +26,8 @@ import tomli_w
 
 from primitives.errors import UsageError
 from primitives.signing import SigningKey
+
+DEFAULT_KEK_FILE = "kek"
 
 
 class ConfigError(UsageError):
@@ -60,6 +64,9 @@ class NodeConfig:
     api_listen: str
     peers: tuple[Peer, ...] = ()
     data_dir: str = "data"
+    # The vault's key-encryption key: relative to the home, or absolute (e.g. a
+    # secrets mount), so it need not sit with the data an operator backs up.
+    kek_file: str = DEFAULT_KEK_FILE
     consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)
     home: Path = Path(".")
@@ -107,6 +114,9 @@ def load_config(home: Path) -> NodeConfig:
         raise ConfigError(f"{path}: 'role' must be 'validator' or 'observer', got {raw['role']!r}")
     for key in ("p2p_listen", "api_listen"):
         parse_address(raw[key], f"{path}: {key}")
+    for key in ("data_dir", "kek_file"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise ConfigError(f"{path}: '{key}' must be a non-empty string")
     peers = []
     for i, item in enumerate(raw.get("peers", [])):
         fields_ok = isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("name", "address"))
@@ -122,6 +132,7 @@ def load_config(home: Path) -> NodeConfig:
         api_listen=raw["api_listen"],
         peers=tuple(peers),
         data_dir=str(raw.get("data_dir", "data")),
+        kek_file=raw.get("kek_file", DEFAULT_KEK_FILE),
         consensus=_section(raw, "consensus", ConsensusSettings, path),
         mempool=_section(raw, "mempool", MempoolSettings, path),
         home=home.resolve(),

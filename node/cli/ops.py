@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from node.cli.common import (
     table,
 )
 from node.client.http import ApiFailure
-from node.config import load_config, read_key, write_key
+from node.config import DEFAULT_KEK_FILE, load_config, read_key, write_key
 from node.genesis import load_genesis
 from node.healthcare.claims import Claim, anchored_hash, check_history, read_claim
 from node.healthcare.transactions import Anchor
@@ -161,7 +162,7 @@ def testnet(
 
 @click.group("node")
 def node_group() -> None:
-    """Operate one node: init, show-id, reset, start."""
+    """Operate one node: init, show-id, reset, start, rotate-kek."""
 
 
 @node_group.command("init")
@@ -169,18 +170,22 @@ def node_group() -> None:
 @click.option("--name", default=None, help="Node name (default: the folder's name).")
 @json_option("Print the name, key and certificate as JSON (the default output is this JSON too).")
 def node_init(home: Path, name: str | None, as_json: bool) -> None:
-    """Create a node key and TLS certificate in HOME, to join an existing network.
+    """Create a node key, TLS certificate and vault KEK in HOME, to join an existing network.
 
     Send the printed key and certificate to the network's operators so they
     list the node in the genesis file; then put genesis.json and config.toml
-    in HOME.
+    in HOME.  The KEK (HOME/kek, mode 0600) wraps the keys of the node's EHR
+    vault: keep it out of the vault's backups.
     """
+    from node.healthcare.kek import new_kek, write_kek_file
     from node.p2p.certs import write_node_tls
 
     if (home / "node_key.json").exists():
         raise Fail(f"{home} already has a node key; refusing to overwrite it")
     key = SigningKey.generate()
     write_key(home / "node_key.json", key)
+    if not (home / DEFAULT_KEK_FILE).exists():
+        write_kek_file(home / DEFAULT_KEK_FILE, new_kek())
     cert = write_node_tls(home / "tls", key)
     print_json({"name": name or home.name, "key": key.verify_key.hex(), "cert": cert})
 
@@ -237,6 +242,54 @@ def node_start(home: Path, log_level: str) -> None:
     from node.main import run_node
 
     asyncio.run(run_node(home, healthcare_app(home), log_level))
+
+
+@node_group.command("rotate-kek")
+@HOME_OPTION
+@json_option("Print the vault, the KEK file and how many data keys were rewrapped as JSON.")
+def node_rotate_kek(home: Path, as_json: bool) -> None:
+    """Rewrap every data key of the node's EHR vault under a new KEK (the node must be stopped).
+
+    The content store is not touched.  The new wrapped keys are written in one
+    batch, then the new KEK replaces the KEK file (named by kek_file in
+    config.toml) atomically; if the command is interrupted, run it again.
+
+    Backups: key-store backups taken before the rotation are still wrapped
+    under the old KEK, and the old KEK opens them.  Back up the key store
+    again now; then destroy every copy of the old KEK, which makes those
+    older backups useless (a backup restored from before the rotation needs
+    the old KEK).  Keep the new KEK apart from the vault's backups.  A KEK
+    given through MEDCHAIN_KEK is not rotated here: unset it and keep the key
+    in the file.
+    """
+    from node.healthcare.kek import KEK_ENV, new_kek, read_kek_file, sync_directory, write_kek_file
+    from node.healthcare.vault import VAULT_DIRNAME, kek_opens_store, rotate_kek
+
+    if KEK_ENV in os.environ:
+        raise Fail(f"{KEK_ENV} is set: rotate-kek rotates the KEK file named in config.toml; unset {KEK_ENV}")
+    config = load_config(home)
+    kek_file = config.path(config.kek_file)
+    vault = home / VAULT_DIRNAME
+    pending = kek_file.with_name(kek_file.name + ".new")
+    old = read_kek_file(kek_file)
+    # A rotation interrupted after its batch left the store under the pending key: only the rename is left.
+    finishing = pending.exists() and kek_opens_store(vault, read_kek_file(pending))
+    count = 0
+    if not finishing:
+        kek_opens_store(vault, old)  # a running node's lock refuses us here, before any key file is written
+        write_kek_file(pending, new_kek())
+        count = rotate_kek(vault, old, read_kek_file(pending))
+    os.replace(pending, kek_file)
+    sync_directory(kek_file.parent)
+    if as_json:
+        print_json({"vault": str(vault), "kek_file": str(kek_file), "rewrapped": count, "resumed": finishing})
+    elif finishing:
+        click.echo(f"finished an interrupted rotation: {kek_file} now holds the vault's KEK")
+    else:
+        click.echo(
+            f"rewrapped {count} data key(s) in {vault} under a new KEK, now in {kek_file}; "
+            f"destroy every copy of the old KEK"
+        )
 
 
 # ---------------------------------------------------------------- cluster

@@ -16,18 +16,21 @@ from aiohttp import web
 
 from consensus.messages import Block
 from node.app import BlockResult, Prechecked, StateReader
+from node.config import load_config
 from node.healthcare.application import Application
+from node.healthcare.kek import load_kek
 from node.healthcare.routes import HealthcareRoutes
 from node.healthcare.service import HealthcareService
+from node.healthcare.vault import VAULT_DIRNAME
 from node.runtime import Node
 from node.transaction import Transaction
 
 
 class HealthcareApp:
-    def __init__(self, node: Node, vault_dir: Path) -> None:
+    def __init__(self, node: Node, vault_dir: Path, kek: bytes) -> None:
         self.node = node
         self.rules = Application.from_genesis(node.genesis)
-        self.service = HealthcareService(node, self.rules, vault_dir)
+        self.service = HealthcareService(node, self.rules, vault_dir, kek)
 
     def precheck(self, data: bytes) -> tuple[Transaction, Any]:
         return self.rules.precheck(data)
@@ -57,5 +60,11 @@ class HealthcareApp:
 
 
 def healthcare_app(home: Path) -> Callable[[Node], HealthcareApp]:
-    """What a node process in ``home`` is started with: its vault is ``home/vault``."""
-    return lambda node: HealthcareApp(node, home / "vault")
+    """What a node process in ``home`` is started with: its vault is ``home/vault``, under the node's KEK.
+
+    The KEK (``MEDCHAIN_KEK``, else the file config.toml names) is read here,
+    before the node opens anything: without a usable one it does not start.
+    """
+    config = load_config(home)
+    kek = load_kek(config.path(config.kek_file))
+    return lambda node: HealthcareApp(node, home / VAULT_DIRNAME, kek)

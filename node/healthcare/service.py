@@ -62,12 +62,12 @@ PROOF_BLOCKS_CACHED = 64
 
 
 class HealthcareService:
-    def __init__(self, node: Node, rules: Application, vault_dir: Path) -> None:
+    def __init__(self, node: Node, rules: Application, vault_dir: Path, kek: bytes) -> None:
         self.node = node
         self.rules = rules
         self.genesis = node.genesis
         self.org = node.genesis.org_of_node(node.cfg.name)
-        self.vault = Vault.open(vault_dir)
+        self.vault = Vault.open(vault_dir, kek)
         self.metrics = node.metrics
         self._levels: OrderedDict[int, list[list[bytes]]] = OrderedDict()
         self._alert_subscribers: set[asyncio.Queue[AlertDocument | None]] = set()

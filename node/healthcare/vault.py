@@ -2,29 +2,41 @@
 
 Rules:
 
-* one vault is one LevelDB directory (under the node's data directory), held
-  by one process; a second opener gets ``VaultLocked`` naming the directory;
-* each version of a record is sealed with its own random 256-bit AES-GCM key
-  and a random 96-bit nonce; the associated data is ``record id || version``
-  (8 bytes, big-endian), so a ciphertext moved to another record or version
-  does not decrypt;
-* the sealed content, the data key and the salt of the chain's commitment sit
-  under three separate keys, written in one synchronous batch;
-* erasure is crypto-shredding: ``shred`` deletes ciphertext, key and salt of
-  every version in one synchronous batch, leaves a tombstone (the record id
-  and the erasure time, nothing else) and then compacts that record's key
-  range, so the deleted values are gone from the write-ahead log and the table
-  files, not only hidden.  Bytes the file system or the disk keeps after
-  LevelDB unlinks a file (free blocks, snapshots, backups) are out of its reach;
-* every method takes one lock: the node calls the vault from a thread pool.
+* envelope encryption: each version of a record is sealed (its salt, then its
+  canonical content) with its own random 256-bit AES-GCM data key and a random
+  96-bit nonce, associated data ``record id || version`` (8 bytes, big-endian),
+  so a ciphertext moved to another record or version does not decrypt; the
+  data key is itself sealed ("wrapped") with AES-GCM under the node's
+  key-encryption key (KEK, ``node.healthcare.kek``), associated data a domain
+  tag, the record id and the version;
+* the vault directory holds two LevelDBs: ``content`` (ciphertexts only) and
+  ``keys`` (wrapped data keys, tombstones and a KEK check value).  A copy of
+  ``content`` alone decrypts nothing; a copy of ``keys`` needs the KEK;
+* a version exists once its wrapped key is stored: ``put`` writes the
+  ciphertext, then the key; a crash between leaves a ciphertext no key opens,
+  which the next ``put`` of that version overwrites;
+* erasure is crypto-shredding: ``shred`` deletes the record's wrapped keys,
+  writes a tombstone (the record id and the erasure time, nothing else) and a
+  pending mark in one synchronous batch, and only then deletes its
+  ciphertexts and the mark; ``open`` finishes what a crash left marked.  Each
+  store's key range is compacted before and after, so the deleted values are
+  gone from LevelDB's write-ahead log and table files.  Once the data keys
+  are gone, no copy of the content store, backups included, opens the record;
+* ``rotate_kek`` rewraps every data key under a new KEK in one batch of the key
+  store and never opens the content store;
+* each store is held by one process; a second opener gets ``VaultLocked``
+  naming the directory; every method takes one lock: the node calls the vault
+  from a thread pool.
 
 Key layout (all integers big-endian)::
 
-    b"m" b"schema"                          -> SCHEMA
-    b"r" record_id(16)                      -> tombstone: erased at, ms since the epoch (8)
-    b"r" record_id(16) version(8) b"c"      -> nonce(12) || AES-GCM ciphertext and tag
-    b"r" record_id(16) version(8) b"k"      -> data key (32)
-    b"r" record_id(16) version(8) b"s"      -> salt
+    content:  b"m" b"schema"                      -> CONTENT_SCHEMA
+              b"r" record_id(16) version(8) b"c"  -> nonce(12) || AES-GCM(data key, salt || content)
+    keys:     b"m" b"schema"                      -> KEYS_SCHEMA
+              b"m" b"kek"                         -> nonce(12) || AES-GCM(KEK, b"", KEK_CHECK_AAD)
+              b"r" record_id(16)                  -> tombstone: erased at, ms since the epoch (8)
+              b"p" record_id(16)                  -> b"": the record's keyless ciphertexts are yet to go
+              b"r" record_id(16) version(8) b"k"  -> nonce(12) || AES-GCM(KEK, data key)
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import plyvel
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from node.healthcare.kek import KEK_BYTES
 from primitives.errors import UsageError
 from storage.errors import CorruptRecord, DatabaseLocked, StorageError, StoreClosed
 
@@ -48,15 +61,24 @@ RECORD_ID_BYTES = 16
 SALT_BYTES = 32
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 MAX_VERSION = 2**64 - 1
 VAULT_DIRNAME = "vault"
-SCHEMA = b"medchain-vault/1"
+CONTENT_DIRNAME = "content"
+KEYS_DIRNAME = "keys"
+CONTENT_SCHEMA = b"medchain-vault-content/2"
+KEYS_SCHEMA = b"medchain-vault-keys/2"
+OLD_SCHEMA = b"medchain-vault/1"
+WRAP_AAD = b"medchain/v2/vault-data-key"
+KEK_CHECK_AAD = b"medchain/v2/vault-kek-check"
 
 _SCHEMA_KEY = b"mschema"
+_KEK_CHECK_KEY = b"mkek"
 _RECORD = b"r"
-_CIPHERTEXT, _DATA_KEY, _SALT = b"c", b"k", b"s"
-_PARTS = (_CIPHERTEXT, _DATA_KEY, _SALT)
+_PENDING = b"p"
+_CIPHERTEXT, _DATA_KEY = b"c", b"k"
 _VERSION_KEY_BYTES = 1 + RECORD_ID_BYTES + 8 + 1
+_WRAPPED_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES
 
 
 class VaultError(StorageError):
@@ -87,48 +109,45 @@ class VaultCorrupt(VaultError, CorruptRecord):
     """Stored bytes do not decrypt, or a version lacks one of its parts."""
 
 
+class WrongKek(VaultError):
+    """The KEK given does not unwrap this vault's data keys."""
+
+
 class Vault:
     """Encrypted EHR content of the records this node's organisation keeps."""
 
-    def __init__(self, path: Path, db: Any, clock: Callable[[], float]) -> None:
+    def __init__(self, path: Path, content: Any, keys: Any, kek: bytes, clock: Callable[[], float]) -> None:
         self.path = path
-        self._db = db
+        self._content = content
+        self._keys = keys
+        self._kek = AESGCM(kek)
         self._clock = clock
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time) -> Vault:
-        """Open (creating if missing) the vault in directory ``path``; ``clock`` stamps tombstones."""
+    def open(cls, path: str | os.PathLike[str], kek: bytes, *, clock: Callable[[], float] = time.time) -> Vault:
+        """Open (creating if missing) the vault in directory ``path`` under ``kek``; ``clock`` stamps tombstones."""
         directory = Path(path)
+        _check_kek_size(kek)
+        keys = open_key_store(directory, kek)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise VaultError(f"cannot create vault directory {directory}: {exc.strerror or exc}") from None
-        try:
-            # Sealed values do not compress; without compression the table
-            # files hold exactly the stored bytes, which the erasure tests check.
-            db = plyvel.DB(str(directory), create_if_missing=True, compression=None)
-        except plyvel.IOError as exc:
-            message = _message(exc)
-            if "lock" in message.lower():
-                raise VaultLocked(
-                    f"vault directory {directory} is locked: another medchain process seems to be using it "
-                    f"(stop that process or choose another data directory) [LevelDB: {message}]"
-                ) from None
-            raise VaultError(f"cannot open vault directory {directory}: {message}") from None
-        except plyvel.Error as exc:
-            raise VaultError(f"cannot open vault directory {directory}: {_message(exc)}") from None
-        try:
-            _check_schema(directory, db)
+            content = _open_store(directory / CONTENT_DIRNAME, CONTENT_SCHEMA, directory)
         except BaseException:
-            db.close()
+            keys.close()
             raise
-        return cls(directory, db, clock)
+        vault = cls(directory, content, keys, kek, clock)
+        try:
+            vault._finish_pending()
+        except BaseException:
+            vault.close()
+            raise
+        return vault
 
     def close(self) -> None:
         with self._lock:
-            if not self._db.closed:
-                self._db.close()
+            for db in (self._keys, self._content):
+                if not db.closed:
+                    db.close()
 
     def __enter__(self) -> Vault:
         return self
@@ -141,62 +160,56 @@ class Vault:
     # ------------------------------------------------------------ writes
 
     def put(self, record_id: bytes, version: int, content: bytes, salt: bytes) -> None:
-        """Seal ``content`` under a fresh key and store it with ``salt``, durably, in one batch."""
+        """Seal ``salt`` and ``content`` under a fresh data key, wrap the key, store both durably."""
         _check_id(record_id)
         _check_version(version)
         if len(salt) != SALT_BYTES:
             raise UsageError(f"a record salt is {SALT_BYTES} bytes, got {len(salt)}")
         key = AESGCM.generate_key(bit_length=8 * KEY_BYTES)
         nonce = os.urandom(NONCE_BYTES)
-        sealed = nonce + AESGCM(key).encrypt(nonce, bytes(content), _aad(record_id, version))
+        sealed = nonce + AESGCM(key).encrypt(nonce, bytes(salt) + bytes(content), _aad(record_id, version))
+        wrapped = wrap_key(self._kek, record_id, version, key)
         with self._lock:
-            db = self._live()
-            if db.get(_tombstone_key(record_id)) is not None:
+            keys, content_db = self._live()
+            if keys.get(_tombstone_key(record_id)) is not None:
                 raise VaultErased(f"record {record_id.hex()} was erased; it cannot take new content")
-            if db.get(_part_key(record_id, version, _CIPHERTEXT)) is not None:
+            if keys.get(_part_key(record_id, version, _DATA_KEY)) is not None:
                 raise VaultConflict(f"record {record_id.hex()} v{version} is already in the vault at {self.path}")
-            self._write(
-                db,
-                puts=[
-                    (_part_key(record_id, version, _CIPHERTEXT), sealed),
-                    (_part_key(record_id, version, _DATA_KEY), key),
-                    (_part_key(record_id, version, _SALT), bytes(salt)),
-                ],
-            )
+            self._write(content_db, puts=[(_part_key(record_id, version, _CIPHERTEXT), sealed)])
+            self._write(keys, puts=[(_part_key(record_id, version, _DATA_KEY), wrapped)])
 
     def shred(self, record_id: bytes) -> int:
         """Erase every version of the record for good, leaving a tombstone; return how many versions went."""
         _check_id(record_id)
         with self._lock:
-            db = self._live()
-            doomed = self._version_part_keys(db, record_id)
-            already = db.get(_tombstone_key(record_id)) is not None
-            if already and not doomed:
+            keys, content_db = self._live()
+            doomed_keys = _version_keys(keys, record_id)
+            doomed_content = _version_keys(content_db, record_id)
+            already = keys.get(_tombstone_key(record_id)) is not None
+            if already and not doomed_keys and not doomed_content:
                 return 0
-            # Flush first, so the values sit in table files before their
-            # deletions arrive: a memtable holding both would be flushed as one
-            # table that a manual compaction may never rewrite (see _purge).
-            self._purge(db, record_id)
             erased_at = int(self._clock() * 1000).to_bytes(8, "big")
-            puts = [] if already else [(_tombstone_key(record_id), erased_at)]
-            self._write(db, puts=puts, deletes=doomed)
-            self._purge(db, record_id)
-            return len({key[: _VERSION_KEY_BYTES - 1] for key in doomed})
+            tombstone = [] if already else [(_tombstone_key(record_id), erased_at)]
+            # The keys first: once they are gone, no copy of the content opens.
+            self._delete(keys, record_id, doomed_keys, [*tombstone, (_pending_key(record_id), b"")])
+            self._remove_keyless_content(record_id)
+            return len({key[: _VERSION_KEY_BYTES - 1] for key in doomed_keys})
 
     def discard(self, record_id: bytes, version: int) -> bool:
         """Remove one version the chain refused to reference (no tombstone); False if it was not there."""
         _check_id(record_id)
         _check_version(version)
         with self._lock:
-            db = self._live()
-            doomed = [k for k in (_part_key(record_id, version, part) for part in _PARTS) if db.get(k) is not None]
-            if not doomed:
+            keys, content_db = self._live()
+            key_key = _part_key(record_id, version, _DATA_KEY)
+            content_key = _part_key(record_id, version, _CIPHERTEXT)
+            found = keys.get(key_key) is not None
+            if not found and content_db.get(content_key) is None:
                 return False
             # Personal data the chain never referenced: purge it as thoroughly as an erasure.
-            self._purge(db, record_id)
-            self._write(db, deletes=doomed)
-            self._purge(db, record_id)
-            return True
+            self._delete(keys, record_id, [key_key], [(_pending_key(record_id), b"")])
+            self._remove_keyless_content(record_id)
+            return found
 
     # ------------------------------------------------------------ reads
 
@@ -205,32 +218,33 @@ class Vault:
         _check_id(record_id)
         _check_version(version)
         with self._lock:
-            db = self._live()
-            if db.get(_tombstone_key(record_id)) is not None:
+            keys, content_db = self._live()
+            if keys.get(_tombstone_key(record_id)) is not None:
                 raise VaultErased(f"record {record_id.hex()} was erased")
-            sealed, key, salt = (db.get(_part_key(record_id, version, part)) for part in _PARTS)
+            wrapped = keys.get(_part_key(record_id, version, _DATA_KEY))
+            sealed = content_db.get(_part_key(record_id, version, _CIPHERTEXT))
         where = f"record {record_id.hex()} v{version}"
-        if sealed is None and key is None and salt is None:
+        if wrapped is None:
             raise VaultMissing(f"the vault at {self.path} holds no {where}")
-        if sealed is None or key is None or salt is None:
-            raise VaultCorrupt(where, _part_key(record_id, version, _CIPHERTEXT), "a part of the version is missing")
-        if len(key) != KEY_BYTES or len(sealed) < NONCE_BYTES:
-            raise VaultCorrupt(where, _part_key(record_id, version, _DATA_KEY), "wrong sizes")
+        if sealed is None:
+            raise VaultCorrupt(where, _part_key(record_id, version, _CIPHERTEXT), "its ciphertext is missing")
+        key = unwrap_key(self._kek, record_id, version, wrapped)
+        if len(sealed) < NONCE_BYTES + TAG_BYTES + SALT_BYTES:
+            raise VaultCorrupt(where, _part_key(record_id, version, _CIPHERTEXT), "too short")
         try:
-            content = AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(record_id, version))
+            opened = AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], _aad(record_id, version))
         except InvalidTag:
             raise VaultCorrupt(
                 where, _part_key(record_id, version, _CIPHERTEXT), "does not decrypt (tag mismatch)"
             ) from None
-        return content, salt
+        return opened[SALT_BYTES:], opened[:SALT_BYTES]
 
     def versions(self, record_id: bytes) -> list[int]:
         """The versions of the record this vault holds, ascending (none once erased)."""
         _check_id(record_id)
         with self._lock:
-            keys = self._version_part_keys(self._live(), record_id)
-        found = {int.from_bytes(key[1 + RECORD_ID_BYTES : -1], "big") for key in keys if key[-1:] == _CIPHERTEXT}
-        return sorted(found)
+            found = _version_keys(self._live()[0], record_id)
+        return sorted(int.from_bytes(key[1 + RECORD_ID_BYTES : -1], "big") for key in found)
 
     def holds(self, record_id: bytes) -> bool:
         """True if the vault holds content for at least one version of the record."""
@@ -244,58 +258,231 @@ class Vault:
         """When the record was shredded here (ms since the epoch), or None."""
         _check_id(record_id)
         with self._lock:
-            raw = self._live().get(_tombstone_key(record_id))
+            raw = self._live()[0].get(_tombstone_key(record_id))
         return None if raw is None else int.from_bytes(raw, "big")
 
     # ------------------------------------------------------------ internals
 
-    def _live(self) -> Any:
-        if self._db.closed:
-            raise VaultClosed(f"the vault at {self.path} is closed")
-        return self._db
+    def _remove_keyless_content(self, record_id: bytes) -> None:
+        """Delete the record's ciphertexts whose key is gone, then its pending mark (lock held)."""
+        keys, content_db = self._live()
+        doomed = [
+            key for key in _version_keys(content_db, record_id) if keys.get(key[:-1] + _DATA_KEY) is None
+        ]
+        if doomed:
+            self._delete(content_db, record_id, doomed, [])
+        self._write(keys, deletes=[_pending_key(record_id)])
 
-    def _version_part_keys(self, db: Any, record_id: bytes) -> list[bytes]:
-        prefix = _tombstone_key(record_id)
-        with db.iterator(prefix=prefix, include_value=False) as it:
-            return [key for key in it if len(key) == _VERSION_KEY_BYTES]
+    def _finish_pending(self) -> None:
+        """Finish deletions a crash cut short between the key store and the content store."""
+        with self._lock:
+            with self._live()[0].iterator(prefix=_PENDING, include_value=False) as it:
+                pending = [key[1:] for key in it]
+            for record_id in pending:
+                self._remove_keyless_content(record_id)
+
+    def _live(self) -> tuple[Any, Any]:
+        if self._keys.closed or self._content.closed:
+            raise VaultClosed(f"the vault at {self.path} is closed")
+        return self._keys, self._content
+
+    def _delete(self, db: Any, record_id: bytes, doomed: list[bytes], puts: list[tuple[bytes, bytes]]) -> None:
+        # Flush first, so the values sit in table files before their
+        # deletions arrive: a memtable holding both would be flushed as one
+        # table that a manual compaction may never rewrite (see _purge).
+        _purge(db, record_id, self.path)
+        self._write(db, puts=puts, deletes=doomed)
+        _purge(db, record_id, self.path)
 
     def _write(
         self, db: Any, *, puts: list[tuple[bytes, bytes]] | None = None, deletes: list[bytes] | None = None
     ) -> None:
-        try:
-            with db.write_batch(sync=True, transaction=True) as batch:
-                for key in deletes or ():
-                    batch.delete(key)
-                for key, value in puts or ():
-                    batch.put(key, value)
-        except plyvel.Error as exc:
-            raise VaultError(f"write to the vault at {self.path} failed: {_message(exc)}") from None
-
-    def _purge(self, db: Any, record_id: bytes) -> None:
-        # LevelDB's CompactRange flushes the memtable (dropping the old log
-        # file), then merges each level's files that overlap the range into the
-        # next level, which drops values shadowed by a newer deletion.  It only
-        # visits levels above the deepest one that held files in the range
-        # *before* the flush, so a value and its deletion flushed together
-        # into one table can survive; ``shred`` and ``discard`` therefore purge
-        # once before deleting (values into tables) and once after.
-        prefix = _tombstone_key(record_id)
-        try:
-            db.compact_range(start=prefix, stop=prefix + b"\xff" * 9)
-        except plyvel.Error as exc:
-            raise VaultError(f"compaction of the vault at {self.path} failed: {_message(exc)}") from None
+        write_batch(db, self.path, puts=puts or [], deletes=deletes or [])
 
 
-def _check_schema(directory: Path, db: Any) -> None:
+# ---------------------------------------------------------------- the key store and the KEK
+
+
+def open_key_store(directory: Path, kek: bytes) -> Any:
+    """Open the key store of the vault in ``directory``, checking that ``kek`` is this vault's KEK."""
+    keys = _open_store(directory / KEYS_DIRNAME, KEYS_SCHEMA, directory)
+    try:
+        check = keys.get(_KEK_CHECK_KEY)
+        if check is None:
+            write_batch(keys, directory, puts=[(_KEK_CHECK_KEY, kek_check(AESGCM(kek)))], deletes=[])
+        elif not kek_matches(kek, check):
+            raise WrongKek(
+                f"the KEK does not unwrap the data keys of the vault at {directory}: it is not this vault's KEK "
+                f"(if 'medchain node rotate-kek' was interrupted, run it again)"
+            )
+    except BaseException:
+        keys.close()
+        raise
+    return keys
+
+
+def rotate_kek(directory: Path, old_kek: bytes, new_kek: bytes) -> int:
+    """Rewrap every data key of the vault in ``directory`` from ``old_kek`` to ``new_kek``; return how many.
+
+    Only the key store is opened: the content store's files are not touched.
+    The rewrapped keys and the new check value go in one synchronous batch, so
+    the store is wholly under one KEK or the other; the old wrapped values are
+    then compacted out of the store's files.
+    """
+    _check_kek_size(new_kek)
+    if not (directory / KEYS_DIRNAME).exists():
+        return 0  # a vault not created yet has no key to rewrap
+    keys = open_key_store(directory, old_kek)
+    try:
+        old, new = AESGCM(old_kek), AESGCM(new_kek)
+        puts = [(_KEK_CHECK_KEY, kek_check(new))]
+        with keys.iterator(prefix=_RECORD) as it:
+            for key, wrapped in it:
+                if len(key) == _VERSION_KEY_BYTES:
+                    record_id = key[1 : 1 + RECORD_ID_BYTES]
+                    version = int.from_bytes(key[1 + RECORD_ID_BYTES : -1], "big")
+                    data_key = unwrap_key(old, record_id, version, wrapped)
+                    puts.append((key, wrap_key(new, record_id, version, data_key)))
+        # As in _purge: old values into tables first, then the rewrite, then a
+        # compaction that drops the old values they shadow.
+        _compact_all(keys, directory)
+        write_batch(keys, directory, puts=puts, deletes=[])
+        _compact_all(keys, directory)
+        return len(puts) - 1
+    finally:
+        keys.close()
+
+
+def kek_opens_store(directory: Path, kek: bytes) -> bool:
+    """Whether ``kek`` is the KEK of the vault in ``directory`` (False if it has no key store yet)."""
+    if not (directory / KEYS_DIRNAME).exists():
+        return False
+    keys = _open_store(directory / KEYS_DIRNAME, KEYS_SCHEMA, directory)
+    try:
+        check = keys.get(_KEK_CHECK_KEY)
+    finally:
+        keys.close()
+    return check is not None and kek_matches(kek, check)
+
+
+def kek_matches(kek: bytes, check: bytes) -> bool:
+    try:
+        AESGCM(kek).decrypt(check[:NONCE_BYTES], check[NONCE_BYTES:], KEK_CHECK_AAD)
+    except (InvalidTag, ValueError):
+        return False
+    return True
+
+
+def kek_check(kek: AESGCM) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + kek.encrypt(nonce, b"", KEK_CHECK_AAD)
+
+
+def wrap_key(kek: AESGCM, record_id: bytes, version: int, data_key: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + kek.encrypt(nonce, data_key, WRAP_AAD + _aad(record_id, version))
+
+
+def unwrap_key(kek: AESGCM, record_id: bytes, version: int, wrapped: bytes) -> bytes:
+    where = f"record {record_id.hex()} v{version}"
+    if len(wrapped) != _WRAPPED_BYTES:
+        raise VaultCorrupt(where, _part_key(record_id, version, _DATA_KEY), "a wrapped key of the wrong size")
+    try:
+        return kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], WRAP_AAD + _aad(record_id, version))
+    except InvalidTag:
+        raise VaultCorrupt(where, _part_key(record_id, version, _DATA_KEY), "its data key does not unwrap") from None
+
+
+# ---------------------------------------------------------------- LevelDB
+
+
+def _open_store(directory: Path, schema: bytes, vault: Path) -> Any:
+    if (vault / "CURRENT").exists():
+        raise VaultError(
+            f"the vault at {vault} has the old single-store layout, with its data keys unwrapped beside the "
+            f"content; this release does not read it: move it out of the node's folder, keep it as safe as the "
+            f"key itself, and file its records again"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VaultError(f"cannot create vault directory {directory}: {exc.strerror or exc}") from None
+    try:
+        # Sealed values do not compress; without compression the table
+        # files hold exactly the stored bytes, which the erasure tests check.
+        db = plyvel.DB(str(directory), create_if_missing=True, compression=None)
+    except plyvel.IOError as exc:
+        message = _message(exc)
+        if "lock" in message.lower():
+            raise VaultLocked(
+                f"vault directory {directory} is locked: another medchain process seems to be using it "
+                f"(stop that process or choose another data directory) [LevelDB: {message}]"
+            ) from None
+        raise VaultError(f"cannot open vault directory {directory}: {message}") from None
+    except plyvel.Error as exc:
+        raise VaultError(f"cannot open vault directory {directory}: {_message(exc)}") from None
+    try:
+        _check_schema(directory, db, schema)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def write_batch(db: Any, where: Path, *, puts: list[tuple[bytes, bytes]], deletes: list[bytes]) -> None:
+    try:
+        with db.write_batch(sync=True, transaction=True) as batch:
+            for key in deletes:
+                batch.delete(key)
+            for key, value in puts:
+                batch.put(key, value)
+    except plyvel.Error as exc:
+        raise VaultError(f"write to the vault at {where} failed: {_message(exc)}") from None
+
+
+def _purge(db: Any, record_id: bytes, where: Path) -> None:
+    # LevelDB's CompactRange flushes the memtable (dropping the old log
+    # file), then merges each level's files that overlap the range into the
+    # next level, which drops values shadowed by a newer deletion.  It only
+    # visits levels above the deepest one that held files in the range
+    # *before* the flush, so a value and its deletion flushed together
+    # into one table can survive; deletions therefore purge once before
+    # (values into tables) and once after.
+    prefix = _tombstone_key(record_id)
+    try:
+        db.compact_range(start=prefix, stop=prefix + b"\xff" * 9)
+    except plyvel.Error as exc:
+        raise VaultError(f"compaction of the vault at {where} failed: {_message(exc)}") from None
+
+
+def _compact_all(db: Any, where: Path) -> None:
+    # plyvel turns a missing bound into an empty key, which would make the range empty.
+    try:
+        db.compact_range(start=b"\x00", stop=b"\xff" * (_VERSION_KEY_BYTES + 1))
+    except plyvel.Error as exc:
+        raise VaultError(f"compaction of the vault at {where} failed: {_message(exc)}") from None
+
+
+def _version_keys(db: Any, record_id: bytes) -> list[bytes]:
+    with db.iterator(prefix=_tombstone_key(record_id), include_value=False) as it:
+        return [key for key in it if len(key) == _VERSION_KEY_BYTES]
+
+
+def _check_schema(directory: Path, db: Any, schema: bytes) -> None:
     found = db.get(_SCHEMA_KEY)
     if found is None:
         with db.iterator(include_value=False) as it:
             empty = next(it, None) is None
         if not empty:
-            raise VaultError(f"{directory} is a LevelDB but not a medchain vault (no schema mark)")
-        db.put(_SCHEMA_KEY, SCHEMA, sync=True)
-    elif found != SCHEMA:
-        raise VaultError(f"vault {directory} has schema {found!r}; this code reads {SCHEMA!r}")
+            raise VaultError(f"{directory} is a LevelDB but not a medchain vault store (no schema mark)")
+        db.put(_SCHEMA_KEY, schema, sync=True)
+    elif found != schema:
+        raise VaultError(f"vault store {directory} has schema {found!r}; this code reads {schema!r} there")
+
+
+def _check_kek_size(kek: bytes) -> None:
+    if not isinstance(kek, bytes) or len(kek) != KEK_BYTES:
+        raise UsageError(f"a KEK is {KEK_BYTES} bytes")
 
 
 def _check_id(record_id: bytes) -> None:
@@ -310,6 +497,10 @@ def _check_version(version: int) -> None:
 
 def _tombstone_key(record_id: bytes) -> bytes:
     return _RECORD + record_id
+
+
+def _pending_key(record_id: bytes) -> bytes:
+    return _PENDING + record_id
 
 
 def _part_key(record_id: bytes, version: int, part: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Generate a local network: genesis, keys, TLS material and one home folder per node."""
+"""Generate a local network: genesis, keys, TLS material, a vault KEK and one home folder per node."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from node.config import NodeConfig, Peer, read_key, write_key
+from node.config import DEFAULT_KEK_FILE, NodeConfig, Peer, read_key, write_key
 from node.genesis import Genesis, parse_genesis
+from node.healthcare.kek import new_kek, write_kek_file
 from node.lab.consortium import Consortium
 from node.p2p.certs import write_node_tls
 from primitives.errors import UsageError
@@ -95,6 +96,7 @@ def generate_testnet(
         home = out / plan.name
         key = SigningKey.generate()
         write_key(home / "node_key.json", key)
+        write_kek_file(home / DEFAULT_KEK_FILE, new_kek())
         cert_pem = write_node_tls(home / "tls", key)
         members["validators" if plan.role == "validator" else "observers"].append(
             {"name": plan.name, "key": key.verify_key.hex(), "cert": cert_pem}

@@ -73,7 +73,8 @@ CLIENT_ARGS: dict[str, list[str]] = {
 # Commands that work on local files or processes, not through a node's API.
 OFFLINE = {
     "cluster down", "cluster kill", "cluster pause", "cluster restart", "cluster resume", "cluster status",
-    "cluster up", "key new", "key show", "node init", "node reset", "node show-id", "node start", "proof history",
+    "cluster up", "key new", "key show", "node init", "node reset", "node rotate-kek", "node show-id", "node start",
+    "proof history",
     "proof verify", "sim", "testnet",
     # the lab tools start or find their own cluster (by folder, not by --node)
     "bench cluster", "bench verify", "bench signing", "bench storage", "counterfeit", "story",

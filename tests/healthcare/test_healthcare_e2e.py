@@ -285,16 +285,17 @@ async def test_vaults_then_replay_from_genesis_with_the_cluster_stopped(
         vault = home / "vault"
         if not vault.exists():
             continue
-        db = plyvel.DB(str(vault))
-        try:
-            for rid in erased:
-                keys = [k for k, _ in db if bytes.fromhex(rid) in k]
-                # Only the tombstone b"r" + record id may remain: no ciphertext, data key or salt of any version.
-                assert keys in ([], [b"r" + bytes.fromhex(rid)]), f"{home.name} vault still holds {keys}"
-                if keys:
-                    held[rid].append(home.name)
-        finally:
-            db.close()
+        for store in ("content", "keys"):
+            db = plyvel.DB(str(vault / store))
+            try:
+                for rid in erased:
+                    keys = [k for k, _ in db if bytes.fromhex(rid) in k]
+                    # Only the tombstone b"r" + record id may remain: no ciphertext or wrapped key of any version.
+                    assert keys in ([], [b"r" + bytes.fromhex(rid)]), f"{home.name} vault {store} still holds {keys}"
+                    if keys:
+                        held[rid].append(home.name)
+            finally:
+                db.close()
     assert all(held.values()), f"no vault ever held an erased record: {held}"
     home = clusters.node_homes(cluster.root)[0]
     genesis = load_genesis(cluster.root / "genesis.json")
