@@ -525,8 +525,10 @@ class Node:
             try:
                 if self._admit(data, tid):
                     fresh.append(data)
-            except ApiError:
-                continue
+            except ApiError as refused:
+                # A peer relaying what we refuse is expected (it may be ahead of us, or Byzantine): count, never stop.
+                self.metrics.gossip_refused.labels(refused.code).inc()
+                log.debug("refused a transaction %s gossiped by %s: %s: %s", tid.hex(), peer, refused.code, refused.message)
         if fresh:
             relay = [
                 p for p in self.transport.connected_peers() if p != peer and peer not in self._peer_sets.get(p, ())
