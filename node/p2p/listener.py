@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 from collections import OrderedDict
@@ -63,7 +64,12 @@ class TlsListener:
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, _, _, _, address = infos[0]
-        self._socket = socket.create_server(address[:2], family=family, backlog=128)
+        try:
+            self._socket = socket.create_server(address[:2], family=family, backlog=128)
+        except OSError as exc:  # worded as asyncio's servers word it, which operators and the CLI already know
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(exc.errno, f"error while attempting to bind on address {address[:2]!r}: "
+                                     f"{reason.lower()}") from None
         self._socket.setblocking(False)
         self._accepting = asyncio.create_task(self._accept_loop(self._socket), name="p2p-accept")
 
