@@ -67,6 +67,12 @@ class NodeMetrics:
         self.txs_rejected = Counter(
             "medchain_txs_rejected", "Transactions committed but rejected by the app", registry=r
         )
+        self.gossip_refused = Counter(
+            "medchain_gossip_txs_refused",
+            "Transactions gossiped by peers and refused at admission, by reason (the admission error code)",
+            ["reason"],
+            registry=r,
+        )
         self.blocks_synced = Counter("medchain_blocks_synced", "Blocks committed through catch-up", registry=r)
         self.blocks_refused = Counter(
             "medchain_blocks_refused", "Blocks from peers refused (bad certificate, wrong parent or state)", registry=r

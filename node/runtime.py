@@ -98,8 +98,12 @@ class Node:
         store: ChainStore,
         transport: Transport,
         app_factory: Callable[[Node], Application],
+        wall_clock: Callable[[], float] = time.time,
     ):
         self.cfg = config
+        # Block timestamps come from the wall clock; timers run on the loop's monotonic clock (see _apply_timer).
+        self.wall_clock = wall_clock
+        self._now_anchor = (0, 0.0)
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.key = key
@@ -179,7 +183,14 @@ class Node:
         self._executor.shutdown(wait=True)
 
     def _now_ms(self) -> int:
-        return int(time.time() * 1000)
+        """The wall time handed to the replica, remembered with the loop's monotonic time of the same moment."""
+        now = int(self.wall_clock() * 1000)
+        self._now_anchor = (now, asyncio.get_running_loop().time())
+        return now
+
+    def timer_deadlines(self) -> dict[str, float]:
+        """The replica's armed timers: name -> when it fires, on the event loop's (monotonic) clock."""
+        return {name: handle.when() for name, handle in self._timers.items()}
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking storage call off the event loop (LevelDB sync writes take ms)."""
@@ -277,9 +288,12 @@ class Node:
         if old is not None:
             old.cancel()
         if isinstance(timer, SetTimer):
-            delay = max(0.0, timer.deadline_ms / 1000 - time.time())
+            # The deadline is in the replica's time, the wall time of the last handle(): keep its distance from
+            # that moment and count it on the monotonic clock, so a step of the wall clock moves no timer.
+            wall_ms, mono = self._now_anchor
+            when = mono + max(0, timer.deadline_ms - wall_ms) / 1000
             event = TimerFired(timer.name, timer.token)
-            self._timers[timer.name] = asyncio.get_running_loop().call_later(delay, self.inbox.put_nowait, event)
+            self._timers[timer.name] = asyncio.get_running_loop().call_at(when, self.inbox.put_nowait, event)
 
     # ------------------------------------------------------------ committing
 
@@ -525,8 +539,12 @@ class Node:
             try:
                 if self._admit(data, tid):
                     fresh.append(data)
-            except ApiError:
-                continue
+            except ApiError as refused:
+                # A peer relaying what we refuse is expected (it may be ahead of us, or Byzantine): count, never stop.
+                self.metrics.gossip_refused.labels(refused.code).inc()
+                log.debug(
+                    "refused a transaction %s gossiped by %s: %s: %s", tid.hex(), peer, refused.code, refused.message
+                )
         if fresh:
             relay = [
                 p for p in self.transport.connected_peers() if p != peer and peer not in self._peer_sets.get(p, ())

@@ -235,9 +235,27 @@ def counterfeit_command(directory: Path | None, packs: int, fakes: int, dispense
 
     Commissions packs, moves them from the manufacturer through the distributor
     to the pharmacies, dispenses some, recalls a lot, then scans every genuine
-    pack and fakes of seven kinds (unknown serial, clone, wrong lot, wrong
-    expiry, recalled, expired, diverted).  Exit status 0 when every fake is
-    detected and no genuine pack is flagged, 1 otherwise.
+    pack and injects three classes of bad product, each caught its own way:
+    fakes (unknown serial, clone, wrong lot, wrong expiry: the scan's verdict
+    and an alert on the ledger), genuine but unsellable packs (recalled: the
+    scan's verdict; expired by the ledger's own time: the validators refuse
+    the lot) and diversions (a pharmacy dispensing a pack it does not hold:
+    the validators refuse it).  Exit status 0 when everything is caught, no
+    genuine pack is flagged and every fake's alert is on the ledger, 1
+    otherwise.
+
+    \b
+    --json prints one object:
+      ok                      everything caught, nothing flagged, alerts all there
+      packs                   packs commissioned
+      fakes, unsellable, diversions
+                              per kind: injected, detected, detected_by (the mechanism)
+      genuine                 scanned, flagged (genuine packs wrongly flagged)
+      alerts                  expected (one per fake), recorded (new on the ledger)
+      verify_ms               concurrent genuine scans: count, p50, p99
+      sequential_verify_ms    with --latency: with_proofs, no_proofs (count, p50, p95, p99)
+      phases_s                seconds per phase; chain_height: the height at the end
+      missed, flagged         the first 20 of each, for diagnosis
 
     \b
     Examples:

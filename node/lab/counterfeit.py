@@ -2,29 +2,35 @@
 
 Manufacturer -> distributor -> pharmacies (and hospital pharmacies): packs are
 commissioned in lots, shipped and received twice, some dispensed, one lot
-recalled.  Then every genuine pack at a pharmacy is scanned, and fakes of every
-kind are injected:
+recalled.  Then every genuine pack at a pharmacy is scanned, and three classes
+of bad product are injected, each caught by its own mechanism:
 
-=================  =================================================  ==============================
-fake               how it is made                                     detected when
-=================  =================================================  ==============================
-unknown            a serial never commissioned                        not verified, No_match_GTIN_Serial, alert
-clone              the code of a pack already dispensed               not verified, AlreadyDispensed, alert
-wrong_lot          a genuine serial printed with another lot          not verified, No_match_GTIN_Serial_Lot, alert
-wrong_expiry       a genuine serial printed with another expiry       not verified, No_match_GTIN_Serial_Expiry, alert
-recalled           a genuine pack of the recalled lot                 not verified, status recalled
-expired            a genuine short-dated pack scanned after expiry    not verified, status expired
-diverted           a pharmacy dispenses a pack another one holds      the ledger refuses: not-custodian
-=================  =================================================  ==============================
+==========  ============  ===============================================  ==========================================
+class       kind          how it is made                                   detected by
+==========  ============  ===============================================  ==========================================
+fake        unknown       a serial never commissioned                      scan: No_match_GTIN_Serial, an alert
+fake        clone         the code of a pack already dispensed             scan: AlreadyDispensed, an alert
+fake        wrong_lot     a genuine serial printed with another lot        scan: No_match_GTIN_Serial_Lot, an alert
+fake        wrong_expiry  a genuine serial printed with another expiry     scan: No_match_GTIN_Serial_Expiry, an alert
+unsellable  recalled      a genuine pack of the recalled lot               scan: status recalled
+unsellable  expired       a lot whose expiry the ledger's time has passed  ledger rule at commissioning: expired
+diversion   diverted      a pharmacy dispenses a pack another one holds    ledger rule at dispense: not-custodian
+==========  ============  ===============================================  ==========================================
 
-The result counts, per kind, fakes injected and detected, and genuine packs
-scanned and wrongly flagged; the goal is every fake detected, none flagged.
+Expiry is judged by the ledger's own time: the expired lots carry an expiry
+before the day of the chain's latest block, and the validators refuse them by
+the committing block's time.  (A lot cannot enter the chain already expired,
+and an expiry is a whole day, so within one run no pack expires on the
+chain: what the run shows is the rule that keeps expired stock out.)
+
+The result counts, per kind, what was injected and what its mechanism caught,
+and genuine packs scanned and wrongly flagged; the goal is everything caught,
+nothing genuine flagged, and every fake's alert on the ledger.
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import datetime as dt
 import json
 import math
@@ -43,7 +49,7 @@ import aiohttp
 from node.client.ledger import LedgerClient, wait_height
 from node.config import read_key
 from node.documents import TxStatus
-from node.healthcare.documents import Verification
+from node.healthcare.documents import AlertDocument, Verification
 from node.healthcare.gs1 import gtin_with_check_digit
 from node.healthcare.ledger import bodies as b
 from node.lab.fresh_cluster import fresh_consortium, raise_interrupt_on_sigterm
@@ -56,7 +62,21 @@ HEAVY = 3  # transactions in flight when each touches thousands of packs
 SHIP_CHUNK = 1200  # explicit pack lists: 1,200 x ~40 bytes stays under the 60 KiB body limit
 PREFIX = "9506000"
 MIN_PACKS = 8
-KINDS = ("unknown", "clone", "wrong_lot", "wrong_expiry", "recalled", "expired", "diverted")
+FAKES = ("unknown", "clone", "wrong_lot", "wrong_expiry")
+UNSELLABLE = ("recalled", "expired")
+DIVERSIONS = ("diverted",)
+KINDS = FAKES + UNSELLABLE + DIVERSIONS
+CLASSES = {"fakes": FAKES, "unsellable": UNSELLABLE, "diversions": DIVERSIONS}
+DETECTED_BY = {
+    "unknown": "scan verdict: unknown serial (No_match_GTIN_Serial), alert filed",
+    "clone": "scan verdict: already dispensed (AlreadyDispensed), alert filed",
+    "wrong_lot": "scan verdict: lot differs (No_match_GTIN_Serial_Lot), alert filed",
+    "wrong_expiry": "scan verdict: expiry differs (No_match_GTIN_Serial_Expiry), alert filed",
+    "recalled": "scan verdict: status recalled",
+    "expired": "ledger rule at commissioning, by block time: rejected 'expired'",
+    "diverted": "ledger rule at dispense: rejected 'not-custodian'",
+}
+ALERT_PAGE = 1000
 
 
 @dataclass(slots=True)
@@ -112,7 +132,8 @@ class Report:
         return {
             "ok": self.ok,
             "packs": self.packs,
-            "fakes": {k: {"injected": self.injected[k], "detected": self.detected[k]} for k in KINDS},
+            **{cls: {k: {"injected": self.injected[k], "detected": self.detected[k], "detected_by": DETECTED_BY[k]}
+                     for k in kinds} for cls, kinds in CLASSES.items()},
             "genuine": {"scanned": self.genuine_scanned, "flagged": len(self.genuine_flagged)},
             "alerts": {"expected": self.alerts_expected, "recorded": self.alerts_recorded},
             "verify_ms": _latency(self.verify_ms, (50, 99)),
@@ -241,8 +262,6 @@ class Experiment:
         client = self._client(session, maker, keys["staff"][maker])
         today = dt.datetime.now(dt.UTC).date()
         long_expiry = _yymmdd(today.replace(year=today.year + 2, day=1))
-        last = calendar.monthrange(today.year, today.month)[1]
-        short_expiry = _yymmdd(today.replace(day=last))
         gtins = [gtin_with_check_digit(f"0{PREFIX}{i:05d}") for i in range(1, 4)]
         lots: list[dict[str, Any]] = []
         remaining, n = self.packs, 0
@@ -252,12 +271,9 @@ class Experiment:
             gtin = gtins[n % len(gtins)]
             lot = f"X{self.run_id[-6:]}L{n:04d}"
             serials = tuple(f"S{n:04d}{self.rng.getrandbits(40):010X}" for _ in range(size))
-            lots.append({"gtin": gtin, "lot": lot, "expiry": long_expiry, "serials": serials, "short": False})
+            lots.append({"gtin": gtin, "lot": lot, "expiry": long_expiry, "serials": serials})
             remaining -= size
             n += 1
-        short = {"gtin": gtins[0], "lot": f"X{self.run_id[-6:]}SHORT", "expiry": short_expiry,
-                 "serials": tuple(f"E{self.rng.getrandbits(40):010X}" for _ in range(self.fakes)), "short": True}
-        lots.append(short)
         await self._gather([self._must(client, b.Commission(lot["gtin"], lot["lot"], lot["expiry"], lot["serials"]))
                             for lot in lots], HEAVY)
         self.progress(f"commissioned {sum(len(lot['serials']) for lot in lots)} packs in {len(lots)} lots")
@@ -298,8 +314,8 @@ class Experiment:
                                ) -> None:
         staff, pharmacies = keys["staff"], keys["pharmacies"]
         rep = self.report
-        normal = {p: [(lot, s) for lot, s in held if not lot["short"]] for p, held in holdings.items()}
-        recalled_lot = lots[0]  # lots[-1] is the short-dated one; the others stay genuine
+        normal = holdings
+        recalled_lot = lots[0]  # the others stay genuine
         # Dispense some packs (the clones' originals), round robin over pharmacies.
         dispensed: list[tuple[dict[str, Any], str, str]] = []
         for i in range(self.dispense_n):
@@ -314,7 +330,7 @@ class Experiment:
         recall = await self._must(keys["reg"], b.Recall(recalled_lot["gtin"], recalled_lot["lot"],
                                                         "experiment: recall"))
         await wait_height(session, list(self.net.apis.values()), int(recall["height"]))  # scans go to every node
-        before = len(await keys["reg"].call("GET", "/alerts?limit=1000"))
+        before = await _last_alert(keys["reg"])
         scans: list[tuple[str, str, Any, dict[str, Any]]] = []  # (kind, org, code, expect)
         active = [(p, lot, s) for p, held in normal.items() for lot, s in held
                   if lot is not recalled_lot and (lot["lot"], s) not in gone]
@@ -337,13 +353,10 @@ class Experiment:
             rs = recalled_lot["serials"][i % len(recalled_lot["serials"])]
             scans.append(("recalled", p, code_forms(recalled_lot["gtin"], rs, recalled_lot["lot"],
                                                     recalled_lot["expiry"], i), {}))
-            short = lots[-1]
-            after = dt.datetime.strptime(short["expiry"], "%y%m%d").replace(tzinfo=dt.UTC) + dt.timedelta(days=2)
-            scans.append(("expired", p, code_forms(short["gtin"], short["serials"][i], short["lot"], short["expiry"],
-                                                   i), {"at_ms": int(after.timestamp() * 1000)}))
-        results = await self._gather([self._scan(session, kind, org, code, opts) for kind, org, code, opts in scans])
-        for kind, org, code, _opts, verdict in results:
+        results = await self._gather([self._scan(session, kind, org, code) for kind, org, code, _ in scans])
+        for kind, org, code, verdict in results:
             self._judge(kind, org, code, verdict)
+        await self._expired(session, keys, lots[0]["gtin"])
         # Diversion: another pharmacy tries to dispense packs it does not hold.
         diverted = []
         for i in range(self.fakes):
@@ -353,26 +366,43 @@ class Experiment:
         outcomes = await self._gather([self._client(session, thief, staff[thief]).submit(
             b.Dispense(lot["gtin"], serial)) for thief, lot, serial in diverted])
         for (thief, _lot, serial), result in zip(diverted, outcomes, strict=True):
-            rep.injected["diverted"] += 1
-            if result.get("status") == "rejected" and result.get("code") == "not-custodian":
-                rep.detected["diverted"] += 1
-            else:
-                rep.missed.append({"kind": "diverted", "by": thief, "serial": serial, "result": result})
-        rep.alerts_expected = sum(rep.injected[k] for k in ("unknown", "clone", "wrong_lot", "wrong_expiry"))
+            self._refused("diverted", result, "not-custodian", {"by": thief, "serial": serial})
+        rep.alerts_expected = sum(rep.injected[k] for k in FAKES)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            recorded = await keys["reg"].call("GET", f"/alerts?limit=1000&after={before - 1}" if before else
-                                              "/alerts?limit=1000")
-            rep.alerts_recorded = len([a for a in recorded if a["seq"] >= before])
+            rep.alerts_recorded = len(await alerts_after(keys["reg"], before))
             if rep.alerts_recorded >= rep.alerts_expected:
                 break
             await asyncio.sleep(0.3)
+
+    async def _expired(self, session: aiohttp.ClientSession, keys: dict[str, Any], gtin: str) -> None:
+        """Lots whose expiry is before the day of the chain's latest block: the validators must refuse each."""
+        maker = keys["maker"]
+        client = self._client(session, maker, keys["staff"][maker])
+        height = int((await client.call("GET", "/status"))["height"])
+        block = await client.call("GET", f"/blocks/{height}")
+        ledger_day = dt.datetime.fromtimestamp(block["header"]["timestamp_ms"] / 1000, dt.UTC).date()
+        expiry = _yymmdd(ledger_day - dt.timedelta(days=1))
+        attempts = [b.Commission(gtin, f"X{self.run_id[-6:]}EXP{i:03d}", expiry,
+                                 (f"E{self.rng.getrandbits(40):010X}",)) for i in range(self.fakes)]
+        outcomes = await self._gather([client.submit(body) for body in attempts])
+        for body, result in zip(attempts, outcomes, strict=True):
+            self._refused("expired", result, "expired", {"lot": body.lot, "expiry": body.expiry})
+
+    def _refused(self, kind: str, result: TxStatus, code: str, what: dict[str, Any]) -> None:
+        """Count an attempt the ledger's rules must reject with ``code``."""
+        rep = self.report
+        rep.injected[kind] += 1
+        if result.get("status") == "rejected" and result.get("code") == code:
+            rep.detected[kind] += 1
+        else:
+            rep.missed.append({"kind": kind, **what, "result": result})
 
     async def _sequential_latency(self, session: aiohttp.ClientSession, keys: dict[str, Any],
                                   holdings: dict[str, list[tuple[dict[str, Any], str]]]) -> None:
         """One client, one request at a time, on an idle cluster: the verify latency a counter sees."""
         pharmacy = keys["pharmacies"][0]
-        held = [(lot, s) for lot, s in holdings[pharmacy] if not lot["short"]]
+        held = holdings[pharmacy]
         picks = [held[self.rng.randrange(len(held))] for _ in range(self.latency_samples)]
         client = self._client(session, pharmacy, None)
         for proofs in (True, False):
@@ -387,14 +417,15 @@ class Experiment:
             f"sequential verify: {_latency(self.report.sequential_ms['with_proofs'], (50, 95, 99))} with proofs"
         )
 
-    async def _scan(self, session: aiohttp.ClientSession, kind: str, org: str, code: str, opts: dict[str, Any]
-                    ) -> tuple[str, str, str, dict[str, Any], Verification]:
+    async def _scan(self, session: aiohttp.ClientSession, kind: str, org: str, code: str
+                    ) -> tuple[str, str, str, Verification]:
+        """One scan, judged at the node's own time (no ``at_ms``)."""
         client = self._client(session, org, None)
         start = time.perf_counter()
-        verdict = await client.verify(code, f"experiment/{org}", proofs=False, at_ms=opts.get("at_ms"))
+        verdict = await client.verify(code, f"experiment/{org}", proofs=False)
         if kind == "genuine":
             self.report.verify_ms.append((time.perf_counter() - start) * 1000)
-        return kind, org, code, opts, verdict
+        return kind, org, code, verdict
 
     def _judge(self, kind: str, org: str, code: str, v: dict[str, Any]) -> None:
         rep = self.report
@@ -410,7 +441,6 @@ class Experiment:
             "wrong_lot": ("unknown", "No_match_GTIN_Serial_Lot", "Suspect", True),
             "wrong_expiry": ("unknown", "No_match_GTIN_Serial_Expiry", "Suspect", True),
             "recalled": ("recalled", "No_reason_provided", "Recalled", False),
-            "expired": ("expired", "No_reason_provided", "Expired", False),
         }[kind]
         rep.injected[kind] += 1
         got = (v["status"], v["verificationFailureReason"], v["additionalInfo"], v["alert"] is not None)
@@ -421,12 +451,18 @@ class Experiment:
 
 
 def format_summary(s: dict[str, Any]) -> str:
-    lines = [f"counterfeit experiment on {s['packs']:,} packs: {'PASS' if s['ok'] else 'FAIL'}",
-             f"  {'fake':<14}{'injected':>9}{'detected':>9}"]
-    for kind, c in s["fakes"].items():
-        lines.append(f"  {kind:<14}{c['injected']:>9}{c['detected']:>9}")
+    lines = [f"counterfeit experiment on {s['packs']:,} packs: {'PASS' if s['ok'] else 'FAIL'}"]
+    titles = {"fakes": "fakes (counterfeit codes)", "unsellable": "genuine but unsellable",
+              "diversions": "diversions (genuine packs, wrong hands)"}
+    for cls, title in titles.items():
+        kinds = s[cls]
+        lines.append(f"  {title}: {sum(c['detected'] for c in kinds.values())} of "
+                     f"{sum(c['injected'] for c in kinds.values())} caught")
+        for kind, c in kinds.items():
+            lines.append(f"    {kind:<14}{c['detected']:>6} / {c['injected']:<6} {c['detected_by']}")
     lines.append(f"  genuine packs scanned: {s['genuine']['scanned']:,}, wrongly flagged: {s['genuine']['flagged']}")
-    lines.append(f"  alerts on the ledger: {s['alerts']['recorded']} (expected {s['alerts']['expected']})")
+    lines.append(f"  alerts on the ledger: {s['alerts']['recorded']} "
+                 f"(expected {s['alerts']['expected']}, one per fake)")
     v = s["verify_ms"]
     lines.append(f"  verify latency (genuine scans, concurrent, no proofs): p50 {v['p50']} ms, p99 {v['p99']} ms")
     lines.append("  phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in s["phases_s"].items()))
@@ -438,6 +474,24 @@ def format_summary(s: dict[str, Any]) -> str:
     for item in s["flagged"]:
         lines.append(f"  FLAGGED: {item}")
     return "\n".join(lines)
+
+
+async def _last_alert(client: LedgerClient) -> int | None:
+    """The sequence number of the newest alert on the ledger, or None when there is none."""
+    alerts = await alerts_after(client, None)
+    return alerts[-1]["seq"] if alerts else None
+
+
+async def alerts_after(client: LedgerClient, after: int | None) -> list[AlertDocument]:
+    """Every alert after sequence number ``after`` (all when None), page by page."""
+    found: list[AlertDocument] = []
+    while True:
+        query = f"/alerts?limit={ALERT_PAGE}" + (f"&after={after}" if after is not None else "")
+        page: list[AlertDocument] = await client.call("GET", query)
+        found.extend(page)
+        if len(page) < ALERT_PAGE:
+            return found
+        after = page[-1]["seq"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from node.p2p.certs import certificate_key
+from node.p2p.listener import TlsListener
 from primitives.codec import Bytes, Kind, MessageCodec, Text, UInt
 from primitives.errors import DecodeError, PeerError
 from primitives.signing import SigningKey, VerifyKey
@@ -166,6 +167,7 @@ class Transport:
         self.stats: dict[str, PeerStats] = {}
         self.refused_total = 0
         self._runner: web.AppRunner | None = None
+        self.listener: TlsListener | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
@@ -178,8 +180,10 @@ class Transport:
         app.router.add_get("/p2p", self._accept)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.listen[0], self.listen[1], ssl_context=self.server_ssl)
-        await site.start()
+        assert self._runner.server is not None
+        # Our own accept loop, not a TCPSite: it bounds unauthenticated TLS handshakes in time and number.
+        self.listener = TlsListener(self.listen, self.server_ssl, self._runner.server)
+        await self.listener.start()
         self._session = aiohttp.ClientSession()
         for peer in self.peers:
             if self._should_dial(peer):
@@ -194,6 +198,8 @@ class Transport:
             await self._close(link, "shutting down")
         if self._session is not None:
             await self._session.close()
+        if self.listener is not None:
+            await self.listener.stop()
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -95,8 +95,13 @@ def test_prepared_after_a_quorum_of_prepares_then_commit_with_certificate_in_wal
     assert len(commits) == 1 and commits[0].block_hash == b.hash
     prepared = [rec for rec in out.persist if isinstance(rec, WalPrepared)]
     assert len(prepared) == 1 and len(prepared[0].certificate.votes) == 3
-    # the prepared certificate is persisted before the COMMIT leaves
-    assert out.persist.index(prepared[0]) < len(out.persist)
+    # The output that sends the COMMIT hands out, to persist first, the prepared
+    # certificate and then the COMMIT's own bytes: a replica restored from these
+    # records knows it prepared b before it knows it committed to it.
+    (commit_send,) = [s for s in out.send if isinstance(CONSENSUS_CODEC.decode(s.data), Commit)]
+    signed = [i for i, rec in enumerate(out.persist) if isinstance(rec, WalSigned) and rec.message == commit_send.data]
+    assert len(signed) == 1
+    assert out.persist.index(prepared[0]) < signed[0]
     assert r.prepared is not None and r.prepared.block.hash == b.hash
 
 

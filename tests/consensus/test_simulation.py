@@ -75,9 +75,12 @@ def test_links_that_stay_lossy_slow_the_cluster_down_but_never_fork_or_stall_it(
 
 
 def test_an_equivocating_primary_forks_nothing_and_the_chain_moves_on():
-    summary = run_many(Scenario(nodes=4, byzantine=1, behaviour="equivocate", heights=15), 10)
+    forks_per_run: list[int] = []
+    summary = run_many(Scenario(nodes=4, byzantine=1, behaviour="equivocate", heights=15), 10,
+                       on_run=lambda run: forks_per_run.append(run.forks))
     _assert_safe_and_live(summary)
-    assert summary["forks"] >= 10  # it really showed two blocks, in every run
+    # it really showed two blocks, in every run
+    assert len(forks_per_run) == 10 and min(forks_per_run) >= 1, forks_per_run
     assert summary["min_height"] >= 15
 
 

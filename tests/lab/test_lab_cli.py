@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from node.cli.main import main as cli
 from node.cli.main import walk
+from node.lab.counterfeit import Report
 
 LAB_NAMES = {"bench", "counterfeit", "story"}
 
@@ -109,3 +110,9 @@ def test_bench_storage_measures_a_tiny_store(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # its temporary stores are gone
     table = CliRunner().invoke(cli, args)
     assert table.exit_code == 0 and "WAL append" in table.stdout and "open a store of 5 blocks" in table.stdout
+
+
+def test_counterfeit_help_documents_every_json_key() -> None:
+    text = CliRunner().invoke(cli, ["counterfeit", "--help"]).output
+    missing = [key for key in Report(8).summary() if key not in text]
+    assert not missing, f"counterfeit --help does not say what these --json keys hold: {missing}"
