@@ -269,6 +269,10 @@ class Transport:
                 ssl_object = ws.get_extra_info("ssl_object")
                 try:
                     served = await self._serve(ws, ssl_object, direction="out", expect=peer)
+                except (ConnectionError, aiohttp.ClientError) as exc:  # the peer went away: an ordinary end
+                    log.info("link to %s ended: %s", peer, exc or type(exc).__name__,
+                             extra={"event": "peer-lost", "peer": peer})
+                    served = True
                 except Exception:  # a bug in a callback must not end redialling for good
                     log.exception("link to %s ended by an error", peer)
                     served = True
@@ -372,7 +376,10 @@ class Transport:
         if link.writer is not None:
             link.writer.cancel()
         if not link.ws.closed:
-            await link.ws.close(message=why.encode())
+            try:
+                await link.ws.close(message=why.encode())
+            except (ConnectionError, aiohttp.ClientError) as exc:  # its transport was already closing
+                log.debug("closing the link to %s: %s", link.peer, exc)
 
     # ------------------------------------------------------------ bookkeeping
 
