@@ -363,8 +363,13 @@ class Transport:
                 if self.faults.incoming_allowed(link.peer):
                     self.on_message(link.peer, msg.data)
             elif msg.type == WSMsgType.ERROR:
-                log.warning("link to %s failed: %s", link.peer, link.ws.exception())
-                stats.penalties += 1
+                error = link.ws.exception()
+                if isinstance(error, (ConnectionError, aiohttp.ServerTimeoutError)):  # gone, or silent past
+                    log.info("link to %s lost: %s", link.peer, error,  # the heartbeat: a disconnect, no fault
+                             extra={"event": "peer-lost", "peer": link.peer})
+                else:
+                    log.warning("link to %s failed: %s", link.peer, error)
+                    stats.penalties += 1
                 break
             elif msg.type != WSMsgType.TEXT:
                 break
