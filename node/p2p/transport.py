@@ -355,6 +355,12 @@ class Transport:
         return True
 
     async def _read_loop(self, link: Link) -> None:
+        try:
+            await self._read_frames(link)
+        except ConnectionError as exc:  # e.g. answering a ping on a connection the peer already closed
+            log.info("link to %s ended: %s", link.peer, exc, extra={"event": "peer-lost", "peer": link.peer})
+
+    async def _read_frames(self, link: Link) -> None:
         stats = self._stats(link.peer)
         async for msg in link.ws:
             if msg.type == WSMsgType.BINARY:

@@ -34,10 +34,14 @@ from node.lab import cluster as clusters
 from node.lab.testnet import generate_testnet
 from node.p2p.setup import build_transport
 from node.runtime import Node
+from node.transaction import tx_id
 from storage.chainstore import ChainStore
 from tests.harness import Cluster
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# Seconds a paused peer stays stopped: past the P2P links' heartbeat (a ping after 15 s of silence).
+PAUSE_PAST_HEARTBEAT = 20
 
 # Bodies no route may answer with a 500, each with what it is.
 BAD_BODIES: list[tuple[str, bytes]] = [
@@ -164,36 +168,29 @@ async def test_numeric_query_parameters_refuse_non_finite_and_out_of_range_value
     assert status == 400, body
 
 
-def dialling_order(cluster: Cluster) -> list[str]:
-    """Node names by key: each node dials the peers whose keys sort after its own."""
-    keys = {m.name: m.key.raw for m in cluster.genesis.nodes}
-    return sorted(keys, key=lambda n: keys[n])
-
-
-async def wait_for_log(cluster: Cluster, name: str, event: str, peers: set[str], timeout: float) -> None:
+async def wait_pending(cluster: Cluster, name: str, txs: list[bytes], timeout: float) -> None:
+    """Wait until node ``name`` holds every one of ``txs`` in its mempool (its commit waits are then registered)."""
+    ids = [tx_id(tx).hex() for tx in txs]
     async with asyncio.timeout(timeout):
-        while not peers <= {r.get("peer") for r in log_records(cluster, name) if r.get("event") == event}:
-            await asyncio.sleep(0.2)
+        while True:
+            answers = [await cluster.get(name, f"/txs/{tid}") for tid in ids]
+            if all(body.get("status") == "pending" for _, body in answers):
+                return
+            await asyncio.sleep(0.1)
 
 
 async def test_sigterm_with_commit_waits_pending_on_a_stalled_cluster_stops_cleanly(net: Cluster) -> None:
-    watcher, *others = dialling_order(net)
+    watcher, *others = net.names
     paused = others[:2]  # two of four validators: no quorum, nothing commits
     for name in paused:
         net.pause(name)
     try:
-        waits = [
-            asyncio.create_task(net.post_tx(watcher, net.anchor_tx(f"stalled {i}"), wait=True, timeout=100))
-            for i in range(3)
-        ]
-        # The watcher dials both paused peers: their links end when the heartbeat gets no answer.
-        await wait_for_log(net, watcher, "peer-down", set(paused), timeout=60)
-        records = log_records(net, watcher)
-        downs = [r for r in records if r.get("event") in ("peer-down", "peer-lost") and r.get("peer") in paused]
-        assert {r["peer"] for r in downs if r["event"] == "peer-lost"} == set(paused), downs
-        assert all(r["level"] == "info" for r in downs), downs
-        alarms = [r for r in records if "exc" in r or r["level"] in ("warning", "error")]
-        assert not alarms, alarms
+        txs = [net.anchor_tx(f"stalled {i}") for i in range(3)]
+        waits = [asyncio.create_task(net.post_tx(watcher, tx, wait=True, timeout=100)) for tx in txs]
+        await wait_pending(net, watcher, txs, timeout=30)
+        # The fault itself: a pause that outlasts the links' heartbeat, as in the chaos run that found the
+        # tracebacks (the last test checks how the links end); the waits stay pending all along.
+        await asyncio.sleep(PAUSE_PAST_HEARTBEAT)
         assert not any(w.done() for w in waits), "a commit wait ended although nothing can commit"
 
         node = next(n for n in clusters.load_cluster(net.root) if n.name == watcher)
@@ -201,8 +198,9 @@ async def test_sigterm_with_commit_waits_pending_on_a_stalled_cluster_stops_clea
         answers = await asyncio.wait_for(asyncio.gather(*waits), timeout=15)
         assert all(status == 503 and body["error"] == "shutting-down" for status, body in answers), answers
         assert await exit_code(node.pid, timeout=10) == 0
-        messages = [r["msg"] for r in log_records(net, watcher)]
-        assert any("stopped cleanly" in m for m in messages), messages[-5:]
+        records = log_records(net, watcher)
+        assert "stopped cleanly" in records[-1]["msg"], records[-5:]
+        assert not [r for r in records if "exc" in r or r["level"] == "error"]
     finally:
         for name in paused:
             net.resume(name)
@@ -216,3 +214,23 @@ async def exit_code(pid: int, timeout: float) -> int:
             if done:
                 return os.waitstatus_to_exitcode(status)
             await asyncio.sleep(0.05)
+
+
+async def test_peers_that_stop_after_a_pause_are_disconnects_logged_as_info(net: Cluster) -> None:
+    """Peers resumed after a pause past the heartbeat ping at once while their links close on shutdown.
+
+    Answering such a ping on a connection the other side is closing fails to
+    write: that is a disconnect like any other, logged as info, never as an
+    error with a traceback.
+    """
+    alive = net.names[1:]  # the first node was stopped above; the others were paused past the heartbeat
+    await net.wait_all(lambda s: s is not None, 30, "the resumed nodes to answer", names=alive)
+    outcome = clusters.stop_all(net.root)
+    assert all(state in ("stopped", "already stopped") for _, state in outcome), outcome
+    for name in alive:
+        records = log_records(net, name)
+        alarms = [r for r in records if "exc" in r or r["level"] == "error"]
+        assert not alarms, (name, alarms)
+        ends = [r for r in records if r.get("event") in ("peer-down", "peer-lost")]
+        assert ends and all(r["level"] == "info" for r in ends), (name, ends)
+        assert "stopped cleanly" in records[-1]["msg"], (name, records[-3:])
