@@ -93,6 +93,8 @@ def save_cluster(root: Path, nodes: list[NodeProcess]) -> None:
 @contextlib.contextmanager
 def locked(root: Path) -> Iterator[None]:
     """Hold the cluster's lock: one read-modify-write of ``cluster.json`` at a time, across processes."""
+    if not root.is_dir():
+        raise ClusterError(f"no cluster at {root} (no such folder): start one with 'medchain cluster up'")
     with (root / "cluster.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield  # closing the file releases the lock, also if this process dies holding it

@@ -4,10 +4,10 @@ In order: every POST route of the node's application is sent nested, huge,
 non-UTF-8, invalid and wrongly typed bodies and must answer a 4xx with the
 error shape, after which the node still commits; numeric query parameters
 refuse non-finite and out-of-range values; then two validators are paused
-(nothing can commit), the watching node's links to them end by heartbeat
-and must be logged as info with no traceback, and a SIGTERM with commit
-waits pending must stop the node cleanly and promptly, each waiter answered
-503 ``shutting-down``.
+past the links' heartbeat (nothing can commit) and a SIGTERM with commit
+waits pending must stop a node cleanly and promptly, each waiter answered
+503 ``shutting-down``; last, the paused peers are resumed and stopped, and
+the ends of their links must be logged as info, with no traceback.
 """
 
 from __future__ import annotations
@@ -64,24 +64,20 @@ BAD_BODIES: list[tuple[str, bytes]] = [
 ]
 
 
-def post_routes() -> list[str]:
-    """Every POST route a node registers, from a real node's aiohttp application (built, not started)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        genesis = generate_testnet(root, 1, 0, 20000, chain_id="routes")
-        home = root / genesis.validators[0].name
-        config = load_config(home)
-        key = read_key(home / "node_key.json")
-        store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
-        node = Node(config, genesis, key, store, build_transport(config, genesis, key, home), healthcare_app(home))
-        try:
-            app: web.Application = Api(node).app()
-            templates = sorted({r.resource.canonical for r in app.router.routes() if r.method == "POST" and r.resource})
-        finally:
-            node.app.close()
-            store.close()
+def post_routes(root: Path) -> list[str]:
+    """Every POST route a node registers, from a real node's aiohttp application (built in ``root``, not started)."""
+    genesis = generate_testnet(root, 1, 0, 20000, chain_id="routes")
+    home = root / genesis.validators[0].name
+    config = load_config(home)
+    key = read_key(home / "node_key.json")
+    store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
+    node = Node(config, genesis, key, store, build_transport(config, genesis, key, home), healthcare_app(home))
+    try:
+        app: web.Application = Api(node).app()
+        templates = sorted({r.resource.canonical for r in app.router.routes() if r.method == "POST" and r.resource})
+    finally:
+        node.app.close()
+        store.close()
     # A placeholder gets a well-formed 16-byte id, so the request reaches the body's parser.
     return [re.sub(r"\{[^}]+\}", "00" * 16, t) for t in templates]
 
@@ -118,9 +114,11 @@ def log_records(cluster: Cluster, name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-async def test_every_post_route_refuses_bad_bodies_with_a_4xx_and_the_node_keeps_committing(net: Cluster) -> None:
+async def test_every_post_route_refuses_bad_bodies_with_a_4xx_and_the_node_keeps_committing(
+    net: Cluster, tmp_path: Path
+) -> None:
     name = net.names[0]
-    routes = post_routes()
+    routes = post_routes(tmp_path)
     assert "/txs" in routes and "/drugs/verify" in routes, routes
     for path in routes:
         for what, body in BAD_BODIES:
