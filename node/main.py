@@ -31,6 +31,11 @@ AppFactory = Callable[[Node], Application]
 # whatever a block in flight keeps alive: a noticeable share of a node's CPU.
 GC_FIRST_GENERATION = 50_000
 
+# How long a stopping node lets requests in flight finish: commit waits and
+# event streams are ended first, so only ordinary requests remain, and none
+# of those needs more.
+SHUTDOWN_GRACE_SECONDS = 3.0
+
 
 def tune_collector() -> None:
     """After start-up: what start-up built lives as long as the process, so the collector stops walking it."""
@@ -60,7 +65,7 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
     try:
         transport = build_transport(config, genesis, key, home)
         node = Node(config, genesis, key, store, transport, app_factory)
-        runner = web.AppRunner(Api(node).app(), access_log=None)
+        runner = web.AppRunner(Api(node).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await runner.setup()
         host, port = parse_address(config.api_listen)
         stop = asyncio.Event()
@@ -78,6 +83,9 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
             [asyncio.create_task(stop.wait()), drive], return_when=asyncio.FIRST_COMPLETED
         )
         log.info("node %s stopping", config.name, extra={"event": "stopping"})
+        ended = node.end_commit_waits()
+        if ended:
+            log.info("answered %d commit waits with 503 shutting-down", ended, extra={"event": "waits-ended"})
         await runner.cleanup()
         await node.stop()
         unwatch_gc()

@@ -132,6 +132,7 @@ class Node:
         self.metrics.watch(lambda: dict(self.replica.stats) if self.replica else {}, self._peer_stats)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waiters: dict[bytes, list[asyncio.Future[TxStatus]]] = {}
+        self._waits_ended = False  # set at shutdown: no new commit waits from then on
         self._admitted_at: OrderedDict[bytes, float] = OrderedDict()
         self._subscribers: set[asyncio.Queue[CommitEvent | None]] = set()
         self._gossip_out: list[bytes] = []
@@ -167,6 +168,25 @@ class Node:
     def drive_task(self) -> asyncio.Task[None]:
         """The task feeding the replica (once started): if it ends, the node cannot go on."""
         return next(t for t in self._tasks if t.get_name() == "drive")
+
+    def end_commit_waits(self) -> int:
+        """Answer every client waiting for a commit with a 503, so shutdown does not wait on them; how many.
+
+        Their transactions stay in the mempool (and at the peers they were
+        gossiped to): each may still commit, which the client can look up.
+        """
+        self._waits_ended = True
+        ended = 0
+        for tid, waiters in self._waiters.items():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(ApiError(
+                        503, "shutting-down",
+                        f"the node is shutting down; transaction {tid.hex()} may still commit: look it up later",
+                    ))
+                    ended += 1
+        self._waiters.clear()
+        return ended
 
     async def stop(self) -> None:
         self.stopping = True
@@ -457,6 +477,8 @@ class Node:
             self._gossip_tx(data)
         if not wait_commit:
             return {"tx_id": tid.hex(), "status": "pending"}
+        if self._waits_ended:
+            raise ApiError(503, "shutting-down", f"the node is shutting down; transaction {tid.hex()} is pending")
         fut: asyncio.Future[TxStatus] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(tid, []).append(fut)
         try:

@@ -29,7 +29,8 @@ ERROR_MEANINGS = {
     413: "The request body is over 256 KiB (code too-large).",
     421: "Wrong node: the record is held by another organisation's node.",
     422: "Refused before ordering: invalid transaction, FHIR content or GS1 code.",
-    503: "Back-pressure (code mempool-full): retry after the Retry-After header's seconds.",
+    503: "Back-pressure (code mempool-full): retry after the Retry-After header's seconds; or, with wait=commit, "
+         "the node is stopping (code shutting-down: the transaction may still commit).",
     504: "With wait=commit: the transaction did not commit in time (code timeout).",
 }
 
@@ -240,8 +241,8 @@ def schemas() -> dict[str, Schema]:
 def core_paths() -> dict[str, Schema]:
     """``node.api.server``: the routes every node serves whatever its application."""
     tx_wait = query_param("wait", "commit: answer once the transaction commits", {"enum": ["commit"]})
-    timeout = query_param("timeout", "seconds to wait with wait=commit (clamped to 0.1..120)",
-                          {"type": "number", "default": 30})
+    timeout = query_param("timeout", "seconds to wait with wait=commit, a finite number in 0.1..120 (else 400)",
+                          {"type": "number", "minimum": 0.1, "maximum": 120, "default": 30})
     tx_body = {
         "required": True,
         "description": "the transaction's canonical bytes, or JSON {\"tx\": hex}",

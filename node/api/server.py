@@ -7,20 +7,20 @@ a 500 for bad input.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from node.api.openapi import openapi_json
+from node.api.request import MAX_BODY_BYTES, number_query, parse_json
 from node.api.sse import event_stream
 from node.errors import ApiError
 
 if TYPE_CHECKING:
     from node.runtime import Node
 
-MAX_BODY_BYTES = 256 * 1024
+MAX_WAIT_SECONDS = 120
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -66,11 +66,15 @@ async def _tx_body(request: web.Request) -> bytes:
     if not body:
         raise ApiError(400, "empty-body", "send the transaction's canonical bytes, or JSON {\"tx\": \"<hex>\"}")
     if request.content_type == "application/json":
+        doc = parse_json(body)
+        tx = doc.get("tx") if isinstance(doc, dict) else None
+        expected = "expected JSON {\"tx\": \"<hex of canonical bytes>\"}"
+        if not isinstance(tx, str):
+            raise ApiError(400, "bad-json", expected)
         try:
-            doc = json.loads(body)
-            return bytes.fromhex(doc["tx"])
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            raise ApiError(400, "bad-json", "expected JSON {\"tx\": \"<hex of canonical bytes>\"}") from None
+            return bytes.fromhex(tx)
+        except ValueError:
+            raise ApiError(400, "bad-json", f"{expected}; tx is not hex") from None
     return body
 
 
@@ -123,11 +127,8 @@ class Api:
         wait = request.query.get("wait", "")
         if wait not in ("", "commit"):
             raise ApiError(400, "bad-wait", "wait must be 'commit' or absent")
-        try:
-            timeout = float(request.query.get("timeout", "30"))
-        except ValueError:
-            raise ApiError(400, "bad-timeout", "timeout must be a number of seconds") from None
-        result = await self.node.submit(data, wait_commit=wait == "commit", timeout=min(max(timeout, 0.1), 120))
+        timeout = number_query(request, "timeout", 30, 0.1, MAX_WAIT_SECONDS, "bad-timeout")
+        result = await self.node.submit(data, wait_commit=wait == "commit", timeout=timeout)
         return web.json_response(result, status=200 if wait else 202)
 
     async def tx(self, request: web.Request) -> web.Response:

@@ -388,7 +388,11 @@ def cluster_status(root: Path, as_json: bool) -> None:
 @DIR_OPTION
 @json_option("Print what became of each node as JSON.")
 def cluster_down(root: Path, as_json: bool) -> None:
-    """Stop every node (SIGTERM, then SIGKILL after 10 s); says which were already stopped."""
+    """Stop every node (SIGTERM, then SIGKILL after 10 s); says which were already stopped.
+
+    A node's processes are the one cluster.json names and any other started
+    from the node's folder, so none is left running.
+    """
     outcome = clusters.stop_all(root)
     if as_json:
         print_json([{"name": name, "outcome": what} for name, what in outcome])

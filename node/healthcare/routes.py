@@ -8,11 +8,11 @@ directory of organisations.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from node.api.request import int_query, json_body
 from node.api.sse import event_stream
 from node.errors import ApiError
 from node.healthcare.application import ANCHOR_PREFIX
@@ -25,13 +25,9 @@ if TYPE_CHECKING:
     from node.runtime import Node
 
 
-async def _json_body(request: web.Request) -> Any:
-    """The body as parsed JSON, any shape: each handler checks the members it reads."""
-    body = await request.read()
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad-json", "the request body is not valid JSON") from None
+# Milliseconds since 1970 fit a signed 64-bit integer (as the ledger encodes times).
+MAX_TIME_MS = 2**63 - 1
+PAGE_MAX = 1000
 
 
 def _found(doc: object, missing: str, content_type: str = "application/json") -> web.Response:
@@ -59,10 +55,8 @@ def _gtin(request: web.Request) -> str:
 
 
 def _page(request: web.Request) -> int:
-    text = request.query.get("limit", "100")
-    if not text.isdigit() or not 0 < int(text) <= 1000:
-        raise ApiError(400, "bad-limit", "limit must be an integer in [1, 1000]")
-    return int(text)
+    limit = int_query(request, "limit", 1, PAGE_MAX, "bad-limit")
+    return 100 if limit is None else limit
 
 
 class HealthcareRoutes:
@@ -112,7 +106,7 @@ class HealthcareRoutes:
     # ------------------------------------------------------------ EHR
 
     async def file_record(self, request: web.Request) -> web.Response:
-        result = await self.healthcare.file_record(await _json_body(request))
+        result = await self.healthcare.file_record(await json_body(request))
         status = 201 if result.get("status") == "committed" else 200
         return web.json_response(result, status=status)
 
@@ -123,7 +117,7 @@ class HealthcareRoutes:
 
     async def read_record(self, request: web.Request) -> web.Response:
         rid = _hex(request.match_info["rid"], "record id", 16)
-        return web.json_response(await self.healthcare.read_record(rid, await _json_body(request)))
+        return web.json_response(await self.healthcare.read_record(rid, await json_body(request)))
 
     async def patient(self, request: web.Request) -> web.Response:
         pid = _hex(request.match_info["pid"], "patient id", 16)
@@ -141,21 +135,19 @@ class HealthcareRoutes:
 
     async def verify(self, request: web.Request) -> web.Response:
         if request.method == "POST":
-            doc = await _json_body(request)
-            if not isinstance(doc, dict) or not isinstance(doc.get("code"), str):
+            doc = await json_body(request)
+            if not isinstance(doc, dict) or not isinstance(doc.get("code"), str) \
+                    or not isinstance(doc.get("scanned_by", ""), str):
                 raise ApiError(400, "bad-json", 'expected {"code": "<scanned GS1 code>", "scanned_by": "..."}')
             code, by, proofs = doc["code"], str(doc.get("scanned_by", "")), bool(doc.get("proofs", True))
             at = doc.get("at_ms")
-            if at is not None and (type(at) is not int or at < 0):
+            if at is not None and (type(at) is not int or not 0 <= at <= MAX_TIME_MS):
                 raise ApiError(400, "bad-json", "at_ms must be a non-negative integer (milliseconds since 1970)")
         else:
             code = request.query.get("code", "")
             by = request.query.get("scanned_by", "")
             proofs = request.query.get("proofs", "1") not in ("0", "false", "no")
-            at_text = request.query.get("at_ms")
-            if at_text is not None and not at_text.isdigit():
-                raise ApiError(400, "bad-integer", "at_ms must be milliseconds since 1970")
-            at = int(at_text) if at_text is not None else None
+            at = int_query(request, "at_ms", 0, MAX_TIME_MS, "bad-integer")
         if not code:
             raise ApiError(422, "invalid-gs1", "code: empty; pass the scanned GS1 code")
         return web.json_response(await self.healthcare.verify(code, by or "api", proofs, at))
@@ -181,10 +173,7 @@ class HealthcareRoutes:
         return _found(self.healthcare.views().shipment(sid), f"no shipment {sid}")
 
     async def alerts(self, request: web.Request) -> web.Response:
-        after_text = request.query.get("after")
-        if after_text is not None and not after_text.isdigit():
-            raise ApiError(400, "bad-integer", "after must be an alert sequence number")
-        after = int(after_text) if after_text is not None else None
+        after = int_query(request, "after", 0, MAX_TIME_MS, "bad-integer")
         return web.json_response(self.healthcare.views().alerts(after, _page(request)))
 
     async def alert_stream(self, request: web.Request) -> web.StreamResponse:

@@ -201,7 +201,7 @@ class HealthcareService:
         try:
             result = await self.node.submit(data, wait_commit=True, timeout=30)
         except ApiError as exc:
-            if exc.code != "timeout":  # refused before ordering: the chain will never reference it
+            if exc.code not in ("timeout", "shutting-down"):  # refused before ordering: never on the chain
                 await self.node.offload(self.vault.discard, rid, version)
             raise
         if result.get("status") != "committed":

@@ -2,7 +2,11 @@
 
 ``DIR/cluster.json`` records each node's pid, API and P2P addresses, so later
 commands (status, kill, pause, resume, restart, down) find them.  Each node
-logs to ``DIR/<node>/node.log``.
+logs to ``DIR/<node>/node.log``.  Commands that change the file hold an
+exclusive lock on ``DIR/cluster.lock`` from reading it to replacing it, so
+commands run in parallel never lose each other's updates; ``down`` also
+finds node processes by their home folder, so none is left running even if
+the file names a wrong pid.
 
 Starting is checked, not assumed: ``wait_started`` waits until every node
 started here answers on its API *as itself* (the node key in its folder, the
@@ -14,18 +18,23 @@ says why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 
 from node.client.http import ApiFailure, NodeClient, NodeUnreachable
 from node.config import load_config, read_key
@@ -68,7 +77,27 @@ def load_cluster(root: Path) -> list[NodeProcess]:
 
 
 def save_cluster(root: Path, nodes: list[NodeProcess]) -> None:
-    _state_file(root).write_text(json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=2) + "\n")
+    """Replace ``cluster.json`` in one step: a reader sees the old file or the new one, never half of one."""
+    text = json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".cluster.", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, _state_file(root))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """Hold the cluster's lock: one read-modify-write of ``cluster.json`` at a time, across processes."""
+    if not root.is_dir():
+        raise ClusterError(f"no cluster at {root} (no such folder): start one with 'medchain cluster up'")
+    with (root / "cluster.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock, also if this process dies holding it
 
 
 def node_homes(root: Path) -> list[Path]:
@@ -108,6 +137,11 @@ def spawn(home: Path, log_level: str = "info") -> tuple[int, int]:
 
 
 def start_all(root: Path, log_level: str = "info") -> list[NodeProcess]:
+    with locked(root):
+        return _start_all(root, log_level)
+
+
+def _start_all(root: Path, log_level: str) -> list[NodeProcess]:
     existing = {n.name: n for n in load_cluster(root)} if _state_file(root).exists() else {}
     configs = [(home, load_config(home)) for home in node_homes(root)]
     for _, config in configs:  # check them all before starting any, so a refusal leaves no untracked process
@@ -147,14 +181,16 @@ def find(nodes: list[NodeProcess], name: str) -> NodeProcess:
 
 
 def signal_node(root: Path, name: str, action: str) -> NodeProcess:
-    nodes = load_cluster(root)
-    node = find(nodes, name)
     if action == "restart":
-        if is_alive(node.pid):
-            raise ClusterError(f"{name} is still running (pid {node.pid}); kill it first")
-        node.pid, node.log_offset = spawn(Path(node.home))
-        save_cluster(root, nodes)
-        return node
+        with locked(root):
+            nodes = load_cluster(root)
+            node = find(nodes, name)
+            if is_alive(node.pid):
+                raise ClusterError(f"{name} is still running (pid {node.pid}); kill it first")
+            node.pid, node.log_offset = spawn(Path(node.home))
+            save_cluster(root, nodes)
+            return node
+    node = find(load_cluster(root), name)
     sig = {"kill": signal.SIGKILL, "pause": signal.SIGSTOP, "resume": signal.SIGCONT, "stop": signal.SIGTERM}[action]
     if not is_alive(node.pid):
         raise ClusterError(f"{name} is not running")
@@ -173,25 +209,54 @@ def wait_dead(pid: int, timeout: float) -> bool:
     return False
 
 
+def processes_by_home(nodes: list[NodeProcess]) -> dict[str, set[int]]:
+    """Node name -> pids of running node processes whose command line names that node's home folder."""
+    names = {str(Path(n.home).resolve()): n.name for n in nodes}
+    found: dict[str, set[int]] = {}
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "--home" not in cmdline[:-1] or "start" not in cmdline:
+            continue
+        home = cmdline[cmdline.index("--home") + 1]
+        with contextlib.suppress(OSError):
+            name = names.get(str(Path(home).resolve()))
+            if name is not None and proc.info["pid"] != os.getpid():
+                found.setdefault(name, set()).add(proc.info["pid"])
+    return found
+
+
 def stop_all(root: Path, timeout: float = 10) -> list[tuple[str, str]]:
-    """SIGTERM every node (SIGCONT first, in case it is paused), SIGKILL after ``timeout``; what became of each."""
-    outcome = []
-    nodes = load_cluster(root)
-    running = {node.name for node in nodes if is_alive(node.pid)}
-    for node in nodes:
-        if node.name in running:
-            os.kill(node.pid, signal.SIGCONT)
-            os.kill(node.pid, signal.SIGTERM)
-    for node in nodes:
-        if node.name not in running:
-            outcome.append((node.name, "already stopped"))
-        elif wait_dead(node.pid, timeout):
-            outcome.append((node.name, "stopped"))
-        elif is_alive(node.pid):
-            os.kill(node.pid, signal.SIGKILL)
-            wait_dead(node.pid, 5)
-            outcome.append((node.name, "killed"))
-    return outcome
+    """SIGTERM every node (SIGCONT first, in case it is paused), SIGKILL after ``timeout``; what became of each.
+
+    A node's processes are the pid on record and any process started from the
+    node's home folder, so a record that went stale orphans nothing.
+    """
+    with locked(root):
+        nodes = load_cluster(root)
+        by_home = processes_by_home(nodes)
+        running = {n.name: {p for p in {n.pid} | by_home.get(n.name, set()) if is_alive(p)} for n in nodes}
+        for pids in running.values():
+            for pid in pids:
+                _signal(pid, signal.SIGCONT)
+                _signal(pid, signal.SIGTERM)
+        return [(node.name, _outcome(running[node.name], timeout)) for node in nodes]
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _outcome(pids: set[int], timeout: float) -> str:
+    """Wait for ``pids`` to exit, SIGKILL what is left after ``timeout``: "already stopped", "stopped" or "killed"."""
+    if not pids:
+        return "already stopped"
+    deadline = time.monotonic() + timeout
+    left = [pid for pid in pids if not wait_dead(pid, max(deadline - time.monotonic(), 0))]
+    for pid in left:
+        _signal(pid, signal.SIGKILL)
+        wait_dead(pid, 5)
+    return "killed" if left else "stopped"
 
 
 async def fetch_status(session: aiohttp.ClientSession, node: NodeProcess) -> dict[str, Any]:

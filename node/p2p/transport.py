@@ -275,6 +275,10 @@ class Transport:
                 ssl_object = ws.get_extra_info("ssl_object")
                 try:
                     served = await self._serve(ws, ssl_object, direction="out", expect=peer)
+                except (ConnectionError, aiohttp.ClientError) as exc:  # the peer went away: an ordinary end
+                    log.info("link to %s ended: %s", peer, exc or type(exc).__name__,
+                             extra={"event": "peer-lost", "peer": peer})
+                    served = True
                 except Exception:  # a bug in a callback must not end redialling for good
                     log.exception("link to %s ended by an error", peer)
                     served = True
@@ -357,6 +361,12 @@ class Transport:
         return True
 
     async def _read_loop(self, link: Link) -> None:
+        try:
+            await self._read_frames(link)
+        except ConnectionError as exc:  # e.g. answering a ping on a connection the peer already closed
+            log.info("link to %s ended: %s", link.peer, exc, extra={"event": "peer-lost", "peer": link.peer})
+
+    async def _read_frames(self, link: Link) -> None:
         stats = self._stats(link.peer)
         async for msg in link.ws:
             if msg.type == WSMsgType.BINARY:
@@ -365,8 +375,13 @@ class Transport:
                 if self.faults.incoming_allowed(link.peer):
                     self.on_message(link.peer, msg.data)
             elif msg.type == WSMsgType.ERROR:
-                log.warning("link to %s failed: %s", link.peer, link.ws.exception())
-                stats.penalties += 1
+                error = link.ws.exception()
+                if isinstance(error, (ConnectionError, aiohttp.ServerTimeoutError)):  # gone, or silent past
+                    log.info("link to %s lost: %s", link.peer, error,  # the heartbeat: a disconnect, no fault
+                             extra={"event": "peer-lost", "peer": link.peer})
+                else:
+                    log.warning("link to %s failed: %s", link.peer, error)
+                    stats.penalties += 1
                 break
             elif msg.type != WSMsgType.TEXT:
                 break
@@ -378,7 +393,10 @@ class Transport:
         if link.writer is not None:
             link.writer.cancel()
         if not link.ws.closed:
-            await link.ws.close(message=why.encode())
+            try:
+                await link.ws.close(message=why.encode())
+            except (ConnectionError, aiohttp.ClientError) as exc:  # its transport was already closing
+                log.debug("closing the link to %s: %s", link.peer, exc)
 
     # ------------------------------------------------------------ bookkeeping
 
