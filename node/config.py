@@ -56,6 +56,11 @@ class MempoolSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class P2PSettings:
+    heartbeat_s: int = 15  # a silent link is pinged after this long, and dropped when the ping goes unanswered
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     name: str
     role: str  # "validator" or "observer"
@@ -69,6 +74,7 @@ class NodeConfig:
     kek_file: str = DEFAULT_KEK_FILE
     consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)
+    p2p: P2PSettings = field(default_factory=P2PSettings)
     home: Path = Path(".")
 
     def path(self, relative: str) -> Path:
@@ -135,6 +141,7 @@ def load_config(home: Path) -> NodeConfig:
         kek_file=raw.get("kek_file", DEFAULT_KEK_FILE),
         consensus=_section(raw, "consensus", ConsensusSettings, path),
         mempool=_section(raw, "mempool", MempoolSettings, path),
+        p2p=_section(raw, "p2p", P2PSettings, path),
         home=home.resolve(),
     )
 

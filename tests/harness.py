@@ -53,6 +53,7 @@ class Cluster:
         progress_timeout_ms: int = 1000,
         mempool_max_txs: int | None = None,
         consortium: Path | None = None,
+        heartbeat_s: int | None = None,
     ):
         self.root = root
         plan = None
@@ -71,6 +72,11 @@ class Cluster:
             for home in clusters.node_homes(root):
                 text = (home / "config.toml").read_text()
                 (home / "config.toml").write_text(text.replace("max_txs = 50000", f"max_txs = {mempool_max_txs}"))
+        if heartbeat_s is not None:
+            for home in clusters.node_homes(root):
+                text = (home / "config.toml").read_text()
+                assert "heartbeat_s = 15" in text, "the testnet's config no longer writes the default heartbeat"
+                (home / "config.toml").write_text(text.replace("heartbeat_s = 15", f"heartbeat_s = {heartbeat_s}"))
         self.client: SigningKey = client_key(root, 0)
         self.nodes: list[clusters.NodeProcess] = []
         self.session: aiohttp.ClientSession | None = None

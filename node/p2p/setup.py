@@ -33,4 +33,5 @@ def build_transport(config: NodeConfig, genesis: Genesis, key: SigningKey, home:
         peers=peers,
         server_ssl=server_context(tls_dir, trusted),
         client_ssl=client_context(tls_dir, trusted),
+        heartbeat_s=config.p2p.heartbeat_s,
     )

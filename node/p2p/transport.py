@@ -150,6 +150,7 @@ class Transport:
         server_ssl: ssl.SSLContext,
         client_ssl: ssl.SSLContext,
         max_frame: int = DEFAULT_MAX_FRAME,
+        heartbeat_s: float = 15.0,
     ) -> None:
         self.name = name
         self.key = key
@@ -160,6 +161,7 @@ class Transport:
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
         self.max_frame = max_frame
+        self.heartbeat_s = heartbeat_s
         self.faults = LinkFaults()
         self.on_message: Callable[[str, bytes], None] = lambda peer, payload: None
         self.on_peer_change: Callable[[str, bool], None] = lambda peer, up: None
@@ -253,7 +255,7 @@ class Transport:
     # ------------------------------------------------------------ connections
 
     async def _accept(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.max_frame, heartbeat=15)
+        ws = web.WebSocketResponse(max_msg_size=self.max_frame, heartbeat=self.heartbeat_s)
         await ws.prepare(request)
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         await self._serve(ws, ssl_object, direction="in")
@@ -266,7 +268,8 @@ class Transport:
         while self._running:
             try:
                 ws = await self._session.ws_connect(
-                    f"https://{host}:{port}/p2p", ssl=self.client_ssl, max_msg_size=self.max_frame, heartbeat=15,
+                    f"https://{host}:{port}/p2p", ssl=self.client_ssl, max_msg_size=self.max_frame,
+                    heartbeat=self.heartbeat_s,
                     timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
                 )
             except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:

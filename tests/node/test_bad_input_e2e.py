@@ -40,8 +40,10 @@ from tests.harness import Cluster
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-# Seconds a paused peer stays stopped: past the P2P links' heartbeat (a ping after 15 s of silence).
-PAUSE_PAST_HEARTBEAT = 20
+# The links' heartbeat in this cluster (a ping after this many seconds of silence), and how long a paused
+# peer stays stopped: past it.
+HEARTBEAT_S = 2
+PAUSE_PAST_HEARTBEAT = 3 * HEARTBEAT_S
 
 # Bodies no route may answer with a 500, each with what it is.
 BAD_BODIES: list[tuple[str, bytes]] = [
@@ -84,7 +86,7 @@ def post_routes(root: Path) -> list[str]:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
-    async with Cluster(tmp_path_factory.mktemp("bad-input"), validators=4) as cluster:
+    async with Cluster(tmp_path_factory.mktemp("bad-input"), validators=4, heartbeat_s=HEARTBEAT_S) as cluster:
         await commit(cluster, cluster.names[0], "ready")
         yield cluster
 

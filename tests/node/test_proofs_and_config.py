@@ -101,6 +101,7 @@ GOOD = (
         (GOOD.replace("127.0.0.1:5000", "nowhere"), "host:port"),
         (GOOD + "[consensus]\nprogress_timeout_ms = -5\n", "positive integer"),
         (GOOD + "[consensus]\nwarp_speed = 9\n", "unknown setting"),
+        (GOOD + "[p2p]\nheartbeat_s = 0\n", "[p2p].heartbeat_s must be a positive integer"),
         (GOOD + 'peers = [{name = "x"}]\n', "peers[0]"),
     ],
 )
@@ -114,6 +115,9 @@ def test_broken_configs_name_what_is_wrong(tmp_path, text, needle):
 def test_a_good_config_loads_and_a_missing_one_says_how_to_make_one(tmp_path):
     _write_config(tmp_path / "a", GOOD)
     assert load_config(tmp_path / "a").name == "n0"
+    assert load_config(tmp_path / "a").p2p.heartbeat_s == 15
+    _write_config(tmp_path / "b", GOOD + "[p2p]\nheartbeat_s = 4\n")
+    assert load_config(tmp_path / "b").p2p.heartbeat_s == 4
     with pytest.raises(ConfigError, match="node init"):
         load_config(tmp_path / "missing")
 
