@@ -401,6 +401,9 @@ def cluster_down(root: Path, as_json: bool) -> None:
         click.echo(f"{name}: {what}")
 
 
+RESTART_TIMEOUT_S = 30
+
+
 def _signal_command(action: str, help_text: str) -> click.Command:
     @click.command(action, help=help_text)
     @click.argument("node")
@@ -408,6 +411,11 @@ def _signal_command(action: str, help_text: str) -> click.Command:
     @json_option("Print the node and its pid as JSON.")
     def command(node: str, root: Path, as_json: bool) -> None:
         proc = clusters.signal_node(root, node, action)
+        if action == "restart":  # done means serving again, as itself, as after 'cluster up'
+            try:
+                clusters.wait_started(root, [proc], RESTART_TIMEOUT_S)
+            except clusters.ClusterError as exc:
+                raise Fail(str(exc)) from None
         if as_json:
             print_json({"name": node, "action": action, "pid": proc.pid})
         else:
@@ -420,7 +428,7 @@ for _action, _help in (
     ("kill", "Kill NODE with SIGKILL (a crash)."),
     ("pause", "Freeze NODE with SIGSTOP."),
     ("resume", "Unfreeze NODE with SIGCONT."),
-    ("restart", "Start a killed NODE again from its data on disk."),
+    ("restart", "Start a killed NODE again from its data on disk; done once it answers as itself."),
 ):
     cluster_group.add_command(_signal_command(_action, _help))
 

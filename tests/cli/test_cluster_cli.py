@@ -123,6 +123,15 @@ def test_a_node_that_cannot_bind_its_port_fails_cluster_up_with_its_log_line(tmp
     assert str(root / "node0" / "node.log") in result.stderr and "address already in use" in result.stderr
 
 
+def test_a_restarted_node_answers_as_soon_as_cluster_restart_returns(cluster: Running):
+    """cluster restart returned as soon as the process was spawned: the next command found no node."""
+    ok("cluster", "kill", "node0", "--dir", str(cluster.root))
+    restarted = json.loads(ok("cluster", "restart", "node0", "--dir", str(cluster.root), "--json").stdout)
+    doc = json.loads(ok("status", "--json", "--node", cluster.api).stdout)
+    assert doc["node_id"] == "node0" and restarted["pid"] == clusters.find(clusters.load_cluster(cluster.root),
+                                                                             "node0").pid
+
+
 def test_cluster_down_says_which_nodes_were_already_stopped(cluster: Running):
     """Runs last: brings the module's cluster down, twice."""
     assert ok("cluster", "down", "--dir", str(cluster.root)).stdout == "node0: stopped\n"
