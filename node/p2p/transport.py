@@ -41,6 +41,7 @@ log = logging.getLogger("medchain.p2p")
 PROTOCOL_VERSION = 1
 DOMAIN_HELLO = b"medchain/v1/p2p-hello"
 DEFAULT_MAX_FRAME = 8 * 1024 * 1024
+WS_CLOSE_TIMEOUT_S = 2.0  # how long closing a link waits for the peer's close frame
 HANDSHAKE_TIMEOUT = 5.0
 SEND_QUEUE = 20_000
 
@@ -255,7 +256,8 @@ class Transport:
     # ------------------------------------------------------------ connections
 
     async def _accept(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.max_frame, heartbeat=self.heartbeat_s)
+        # close() waits this long for the peer's close frame (a paused peer never sends it), as the dialling side does
+        ws = web.WebSocketResponse(max_msg_size=self.max_frame, heartbeat=self.heartbeat_s, timeout=WS_CLOSE_TIMEOUT_S)
         await ws.prepare(request)
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         await self._serve(ws, ssl_object, direction="in")
@@ -270,7 +272,7 @@ class Transport:
                 ws = await self._session.ws_connect(
                     f"https://{host}:{port}/p2p", ssl=self.client_ssl, max_msg_size=self.max_frame,
                     heartbeat=self.heartbeat_s,
-                    timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                    timeout=aiohttp.ClientWSTimeout(ws_close=WS_CLOSE_TIMEOUT_S),
                 )
             except (aiohttp.ClientError, OSError, TimeoutError, ssl.SSLError) as exc:
                 log.debug("dial %s failed: %s", peer, exc)
