@@ -44,7 +44,8 @@ async def test_every_core_document_matches_its_type(tmp_path: Path) -> None:
         assert code == 200 and committed["tx_id"] in block["txs"]
         assert_matches(block, BlockDocument, "block")
 
-        code, looked_up = await c.get("node2", f"/txs/{committed['tx_id']}")
+        # node1 has applied the block (its commit event came); node2 may not have yet
+        code, looked_up = await c.get("node1", f"/txs/{committed['tx_id']}")
         assert code == 200 and looked_up == committed
         code, unknown = await c.get("node2", "/txs/" + "00" * 32)
         assert code == 200 and unknown == {"tx_id": "00" * 32, "status": "unknown"}
@@ -54,7 +55,7 @@ async def test_every_core_document_matches_its_type(tmp_path: Path) -> None:
         assert code == 202 and pending["status"] == "pending", pending
         assert_matches(pending, TxStatus, "pending tx")
 
-        code, proof = await c.get("node2", f"/proofs/{committed['tx_id']}")
+        code, proof = await c.get("node1", f"/proofs/{committed['tx_id']}")
         assert code == 200
         assert_matches(proof, ProofDocument, "proof")
         assert verify_proof(proof, load(root)) is None
