@@ -72,6 +72,8 @@ class NodeConfig:
     # The vault's key-encryption key: relative to the home, or absolute (e.g. a
     # secrets mount), so it need not sit with the data an operator backs up.
     kek_file: str = DEFAULT_KEK_FILE
+    # The operator's Ed25519 public key (hex): only requests it signs reach /admin/...; empty shuts the admin out.
+    operator_key: str = ""
     consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)
     p2p: P2PSettings = field(default_factory=P2PSettings)
@@ -120,6 +122,9 @@ def load_config(home: Path) -> NodeConfig:
         raise ConfigError(f"{path}: 'role' must be 'validator' or 'observer', got {raw['role']!r}")
     for key in ("p2p_listen", "api_listen"):
         parse_address(raw[key], f"{path}: {key}")
+    operator_key = raw.get("operator_key", "")
+    if not isinstance(operator_key, str) or (operator_key and not _is_hex_key(operator_key)):
+        raise ConfigError(f"{path}: 'operator_key' must be a 32-byte Ed25519 public key in hex (64 digits)")
     for key in ("data_dir", "kek_file"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             raise ConfigError(f"{path}: '{key}' must be a non-empty string")
@@ -139,11 +144,19 @@ def load_config(home: Path) -> NodeConfig:
         peers=tuple(peers),
         data_dir=str(raw.get("data_dir", "data")),
         kek_file=raw.get("kek_file", DEFAULT_KEK_FILE),
+        operator_key=operator_key,
         consensus=_section(raw, "consensus", ConsensusSettings, path),
         mempool=_section(raw, "mempool", MempoolSettings, path),
         p2p=_section(raw, "p2p", P2PSettings, path),
         home=home.resolve(),
     )
+
+
+def _is_hex_key(text: str) -> bool:
+    try:
+        return len(bytes.fromhex(text)) == 32
+    except ValueError:
+        return False
 
 
 def parse_address(text: str, where: str = "address") -> tuple[str, int]:

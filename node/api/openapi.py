@@ -367,6 +367,35 @@ def healthcare_paths() -> dict[str, Schema]:
     }
 
 
+def admin_paths() -> dict[str, Schema]:
+    """``node.api.admin``: the operator's signed admin requests."""
+    headers = [
+        {"name": name, "in": "header", "required": True, "description": text, "schema": STR}
+        for name, text in (
+            ("X-Medchain-Admin-Time", "when the request was signed, ms since 1970 (accepted within 30 s)"),
+            ("X-Medchain-Admin-Nonce", "16 random bytes in hex, never reused"),
+            ("X-Medchain-Admin-Signature", "Ed25519 signature by the operator key over "
+                                           "(method, path, body, time, nonce), domain medchain/v1/admin, hex"),
+        )
+    ]
+    refused = json_answer("Refused: unsigned, signed by another key than the operator's, stale, or replayed.",
+                          ref("Error"))
+    num = {"type": "number", "minimum": 0, "maximum": 1}
+    nat = {"type": "integer", "minimum": 0}
+    link = obj({"peer": STR}, {"cut": BOOL, "loss": num, "delay_ms": nat, "jitter_ms": nat, "duplicate": num})
+    links = obj({"links": {"type": "object", "additionalProperties": {"type": "object"}}})
+    return {
+        "/admin/links": {"post": op(
+            "setLinkFault", "admin", "Set this node's link faults towards one peer (cut both ways; the rest outgoing).",
+            {"200": json_answer("every link fault now set", links), **errors(400), "403": refused},
+            parameters=headers, requestBody=json_body(link, "the peer and the settings to change"))},
+        "/admin/links/clear": {"post": op(
+            "clearLinkFaults", "admin", "Clear this node's link faults towards one peer, or all without a peer.",
+            {"200": json_answer("every link fault still set", links), **errors(400), "403": refused},
+            parameters=headers, requestBody=json_body(obj({}, {"peer": STR}), "the peer, or {} for all"))},
+    }
+
+
 def package_version() -> str:
     try:
         return version("medchain")
@@ -387,7 +416,7 @@ def document() -> Schema:
             ),
         },
         "servers": [{"url": "http://127.0.0.1:26601", "description": "node0 of a local cluster (base port 26600)"}],
-        "paths": {**core_paths(), **healthcare_paths()},
+        "paths": {**core_paths(), **healthcare_paths(), **admin_paths()},
         "components": {"schemas": schemas()},
     }
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from node.api.admin import AdminGuard, AdminRoutes
 from node.api.openapi import openapi_json
 from node.api.request import MAX_BODY_BYTES, number_query, parse_json
 from node.api.sse import event_stream
@@ -100,7 +101,14 @@ class Api:
             ]
         )
         app.add_routes(self.node.app.routes())
+        app.add_routes(self._admin().routes())
         return app
+
+    def _admin(self) -> AdminRoutes:
+        node = self.node
+        guard = AdminGuard(node.cfg.operator_key, node.chain_id)
+        members = [*node.genesis.validators, *node.genesis.observers]
+        return AdminRoutes(guard, node.transport.faults, [m.name for m in members if m.name != node.cfg.name])
 
     async def _end_streams(self, app: web.Application) -> None:
         """Wake every /events stream so shutdown does not wait for its keep-alive."""

@@ -28,6 +28,9 @@ class NodePlan:
     api_port: int
 
 
+OPERATOR_KEY_FILE = "operator.json"
+
+
 def plan_nodes(validators: int, observers: int, base_port: int, names: list[str] | None = None) -> list[NodePlan]:
     plans = []
     for i in range(validators + observers):
@@ -101,6 +104,8 @@ def generate_testnet(
         members["validators" if plan.role == "validator" else "observers"].append(
             {"name": plan.name, "key": key.verify_key.hex(), "cert": cert_pem}
         )
+    operator = SigningKey.generate()
+    write_key(out / OPERATOR_KEY_FILE, operator)
     for j in range(clients):
         key = SigningKey.generate()
         write_key(out / "clients" / f"client{j}.json", key)
@@ -123,11 +128,17 @@ def generate_testnet(
             p2p_listen=f"{HOST}:{plan.p2p_port}",
             api_listen=f"{HOST}:{plan.api_port}",
             peers=peers,
+            operator_key=operator.verify_key.hex(),
         )
         if progress_timeout_ms is not None:
             config = replace(config, consensus=replace(config.consensus, progress_timeout_ms=progress_timeout_ms))
         (out / plan.name / "config.toml").write_text(config.to_toml())
     return genesis
+
+
+def operator_key(network: Path) -> SigningKey:
+    """The key that signs the network's admin requests (``medchain fault``)."""
+    return read_key(network / OPERATOR_KEY_FILE)
 
 
 def client_key(network: Path, index: int = 0) -> SigningKey:
