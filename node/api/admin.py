@@ -73,7 +73,8 @@ class AdminGuard:
             raise _refuse(f"admin request is stale: signed {abs(now_ms - time_ms)} ms from now (window {WINDOW_MS})")
         if len(nonce) != NONCE_SIZE:
             raise _refuse(f"admin nonce must be {NONCE_SIZE} bytes")
-        if not self.key.verify(ADMIN_DOMAIN, self.chain_id, admin_payload(method, path, body, time_ms, nonce), signature):
+        payload = admin_payload(method, path, body, time_ms, nonce)
+        if not self.key.verify(ADMIN_DOMAIN, self.chain_id, payload, signature):
             raise _refuse("admin request is not signed by this network's operator key")
         self._forget_old(now_ms)
         if nonce in self._seen:

@@ -22,6 +22,7 @@ HEALTHCARE_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
 LAZY_COMMANDS = {
     "bench": "node.cli.lab:bench",
     "counterfeit": "node.cli.lab:counterfeit_command",
+    "fault": "node.cli.fault:fault_group",
     "story": "node.cli.lab:story_command",
     "sim": "node.lab.sim:sim",
 }

@@ -78,6 +78,8 @@ OFFLINE = {
     "proof verify", "sim", "testnet",
     # the lab tools start or find their own cluster (by folder, not by --node)
     "bench cluster", "bench verify", "bench signing", "bench storage", "counterfeit", "story",
+    # signed with the network's operator key, sent to every affected node of the folder
+    "fault heal", "fault link", "fault partition",
 }
 # Runs a node in the foreground: it prints log lines, not data.
 NO_JSON = {"node start"}

@@ -1,0 +1,83 @@
+"""``medchain fault``: link faults and partitions on a running cluster, through its nodes' admin interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.cli.common import json_option, print_json
+from node.lab import faults
+
+DIR_OPTION = click.option(
+    "--dir",
+    "root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="The network's folder (as given to 'medchain cluster up'); its operator.json signs the requests.",
+)
+
+
+def _show(result: dict[str, faults.LinkRules], as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+        return
+    for node, rules in result.items():
+        faulty = ", ".join(f"{peer}: {_rule_text(rule)}" for peer, rule in sorted(rules.items()))
+        click.echo(f"{node}: {faulty or 'all links clear'}")
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in rule.items() if v and k != "cut"]
+    return "cut" if rule.get("cut") else " ".join(parts) or "clear"
+
+
+@click.group("fault")
+def fault_group() -> None:
+    """Link faults on a running cluster: partition, heal, link (signed with DIR/operator.json)."""
+
+
+@fault_group.command("partition")
+@click.argument("groups", nargs=-1, required=True)
+@DIR_OPTION
+@json_option("Print every affected node's link faults as JSON.")
+def partition_command(groups: tuple[str, ...], root: Path, as_json: bool) -> None:
+    """Cut every link between nodes of different GROUPS (comma lists separated by '/').
+
+    Example: medchain fault partition --dir ./net node0,node1 / node2,node3
+    """
+    _show(faults.partition(root, faults.parse_groups(list(groups))), as_json)
+
+
+@fault_group.command("heal")
+@DIR_OPTION
+@json_option("Print every node's link faults (none) as JSON.")
+def heal_command(root: Path, as_json: bool) -> None:
+    """Clear every link fault on every node of DIR."""
+    _show(faults.heal(root), as_json)
+
+
+@fault_group.command("link")
+@click.argument("source", metavar="FROM")
+@click.argument("target", metavar="TO")
+@DIR_OPTION
+@click.option("--cut", is_flag=True, default=False, help="Cut the link (frames dropped both ways at FROM).")
+@click.option("--loss", type=click.FloatRange(0, 1), default=None, help="Probability that FROM drops a frame to TO.")
+@click.option("--delay-ms", type=click.IntRange(0), default=None, help="Fixed delay of FROM's frames to TO (ms).")
+@click.option("--jitter-ms", type=click.IntRange(0), default=None, help="Random extra delay, up to this (ms).")
+@click.option("--duplicate", type=click.FloatRange(0, 1), default=None,
+              help="Probability that FROM sends a frame to TO twice.")
+@json_option("Print FROM's link faults as JSON.")
+def link_command(
+    source: str, target: str, root: Path, cut: bool, loss: float | None, delay_ms: int | None,
+    jitter_ms: int | None, duplicate: float | None, as_json: bool,
+) -> None:
+    """Set the link faults of node FROM towards node TO (what is not given stays as it was)."""
+    given = {"loss": loss, "delay_ms": delay_ms, "jitter_ms": jitter_ms, "duplicate": duplicate}
+    settings: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if cut:
+        settings["cut"] = True
+    if not settings:
+        raise click.UsageError("give at least one of --cut, --loss, --delay-ms, --jitter-ms, --duplicate")
+    _show(faults.set_link(root, source, target, settings), as_json)
