@@ -255,10 +255,17 @@ class Transport:
 
     # ------------------------------------------------------------ connections
 
-    async def _accept(self, request: web.Request) -> web.WebSocketResponse:
+    async def _accept(self, request: web.Request) -> web.StreamResponse:
         # close() waits this long for the peer's close frame (a paused peer never sends it), as the dialling side does
         ws = web.WebSocketResponse(max_msg_size=self.max_frame, heartbeat=self.heartbeat_s, timeout=WS_CLOSE_TIMEOUT_S)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError as exc:
+            # The dialling peer gave up before the link opened (it timed out, or was stopped): a disconnect, no fault.
+            # aiohttp writes the answer below to a closed connection, which it treats as the client having gone.
+            log.info("a dialling peer left before its link opened: %s", exc or type(exc).__name__,
+                     extra={"event": "peer-lost"})
+            return web.Response(status=400, text="the connection closed before the link opened")
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         await self._serve(ws, ssl_object, direction="in")
         return ws
