@@ -126,29 +126,14 @@ class Database:
     def open(cls, path: str | os.PathLike[str]) -> Database:
         """Open (creating if missing) the LevelDB in directory ``path``."""
         directory = Path(path)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create data directory {directory}: {exc.strerror or exc}") from None
-        try:
-            db = plyvel.DB(
-                str(directory),
-                create_if_missing=True,
-                write_buffer_size=WRITE_BUFFER_BYTES,
-                lru_cache_size=BLOCK_CACHE_BYTES,
-                bloom_filter_bits=BLOOM_FILTER_BITS,
-                compression=COMPRESSION,
-            )
-        except plyvel.IOError as exc:
-            message = _message(exc)
-            if "lock" in message.lower():
-                raise DatabaseLocked(
-                    f"data directory {directory} is locked: another medchain process seems to be using it "
-                    f"(stop that process or choose another data directory) [LevelDB: {message}]"
-                ) from None
-            raise StorageError(f"cannot open data directory {directory}: {message}") from None
-        except plyvel.Error as exc:
-            raise StorageError(f"cannot open data directory {directory}: {_message(exc)}") from None
+        db = open_leveldb(
+            directory,
+            "data directory",
+            write_buffer_size=WRITE_BUFFER_BYTES,
+            lru_cache_size=BLOCK_CACHE_BYTES,
+            bloom_filter_bits=BLOOM_FILTER_BITS,
+            compression=COMPRESSION,
+        )
         return cls(directory, db)
 
     @property
@@ -219,6 +204,30 @@ class Database:
                         put(key, value)
         except plyvel.Error as exc:
             raise StorageError(f"write to {self.path} failed: {_message(exc)}") from None
+
+
+def open_leveldb(directory: Path, what: str, **options: Any) -> Any:
+    """Open (creating if missing) the LevelDB in ``directory`` for this process alone.
+
+    ``what`` names the folder in errors ("data directory", "vault directory"):
+    ``DatabaseLocked`` when another process holds it, ``StorageError`` otherwise.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {what} {directory}: {exc.strerror or exc}") from None
+    try:
+        return plyvel.DB(str(directory), create_if_missing=True, **options)
+    except plyvel.IOError as exc:
+        message = _message(exc)
+        if "lock" in message.lower():
+            raise DatabaseLocked(
+                f"{what} {directory} is locked: another medchain process seems to be using it "
+                f"(stop that process or choose another data directory) [LevelDB: {message}]"
+            ) from None
+        raise StorageError(f"cannot open {what} {directory}: {message}") from None
+    except plyvel.Error as exc:
+        raise StorageError(f"cannot open {what} {directory}: {_message(exc)}") from None
 
 
 def _message(exc: BaseException) -> str:

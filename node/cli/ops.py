@@ -11,11 +11,13 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from node.cli.common import (
+    F,
     Fail,
     committed_at,
     connect,
@@ -44,6 +46,25 @@ CONSORTIUM_OPTION = click.option(
     help="A consortium file (e.g. configs/consortium-4.toml): the organisations, their kinds and the nodes they run. "
     "Replaces --nodes/--observers.",
 )
+
+
+def network_options(of: str) -> Callable[[F], F]:
+    """--nodes, --observers, --consortium and --base-port of a network to write; ``of`` ends each help text."""
+
+    def decorate(fn: F) -> F:
+        for option in reversed((
+            click.option("--nodes", "validators", type=click.IntRange(1, 64), default=4, show_default=True,
+                         help=f"Number of validators{of}."),
+            click.option("--observers", type=click.IntRange(0, 32), default=0, show_default=True,
+                         help=f"Number of non-voting observer nodes{of}."),
+            CONSORTIUM_OPTION,
+            click.option("--base-port", type=click.IntRange(1024, 65000), default=26600, show_default=True,
+                         help=f"First port{of}; node i uses base+2i (P2P) and base+2i+1 (API)."),
+        )):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 def _load_plan(consortium: Path | None) -> Consortium | None:
@@ -102,22 +123,9 @@ DIR_OPTION = click.option(
 
 
 @click.command()
-@click.option(
-    "--nodes", "validators", type=click.IntRange(1, 64), default=4, show_default=True, help="Number of validators."
-)
-@click.option(
-    "--observers", type=click.IntRange(0, 32), default=0, show_default=True, help="Number of non-voting observer nodes."
-)
-@CONSORTIUM_OPTION
+@network_options("")
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write the network into."
-)
-@click.option(
-    "--base-port",
-    type=click.IntRange(1024, 65000),
-    default=26600,
-    show_default=True,
-    help="First port; node i uses base+2i (P2P) and base+2i+1 (API).",
 )
 @click.option("--chain-id", default=None, help="Chain id (default: a random medchain-local-XXXXXX).")
 @json_option("Print the chain id and the nodes (name, role, key) as JSON.")
@@ -301,35 +309,13 @@ def cluster_group() -> None:
 
 
 @cluster_group.command("up")
-@click.option(
-    "--nodes",
-    "validators",
-    type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Number of validators of a new network.",
-)
-@click.option(
-    "--observers",
-    type=click.IntRange(0, 32),
-    default=0,
-    show_default=True,
-    help="Number of observers of a new network.",
-)
-@CONSORTIUM_OPTION
+@network_options(" of a new network")
 @click.option(
     "--dir",
     "root",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Cluster folder (created with a new network if it holds none).",
-)
-@click.option(
-    "--base-port",
-    type=click.IntRange(1024, 65000),
-    default=26600,
-    show_default=True,
-    help="First port of a new network; node i uses base+2i (P2P) and base+2i+1 (API).",
 )
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to wait for the first block.")
 @json_option("Print one JSON list, an object per node.")

@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from node.healthcare.kek import KEK_BYTES
 from primitives.errors import UsageError
+from storage.database import open_leveldb
 from storage.errors import CorruptRecord, DatabaseLocked, StorageError, StoreClosed
 
 RECORD_ID_BYTES = 16
@@ -404,23 +405,13 @@ def _open_store(directory: Path, schema: bytes, vault: Path) -> Any:
             f"key itself, and file its records again"
         )
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise VaultError(f"cannot create vault directory {directory}: {exc.strerror or exc}") from None
-    try:
         # Sealed values do not compress; without compression the table
         # files hold exactly the stored bytes, which the erasure tests check.
-        db = plyvel.DB(str(directory), create_if_missing=True, compression=None)
-    except plyvel.IOError as exc:
-        message = _message(exc)
-        if "lock" in message.lower():
-            raise VaultLocked(
-                f"vault directory {directory} is locked: another medchain process seems to be using it "
-                f"(stop that process or choose another data directory) [LevelDB: {message}]"
-            ) from None
-        raise VaultError(f"cannot open vault directory {directory}: {message}") from None
-    except plyvel.Error as exc:
-        raise VaultError(f"cannot open vault directory {directory}: {_message(exc)}") from None
+        db = open_leveldb(directory, "vault directory", compression=None)
+    except DatabaseLocked as exc:
+        raise VaultLocked(str(exc)) from None
+    except StorageError as exc:
+        raise VaultError(str(exc)) from None
     try:
         _check_schema(directory, db, schema)
     except BaseException:
