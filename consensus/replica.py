@@ -77,6 +77,7 @@ from consensus.messages import (
     PrePrepare,
     SignedMessage,
     ViewChange,
+    Vote,
 )
 from consensus.quorum import max_faulty, primary_of, quorum, weak_quorum
 from consensus.view_change import check_new_view, check_view_change, mandated_block
@@ -133,6 +134,8 @@ class Replica:
         # misc
         self.pending = False
         self.evidence: deque[Evidence] = deque(maxlen=EVIDENCE_KEPT)
+        self.cert_evidence: set[tuple[int, int, int]] = set()
+        """(validator, view, height) already reported from a certificate's votes."""
         self.stats: Counter[str] = Counter()
         self.seen: set[bytes] = set()
         self.now = 0
@@ -317,6 +320,37 @@ class Replica:
         self.evidence.append(item)
         out.evidence.append(item)
         self.stats["evidence"] += 1
+
+    def _prepared_evidence(self, vc: ViewChange, out: Output) -> None:
+        cert = vc.prepared
+        if cert is not None:
+            self._certificate_evidence(Prepare, cert.height, cert.view, cert.block_hash, cert.votes, out)
+
+    def _certificate_evidence(
+        self, kind: type[Prepare] | type[Commit], height: int, view: int, block_hash: bytes,
+        votes: Iterable[Vote], out: Output,
+    ) -> None:
+        """Votes of a checked certificate that contradict what their signer sent us for that (view, height).
+
+        An equivocating primary shows each honest replica one fork, so none sees
+        two of its messages; a certificate formed on the other fork carries its
+        signature for the other block, which with what it sent us is evidence.
+        An honest validator binds one block per (view, height) in every phase.
+        """
+        log = self.logs.get(height)
+        if log is None:
+            return
+        for vote in votes:
+            reported = (vote.validator, view, height)
+            if vote.validator == self.index or reported in self.cert_evidence:
+                continue
+            earlier = _conflicting(log, vote.validator, view, block_hash)
+            if earlier is not None:
+                if len(self.cert_evidence) >= EVIDENCE_KEPT:
+                    self.cert_evidence.clear()
+                self.cert_evidence.add(reported)
+                second = kind(view, height, block_hash, vote.validator, vote.signature)
+                self._evidence(vote.validator, kind.__name__.lower(), earlier, second, out)
 
     # ------------------------------------------------------------ normal case
 
@@ -553,6 +587,7 @@ class Replica:
             # than f are faulty or our own state diverged.  Never adopt it.
             self._drop("sync-conflict")
             return
+        self._certificate_evidence(Commit, cert.height, cert.view, cert.block_hash, cert.votes, out)
         out.commit.append(CommitBlock(block, cert, via_sync=True))
         self.stats["synced"] += 1
         self._advance(block, cert.view, out)
@@ -668,6 +703,7 @@ class Replica:
         if m.new_view <= self.view:
             self._hand_over_proof(m.sender, out)
             return
+        self._prepared_evidence(m, out)
         self._record_view_change(m)
         self._pull_along(out)
         self._maybe_send_new_view(m.new_view, out)
@@ -711,6 +747,8 @@ class Replica:
         if reason is not None:
             self._drop("bad-new-view")
             return
+        for vc in m.view_changes:
+            self._prepared_evidence(vc, out)
         self._enter_view(m, f"NEW-VIEW from validator {m.sender}", out)
 
     def _enter_view(self, nv: NewView, why: str, out: Output) -> None:
@@ -799,6 +837,15 @@ class Replica:
     def _cancel_timer(self, name: str, out: Output) -> None:
         if self._timer_tokens.pop(name, None) is not None:
             out.timers.append(CancelTimer(name))
+
+
+def _conflicting(log: HeightLog, validator: int, view: int, block_hash: bytes) -> SignedMessage | None:
+    """A message ``validator`` sent us in ``view`` at the log's height that binds another block, if any."""
+    for phase in ("PrePrepare", "Prepare", "Commit"):
+        found = log.first_seen.get((validator, phase, view))
+        if found is not None and _sign_key(found)[1] != block_hash:
+            return found
+    return None
 
 
 def _sign_key(message: SignedMessage) -> tuple[SignKey, bytes]:

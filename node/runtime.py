@@ -32,6 +32,7 @@ from consensus.events import (
     Propose,
     Received,
     RequestSync,
+    Send,
     ServeSync,
     SetTimer,
     SyncedBlock,
@@ -55,6 +56,7 @@ from node.errors import ApiError
 from node.genesis import Genesis
 from node.mempool import Mempool, MempoolFull, MempoolLimits
 from node.metrics import NodeMetrics
+from node.p2p.byzantine import ByzantineSwitch
 from node.p2p.transport import Transport
 from node.p2p.wire import (
     NODE_CODEC,
@@ -103,6 +105,7 @@ class Node:
         self.cfg = config
         # Block timestamps come from the wall clock; timers run on the loop's monotonic clock (see _apply_timer).
         self.wall_clock = wall_clock
+        self.clock_skew_ms = 0  # a fault experiment's offset of this node's wall clock (set_clock_skew)
         self._now_anchor = (0, 0.0)
         self.genesis = genesis
         self.chain_id = genesis.chain_id
@@ -129,6 +132,7 @@ class Node:
                 checkpoint_interval=config.consensus.checkpoint_interval,
             )
             self.replica = Replica.restore(rc, self.tip, store.wal_records())
+        self.byzantine = ByzantineSwitch(transport, self.validator_names, self.index or 0, key, self.chain_id)
         self.metrics.watch(lambda: dict(self.replica.stats) if self.replica else {}, self._peer_stats)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waiters: dict[bytes, list[asyncio.Future[TxStatus]]] = {}
@@ -195,6 +199,7 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for handle in self._timers.values():
             handle.cancel()
+        self.byzantine.stop()
         await self.transport.stop()
         for waiters in self._waiters.values():
             for fut in waiters:
@@ -204,7 +209,7 @@ class Node:
 
     def _now_ms(self) -> int:
         """The wall time handed to the replica, remembered with the loop's monotonic time of the same moment."""
-        now = int(self.wall_clock() * 1000)
+        now = int(self.wall_clock() * 1000) + self.clock_skew_ms
         self._now_anchor = (now, asyncio.get_running_loop().time())
         return now
 
@@ -255,11 +260,7 @@ class Node:
         if out.persist:
             await self.offload(self.store.append_wal, out.persist)
         for send in out.send:
-            frame = NODE_CODEC.encode(ConsensusFrame(send.data))
-            if send.to is None:
-                self.transport.broadcast(frame, only=self.validator_names)
-            else:
-                self.transport.send(self.validator_names[send.to], frame)
+            self._send_consensus(send)
         for commit in out.commit:
             follow.append(await self._commit(commit))
         for request in out.validate:
@@ -302,6 +303,16 @@ class Node:
         for cp in out.checkpoints:
             await self.offload(self.store.prune_wal, cp.height)
         return follow
+
+    def _send_consensus(self, send: Send) -> None:
+        if self.byzantine.adversary is not None:
+            self.byzantine.send(send)
+            return
+        frame = NODE_CODEC.encode(ConsensusFrame(send.data))
+        if send.to is None:
+            self.transport.broadcast(frame, only=self.validator_names)
+        else:
+            self.transport.send(self.validator_names[send.to], frame)
 
     def _apply_timer(self, timer: SetTimer | CancelTimer) -> None:
         old = self._timers.pop(timer.name, None)
@@ -519,8 +530,10 @@ class Node:
             return
         match message:
             case ConsensusFrame(data):
-                self._relay_consensus(peer, data, payload)
+                if not self.byzantine.silent:
+                    self._relay_consensus(peer, data, payload)
                 if self.replica is not None:
+                    self.byzantine.received(data)
                     self.inbox.put_nowait(Received(data))
             case TxGossip(txs):
                 self._on_tx_gossip(peer, txs)
@@ -591,8 +604,11 @@ class Node:
         self.transport.send(candidates[0], NODE_CODEC.encode(SyncRequest(from_height, 64)))
 
     async def _serve_blocks(self, peer: str, from_height: int, max_blocks: int = 64) -> None:
+        if self.byzantine.silent:
+            return
         blocks = await self.offload(self.store.certified_range, from_height, max_blocks, SYNC_BATCH_BYTES)
-        response = SyncResponse(self.tip.height, tuple(CertifiedBlock(b, c) for b, c in blocks))
+        served = self.byzantine.served
+        response = SyncResponse(self.tip.height, tuple(CertifiedBlock(b, served(c)) for b, c in blocks))
         self.transport.send(peer, NODE_CODEC.encode(response))
 
     async def _sync_loop(self) -> None:
@@ -639,6 +655,33 @@ class Node:
             self.metrics.blocks_synced.inc()
         if blocks and max(self._peer_heads.values(), default=0) > self.tip.height:
             self._request_blocks(self.tip.height + 1)
+
+    # ------------------------------------------------------------ fault experiments (admin interface)
+
+    def set_byzantine(self, behaviour: str | None, seed: int | None = None) -> None:
+        """Switch a Byzantine behaviour on (``consensus.byzantine.BEHAVIOURS``), or off with None."""
+        if behaviour is not None and self.replica is None:
+            raise ApiError(400, "not-a-validator", f"{self.cfg.name} is an observer: it has no replica to misbehave")
+        try:
+            self.byzantine.switch(behaviour, seed)
+        except ValueError as exc:
+            raise ApiError(400, "bad-behaviour", str(exc)) from None
+
+    @property
+    def byzantine_behaviour(self) -> str | None:
+        return self.byzantine.behaviour
+
+    def set_clock_skew(self, skew_ms: int) -> None:
+        """Offset the wall clock the replica sees (its block timestamps) by ``skew_ms``."""
+        if skew_ms != self.clock_skew_ms:
+            log.warning("clock skew set to %+d ms (was %+d ms)", skew_ms, self.clock_skew_ms,
+                        extra={"event": "clock-skew", "skew_ms": skew_ms})
+        self.clock_skew_ms = skew_ms
+
+    def reseed_faults(self, seed: int) -> None:
+        """Reseed the link faults' and the adversary's random choices, so a scenario replays."""
+        self.transport.faults.reseed(f"{seed}/links")
+        self.byzantine.reseed(f"{seed}/adversary")
 
     # ------------------------------------------------------------ queries (API)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 
+from consensus.byzantine import Adversary
 from consensus.config import ChainTip, ReplicaConfig
 from consensus.events import (
     CancelTimer,
@@ -36,7 +37,6 @@ from consensus.events import (
 )
 from consensus.messages import Block, CommitCertificate
 from consensus.replica import Replica
-from consensus.sim.byzantine import Adversary
 from consensus.sim.checks import SafetyMonitor
 from consensus.sim.network import LinkModel, Network, Scheduler
 from consensus.sim.scenario import FaultPlan, Scenario
@@ -99,7 +99,7 @@ class Cluster:
         self.net = Network(n, model, random.Random(f"{seed}/network"))
         self.rng = random.Random(f"{seed}/cluster")
         self.client_rng = random.Random(f"{seed}/client")
-        self.adversary = Adversary(scenario.behaviour, faulty, n, keys, scenario.chain_id,
+        self.adversary = Adversary(scenario.behaviour, {i: keys[i] for i in faulty}, n, scenario.chain_id,
                                    random.Random(f"{seed}/adversary")) if faulty else None
         self.monitor = SafetyMonitor(self.honest)
         self.nodes = [
@@ -125,7 +125,7 @@ class Cluster:
         for node in self.nodes:
             if self.adversary is None or self.adversary.runs_engine(node.index):
                 self._start(node, restore=False)
-                if node.byzantine and self.sc.behaviour == "stale":
+                if node.byzantine and self.sc.behaviour in ("stale", "garbage"):
                     self._stale_tick(node.index)
 
     def crash(self, i: int) -> None:
@@ -327,8 +327,9 @@ class Cluster:
         return b"tx" + self.tx_seq.to_bytes(8, "big") + self.client_rng.randbytes(max(0, size - 10))
 
     def _stale_tick(self, i: int) -> None:
+        """``stale`` replays earlier messages, ``garbage`` floods random bytes, now and then."""
         if self.adversary is not None and self.nodes[i].up:
-            for target, data in self.adversary.replays(i):
+            for target, data in self.adversary.replays(i) + self.adversary.flood(i):
                 self._transmit(i, target, data)
         jitter = self.rng.randint(0, self.sc.stale_interval_ms)
         self.sched.after(self.sc.stale_interval_ms + jitter, lambda: self._stale_tick(i))

@@ -11,10 +11,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from consensus import byzantine
 from consensus.quorum import max_faulty
 from primitives.errors import UsageError
 
-BEHAVIOURS = ("none", "equivocate", "silent", "bad-sig", "vote-unknown", "stale")
+BEHAVIOURS = ("none", *byzantine.BEHAVIOURS)
 
 
 @dataclass(frozen=True, slots=True)

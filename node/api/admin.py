@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from consensus.byzantine import BEHAVIOURS
 from node.api.request import parse_json
 from node.errors import ApiError
 from node.p2p.transport import LinkFaults
@@ -30,7 +31,11 @@ TIME_HEADER = "X-Medchain-Admin-Time"
 NONCE_HEADER = "X-Medchain-Admin-Nonce"
 SIGNATURE_HEADER = "X-Medchain-Admin-Signature"
 NONCE_SIZE = 16
-LINK_SETTINGS: dict[str, type] = {"cut": bool, "loss": float, "delay_ms": int, "jitter_ms": int, "duplicate": float}
+LINK_SETTINGS: dict[str, type] = {
+    "cut": bool, "loss": float, "delay_ms": int, "jitter_ms": int, "duplicate": float, "reorder": float,
+}
+MAX_SKEW_MS = 7 * 24 * 3600 * 1000
+MAX_SEED = 2**63 - 1
 
 
 def admin_payload(method: str, path: str, body: bytes, time_ms: int, nonce: bytes) -> bytes:
@@ -105,16 +110,53 @@ def _setting_text(kind: type) -> str:
     return {bool: "true or false", int: "a non-negative integer", float: "a probability from 0 to 1"}[kind]
 
 
-class AdminRoutes:
-    """``/admin/links`` (set a peer's link faults), ``/admin/links/clear`` (clear one peer's, or all)."""
+class FaultControl(Protocol):
+    """What the node offers fault experiments beyond its links (``node.runtime.Node``)."""
 
-    def __init__(self, guard: AdminGuard, faults: LinkFaults, peers: list[str]) -> None:
+    clock_skew_ms: int
+
+    def set_byzantine(self, behaviour: str | None, seed: int | None = None) -> None: ...
+
+    def set_clock_skew(self, skew_ms: int) -> None: ...
+
+    def reseed_faults(self, seed: int) -> None: ...
+
+    @property
+    def byzantine_behaviour(self) -> str | None: ...
+
+
+def _integer(doc: dict[str, Any], key: str, bound: int, required: bool = True) -> int | None:
+    value = doc.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > bound:
+        raise ApiError(400, "bad-setting", f"{key} must be an integer from {-bound} to {bound}, got {value!r}")
+    return value
+
+
+class AdminRoutes:
+    """Fault experiments on this node, every answer the node's whole fault state.
+
+    ``/admin/links`` (set a peer's link faults), ``/admin/links/clear`` (clear
+    one peer's, or all), ``/admin/byzantine`` (a behaviour on, or ``none``),
+    ``/admin/clock`` (skew of the replica's wall clock), ``/admin/seed``
+    (reseed the link faults and the adversary).
+    """
+
+    def __init__(self, guard: AdminGuard, faults: LinkFaults, peers: list[str], node: FaultControl) -> None:
         self.guard = guard
         self.faults = faults
         self.peers = peers
+        self.node = node
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/admin/links", self.set_link), web.post("/admin/links/clear", self.clear_links)]
+        return [
+            web.post("/admin/links", self.set_link),
+            web.post("/admin/links/clear", self.clear_links),
+            web.post("/admin/byzantine", self.set_byzantine),
+            web.post("/admin/clock", self.set_clock),
+            web.post("/admin/seed", self.set_seed),
+        ]
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         body = await request.read()
@@ -134,7 +176,9 @@ class AdminRoutes:
 
     def _rules(self) -> web.Response:
         rules = {peer: {k: getattr(rule, k) for k in LINK_SETTINGS} for peer, rule in self.faults.rules().items()}
-        return web.json_response({"links": rules})
+        return web.json_response(
+            {"links": rules, "byzantine": self.node.byzantine_behaviour, "clock_skew_ms": self.node.clock_skew_ms}
+        )
 
     async def set_link(self, request: web.Request) -> web.Response:
         doc = await self._body(request)
@@ -146,4 +190,28 @@ class AdminRoutes:
     async def clear_links(self, request: web.Request) -> web.Response:
         doc = await self._body(request)
         self.faults.clear(self._peer(doc, required=False))
+        return self._rules()
+
+    async def set_byzantine(self, request: web.Request) -> web.Response:
+        doc = await self._body(request)
+        behaviour = doc.get("behaviour")
+        if behaviour != "none" and behaviour not in BEHAVIOURS:
+            raise ApiError(400, "bad-behaviour", f"behaviour must be one of {', '.join(BEHAVIOURS)} or none, "
+                           f"got {behaviour!r}")
+        seed = _integer(doc, "seed", MAX_SEED, required=False)
+        self.node.set_byzantine(None if behaviour == "none" else behaviour, seed)
+        return self._rules()
+
+    async def set_clock(self, request: web.Request) -> web.Response:
+        doc = await self._body(request)
+        skew = _integer(doc, "skew_ms", MAX_SKEW_MS)
+        assert skew is not None
+        self.node.set_clock_skew(skew)
+        return self._rules()
+
+    async def set_seed(self, request: web.Request) -> web.Response:
+        doc = await self._body(request)
+        seed = _integer(doc, "seed", MAX_SEED)
+        assert seed is not None
+        self.node.reseed_faults(seed)
         return self._rules()

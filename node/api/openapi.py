@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from consensus.byzantine import BEHAVIOURS
+
 Schema = dict[str, Any]
 
 ERROR_MEANINGS = {
@@ -382,17 +384,37 @@ def admin_paths() -> dict[str, Schema]:
                           ref("Error"))
     num = {"type": "number", "minimum": 0, "maximum": 1}
     nat = {"type": "integer", "minimum": 0}
-    link = obj({"peer": STR}, {"cut": BOOL, "loss": num, "delay_ms": nat, "jitter_ms": nat, "duplicate": num})
-    links = obj({"links": {"type": "object", "additionalProperties": {"type": "object"}}})
+    link = obj({"peer": STR}, {"cut": BOOL, "loss": num, "delay_ms": nat, "jitter_ms": nat, "duplicate": num,
+                               "reorder": num})
+    whole = {"type": "integer"}
+    state = obj({
+        "links": {"type": "object", "additionalProperties": {"type": "object"}},
+        "byzantine": {"type": ["string", "null"], "enum": [*BEHAVIOURS, None]},
+        "clock_skew_ms": whole,
+    })
+    behaviour = obj({"behaviour": {"type": "string", "enum": [*BEHAVIOURS, "none"]}}, {"seed": whole})
+
+    def admin_op(op_id: str, summary: str, body: Schema, body_text: str) -> Schema:
+        return {"post": op(op_id, "admin", summary,
+                           {"200": json_answer("this node's whole fault state", state), **errors(400), "403": refused},
+                           parameters=headers, requestBody=json_body(body, body_text))}
+
     return {
-        "/admin/links": {"post": op(
-            "setLinkFault", "admin", "Set this node's link faults towards one peer (cut both ways; the rest outgoing).",
-            {"200": json_answer("every link fault now set", links), **errors(400), "403": refused},
-            parameters=headers, requestBody=json_body(link, "the peer and the settings to change"))},
-        "/admin/links/clear": {"post": op(
-            "clearLinkFaults", "admin", "Clear this node's link faults towards one peer, or all without a peer.",
-            {"200": json_answer("every link fault still set", links), **errors(400), "403": refused},
-            parameters=headers, requestBody=json_body(obj({}, {"peer": STR}), "the peer, or {} for all"))},
+        "/admin/links": admin_op(
+            "setLinkFault", "Set this node's link faults towards one peer (cut both ways; the rest outgoing).",
+            link, "the peer and the settings to change"),
+        "/admin/links/clear": admin_op(
+            "clearLinkFaults", "Clear this node's link faults towards one peer, or all without a peer.",
+            obj({}, {"peer": STR}), "the peer, or {} for all"),
+        "/admin/byzantine": admin_op(
+            "setByzantine", "Switch this validator to a Byzantine behaviour, or back to honest with none "
+            "(observers answer 400).", behaviour, "the behaviour, and optionally the seed of its random choices"),
+        "/admin/clock": admin_op(
+            "setClockSkew", "Offset the wall clock this node's replica sees (its block timestamps) by skew_ms.",
+            obj({"skew_ms": whole}), "the skew in ms, negative for behind, 0 for none"),
+        "/admin/seed": admin_op(
+            "reseedFaults", "Reseed this node's random fault choices (link faults, Byzantine behaviour).",
+            obj({"seed": whole}), "the seed"),
     }
 
 

@@ -108,7 +108,7 @@ class Api:
         node = self.node
         guard = AdminGuard(node.cfg.operator_key, node.chain_id)
         members = [*node.genesis.validators, *node.genesis.observers]
-        return AdminRoutes(guard, node.transport.faults, [m.name for m in members if m.name != node.cfg.name])
+        return AdminRoutes(guard, node.transport.faults, [m.name for m in members if m.name != node.cfg.name], node)
 
     async def _end_streams(self, app: web.Application) -> None:
         """Wake every /events stream so shutdown does not wait for its keep-alive."""

@@ -1,4 +1,4 @@
-"""The lab tools as ``medchain`` commands: bench (cluster, verify, signing, storage), counterfeit, story.
+"""The lab tools as ``medchain`` commands: bench (cluster, verify, signing, storage, catchup), counterfeit, story.
 
 Each command only reads its options and prints; the work is done by plain
 functions in ``node.lab``.  Every tool that starts its own cluster stops it
@@ -16,7 +16,7 @@ import click
 
 from node.cli.common import print_json
 from node.lab import bench as cluster_bench
-from node.lab import bench_report, bench_verify, counterfeit, signing_bench, storage_bench, story
+from node.lab import bench_report, bench_verify, catchup_bench, counterfeit, signing_bench, storage_bench, story
 from node.lab.progress import Progress
 
 INTERRUPTED_EXIT = 130
@@ -64,6 +64,7 @@ def bench() -> None:
       medchain bench verify --packs 2000          scan latency on a chain of 2,000 packs
       medchain bench signing                      Ed25519 sign/verify per second, two backends
       medchain bench storage                      block commits, WAL appends, opening a long chain
+      medchain bench catchup --txs 100000         a wiped validator fetches the chain again
     """
 
 
@@ -185,6 +186,46 @@ def bench_signing(seconds: float, as_json: bool) -> None:
         print_json(asdict(report))
     else:
         click.echo(signing_bench.format_table(report))
+
+
+@bench.command("catchup")
+@click.option("--txs", type=click.IntRange(1, catchup_bench.MAX_TXS), default=catchup_bench.GOAL_TXS,
+              show_default=True, metavar="N", help="Transactions committed before the first wipe.")
+@click.option("--runs", type=click.IntRange(1, catchup_bench.MAX_RUNS), default=1, show_default=True,
+              help="Wipe-and-catch-up runs on the same chain (the report gives each and the median).")
+@click.option("--load", type=click.FloatRange(0, 5_000), default=0.0, show_default=True, metavar="R",
+              help="Anchors per second offered to the other validators during each catch-up (0: none); the head "
+              "then moves and the node must reach it.")
+@click.option("--timeout", type=PositiveNumber(float, 3_600), default=300.0, show_default=True, metavar="S",
+              help="Longest catch-up before a run is given up.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Put the network here and keep it (default: a temporary folder, removed afterwards).")
+@JSON_OPTION
+@QUIET_OPTION
+def bench_catchup(txs: int, runs: int, load: float, timeout: float, directory: Path | None, as_json: bool,
+                  quiet: bool) -> None:
+    """Time how fast a wiped validator catches up a chain of N transactions.
+
+    Starts a fresh 4-validator cluster, commits N pre-signed anchors, then
+    wipes one validator's chain data (keys kept), restarts it and times it
+    from answering to reaching the others' height: blocks and transactions
+    caught up, blocks/s and tx/s, CPU of every node.  The cluster is stopped
+    at the end, also on errors and Ctrl-C.
+
+    \b
+    Examples:
+      medchain bench catchup --txs 100000 --runs 3
+      medchain bench catchup --txs 20000 --load 50 --json
+    """
+    options = catchup_bench.CatchupOptions(txs, runs, load, timeout)
+    try:
+        report = catchup_bench.run_catchup(options, directory, Progress(quiet))
+    except KeyboardInterrupt:
+        _interrupted("the cluster was stopped")
+    if as_json:
+        print_json(report)
+    else:
+        click.echo(catchup_bench.format_report(report))
 
 
 @bench.command("storage")

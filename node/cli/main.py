@@ -21,6 +21,7 @@ HEALTHCARE_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
 # command name -> "module:attribute" of a command loaded when it is first asked for
 LAZY_COMMANDS = {
     "bench": "node.cli.lab:bench",
+    "chaos": "node.cli.chaos:chaos_group",
     "counterfeit": "node.cli.lab:counterfeit_command",
     "fault": "node.cli.fault:fault_group",
     "story": "node.cli.lab:story_command",

@@ -32,6 +32,7 @@ from node.genesis import load_genesis
 from node.healthcare.claims import Claim, anchored_hash, check_history, read_claim
 from node.healthcare.transactions import Anchor
 from node.lab import cluster as clusters
+from node.lab import disk_faults
 from node.lab.consortium import Consortium, load_consortium
 from node.proofs import InvalidProof
 from primitives.signing import SigningKey
@@ -305,7 +306,7 @@ def node_rotate_kek(home: Path, as_json: bool) -> None:
 
 @click.group("cluster")
 def cluster_group() -> None:
-    """Run a local cluster in the background: up, status, down, kill, pause, resume, restart."""
+    """Run a local cluster in the background: up, status, down; process and disk faults on its nodes."""
 
 
 @cluster_group.command("up")
@@ -417,6 +418,86 @@ for _action, _help in (
     ("restart", "Start a killed NODE again from its data on disk; done once it answers as itself."),
 ):
     cluster_group.add_command(_signal_command(_action, _help))
+
+
+TIMEOUT_OPTION = click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=RESTART_TIMEOUT_S, show_default=True,
+    help="Seconds to wait until the node answers again as itself.",
+)
+
+
+def _echo_node(proc: clusters.NodeProcess, action: str, as_json: bool, **extra: object) -> None:
+    if as_json:
+        print_json({"name": proc.name, "action": action, "pid": proc.pid, **extra})
+    else:
+        click.echo(f"{proc.name}: {action} done (pid {proc.pid})")
+
+
+@cluster_group.command("wipe")
+@click.argument("node")
+@DIR_OPTION
+@click.option("--with-vault", is_flag=True, help="Also delete the EHR vault's stores (content and data keys; the "
+              "KEK file stays): the records' content, held by no other node, is lost for good.")
+@TIMEOUT_OPTION
+@json_option("Print the node and its new pid as JSON.")
+def cluster_wipe(node: str, root: Path, with_vault: bool, timeout: float, as_json: bool) -> None:
+    """Wipe-and-rejoin: kill NODE, delete its chain data (data/), start it; it catches up from its peers.
+
+    Keys, TLS material, the KEK, config.toml and (without --with-vault) the
+    EHR vault are kept.  Done once the node answers as itself.
+    """
+    _echo_node(disk_faults.wipe_node(root, node, timeout, vault=with_vault), "wipe", as_json)
+
+
+@cluster_group.command("snapshot")
+@click.argument("node")
+@click.option("--to", "dest", type=click.Path(path_type=Path), required=True,
+              help="A new (or empty) folder for the copy of the node's data directory.")
+@DIR_OPTION
+@json_option("Print the node, the folder and the height of the copy as JSON.")
+def cluster_snapshot(node: str, dest: Path, root: Path, as_json: bool) -> None:
+    """Copy NODE's data directory while it runs (frozen with SIGSTOP while copying); print the copy's height."""
+    height = disk_faults.snapshot_node(root, node, dest)
+    if as_json:
+        print_json({"name": node, "to": str(dest), "height": height})
+    else:
+        click.echo(height)
+
+
+@cluster_group.command("restore")
+@click.argument("node")
+@click.option("--from", "source", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="A folder written by 'medchain cluster snapshot' (copied, never changed).")
+@DIR_OPTION
+@TIMEOUT_OPTION
+@json_option("Print the node and its new pid as JSON.")
+def cluster_restore(node: str, source: Path, root: Path, timeout: float, as_json: bool) -> None:
+    """Kill NODE, replace its data directory with a copy of a snapshot, start it; it catches up from its peers."""
+    _echo_node(disk_faults.restore_node(root, node, source, timeout), "restore", as_json, source=str(source))
+
+
+@cluster_group.command("check-store")
+@click.argument("node")
+@DIR_OPTION
+@json_option('Print {"name": ..., "intact": ..., "problems": [...]} as JSON.')
+def cluster_check_store(node: str, root: Path, as_json: bool) -> None:
+    """Check the store of a stopped NODE offline: blocks, certificates, links, indexes, WAL; exit 1 if damaged.
+
+    Certificate signatures and app_hash are not checked here (the chaos runner
+    replays them).
+    """
+    homes = {home.name: home for home in clusters.node_homes(root)}
+    if node not in homes:
+        raise Fail(f"no node named {node!r}; the cluster has {', '.join(homes)}")
+    problems = disk_faults.check_store(homes[node])
+    if as_json:
+        print_json({"name": node, "intact": not problems, "problems": problems})
+    elif problems:
+        click.echo("\n".join(problems))
+    else:
+        click.echo(f"{node}: store intact")
+    if problems:
+        raise SystemExit(1)
 
 
 # ---------------------------------------------------------------- clients

@@ -200,6 +200,16 @@ def signal_node(root: Path, name: str, action: str) -> NodeProcess:
     return node
 
 
+def restart_node(root: Path, name: str, timeout: float = 30) -> NodeProcess:
+    """Start a stopped or killed node again from its data on disk; return once it answers as itself.
+
+    Its new pid is in ``cluster.json``; ``ClusterError`` if it is still running or does not come up.
+    """
+    node = signal_node(root, name, "restart")
+    wait_started(root, [node], timeout)
+    return node
+
+
 def wait_dead(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

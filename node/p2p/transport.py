@@ -12,8 +12,8 @@
   undecodable frame closes that connection (the peer's fault), nothing else.
 * The lower key dials the higher one; a broken link is redialled with jittered
   exponential backoff.  A newer authenticated connection replaces an older one.
-* ``LinkFaults`` is the one place where a link is cut, delayed, made lossy or
-  made to duplicate frames, per peer and at run time (fault experiments).
+* ``LinkFaults`` is the one place where a link is cut, delayed, made lossy,
+  made to duplicate or reorder frames, per peer and at run time (fault experiments).
 """
 
 from __future__ import annotations
@@ -74,15 +74,24 @@ class LinkFault:
     delay_ms: int = 0
     jitter_ms: int = 0
     duplicate: float = 0.0
+    reorder: float = 0.0
+    """Probability that a frame is held back an extra 1..REORDER_HOLD_MS, so later frames overtake it."""
+
+
+REORDER_HOLD_MS = 50
 
 
 class LinkFaults:
-    """Per-peer link misbehaviour, consulted for every frame in and out."""
+    """Per-peer link misbehaviour, consulted for every frame in and out; seeded, so a run replays."""
 
     def __init__(self, seed: int | None = None) -> None:
         self._rules: dict[str, LinkFault] = {}
         self._rng = random.Random(seed)
         self.dropped = 0
+        self.reordered = 0
+
+    def reseed(self, seed: int | str) -> None:
+        self._rng = random.Random(seed)
 
     def set(self, peer: str, **settings: Any) -> LinkFault:
         rule = self._rules.setdefault(peer, LinkFault())
@@ -117,7 +126,14 @@ class LinkFaults:
             self.dropped += 1
             return []
         copies = 2 if rule.duplicate and self._rng.random() < rule.duplicate else 1
-        return [(rule.delay_ms + self._rng.uniform(0, rule.jitter_ms)) / 1000 for _ in range(copies)]
+        return [self._delay_ms(rule) / 1000 for _ in range(copies)]
+
+    def _delay_ms(self, rule: LinkFault) -> float:
+        delay = rule.delay_ms + self._rng.uniform(0, rule.jitter_ms)
+        if rule.reorder and self._rng.random() < rule.reorder:
+            self.reordered += 1
+            delay += self._rng.uniform(1, REORDER_HOLD_MS)
+        return delay
 
 
 @dataclass(slots=True)

@@ -73,13 +73,15 @@ CLIENT_ARGS: dict[str, list[str]] = {
 # Commands that work on local files or processes, not through a node's API.
 OFFLINE = {
     "cluster down", "cluster kill", "cluster pause", "cluster restart", "cluster resume", "cluster status",
-    "cluster up", "key new", "key show", "node init", "node reset", "node rotate-kek", "node show-id", "node start",
+    "cluster up", "cluster wipe", "cluster snapshot", "cluster restore", "cluster check-store",
+    "key new", "key show", "node init", "node reset", "node rotate-kek", "node show-id", "node start",
     "proof history",
     "proof verify", "sim", "testnet",
     # the lab tools start or find their own cluster (by folder, not by --node)
-    "bench cluster", "bench verify", "bench signing", "bench storage", "counterfeit", "story",
+    "bench cluster", "bench verify", "bench signing", "bench storage", "bench catchup", "counterfeit", "story",
+    "chaos list", "chaos random", "chaos run", "chaos run-all",
     # signed with the network's operator key, sent to every affected node of the folder
-    "fault heal", "fault link", "fault partition",
+    "fault heal", "fault link", "fault partition", "fault byzantine", "fault clock", "fault seed",
 }
 # Runs a node in the foreground: it prints log lines, not data.
 NO_JSON = {"node start"}

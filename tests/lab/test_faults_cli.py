@@ -67,3 +67,28 @@ def test_a_loss_over_one_is_refused(network: Path) -> None:
 
 def test_heal_with_no_node_running_says_so(network: Path) -> None:
     assert "cannot reach" in refused(["heal", "--dir", str(network)])
+
+
+def test_an_unknown_behaviour_is_refused_naming_the_choices(network: Path) -> None:
+    line = refused(["byzantine", "node0", "lying", "--dir", str(network)])
+    assert "equivocate" in line and "garbage" in line and "off" in line
+
+
+def test_a_behaviour_for_an_unknown_node_is_refused(network: Path) -> None:
+    assert "node9" in refused(["byzantine", "node9", "silent", "--dir", str(network)])
+
+
+def test_clock_skew_needs_a_value(network: Path) -> None:
+    assert "--skew-ms" in refused(["clock", "node0", "--dir", str(network)])
+
+
+def test_a_negative_seed_is_refused(network: Path) -> None:
+    assert "SEED" in refused(["seed", "--dir", str(network), "--", "-3"])
+
+
+def test_a_reorder_over_one_is_refused(network: Path) -> None:
+    assert "--reorder" in refused(["link", "node0", "node1", "--reorder", "2", "--dir", str(network)])
+
+
+def test_reseeding_with_no_node_running_says_so(network: Path) -> None:
+    assert "cannot reach" in refused(["seed", "1", "--dir", str(network)])

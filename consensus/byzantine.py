@@ -1,29 +1,33 @@
-"""Byzantine replicas: an honest engine underneath, a faulty network card on top.
+"""Byzantine behaviours: an honest engine underneath, a faulty network card on top.
 
-Every Byzantine replica runs the ordinary ``Replica`` (so it keeps up with
-the chain and its lies are timely), and ``Adversary`` rewrites what it sends.
-The Byzantine replicas collude: they share one ``Adversary`` and sign with
-their real keys (a forged signature is the ``bad-sig`` behaviour, which the
-others must simply drop).  Behaviours:
+One implementation for the simulator and for a real validator.  A Byzantine
+replica runs the ordinary ``Replica`` (so it keeps up with the chain and its
+lies are timely), and ``Adversary`` rewrites what it sends.  It signs with the
+real keys it is given -- every Byzantine key in the simulator (the Byzantine
+replicas collude), only its own in a real node -- so what it does leaves
+evidence.  Pure: no I/O, no clock; randomness comes from the ``random.Random``
+passed in, so a seed replays the same lies.  Behaviours:
 
-``equivocate``  a Byzantine primary's PRE-PREPARE goes out as two valid,
-                differently-hashed blocks, one to each half of the honest
-                replicas; every PREPARE and COMMIT a Byzantine replica sends
-                for either fork is re-signed for the fork its receiver saw;
-``silent``      sends nothing (the cluster never even runs it);
-``bad-sig``     every message and every served certificate carries a
-                corrupted signature;
+``equivocate``   a Byzantine primary's PRE-PREPARE goes out as two valid,
+                 differently-hashed blocks, one to each half of the honest
+                 replicas; every PREPARE and COMMIT a Byzantine replica sends
+                 for either fork is re-signed for the fork its receiver saw;
+``silent``       sends nothing and serves no blocks;
+``bad-sig``      every message and every served certificate carries a
+                 corrupted signature;
 ``vote-unknown`` also sends signed PREPAREs and COMMITs for random block
-                hashes, at its height and view and just above;
-``stale``       also replays messages it sent or received, from earlier
-                views and heights, at random later times.
+                 hashes, at its height and view and just above;
+``stale``        also replays messages it sent or received, from earlier
+                 views and heights, at random later times (``replays``);
+``garbage``      also sends random bytes after each message, and bursts of
+                 them when asked (``flood``): honest replicas must drop them.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from consensus.events import Send
@@ -40,8 +44,11 @@ from consensus.messages import (
 from primitives.merkle import merkle_root
 from primitives.signing import SigningKey
 
+BEHAVIOURS: tuple[str, ...] = ("equivocate", "silent", "bad-sig", "vote-unknown", "stale", "garbage")
 Delivery = tuple[int, bytes]  # (receiver, data)
 STALE_HISTORY = 256
+GARBAGE_BYTES = (1, 512)
+GARBAGE_BURST = 4
 _CACHE_LIMIT = 1_024
 _FORKS_KEPT = 512
 
@@ -56,34 +63,42 @@ class Fork:
 
 
 class Adversary:
-    """The colluding Byzantine replicas' shared mind."""
+    """The Byzantine replicas' shared mind: the ones whose keys it holds."""
 
     def __init__(
         self,
         behaviour: str,
-        byzantine: frozenset[int],
+        keys: Mapping[int, SigningKey],
         n: int,
-        keys: Sequence[SigningKey],
         chain_id: str,
         rng: random.Random,
     ) -> None:
+        if behaviour not in BEHAVIOURS:
+            raise ValueError(f"unknown behaviour {behaviour!r}; choose one of {', '.join(BEHAVIOURS)}")
+        if not keys or any(not 0 <= i < n for i in keys):
+            raise ValueError(f"Byzantine replicas must be some of 0..{n - 1}, got {sorted(keys)}")
         self.behaviour = behaviour
-        self.byzantine = byzantine
+        self.keys = dict(keys)
+        self.byzantine = frozenset(keys)
         self.n = n
-        self.keys = keys
         self.chain_id = chain_id
         self.rng = rng
-        self.honest = tuple(i for i in range(n) if i not in byzantine)
+        self.honest = tuple(i for i in range(n) if i not in self.byzantine)
         self.forks: dict[bytes, tuple[Fork, int]] = {}
-        self.history: dict[int, deque[bytes]] = {i: deque(maxlen=STALE_HISTORY) for i in sorted(byzantine)}
+        self.history: dict[int, deque[bytes]] = {i: deque(maxlen=STALE_HISTORY) for i in sorted(self.byzantine)}
         self._resigned: dict[tuple[bytes, int], bytes] = {}
         self._corrupted: dict[bytes, bytes] = {}
         self._twin_blocks: dict[bytes, Block] = {}
         self.forks_made = 0
         self.forged = 0
+        self.garbage_sent = 0
 
     def runs_engine(self, replica: int) -> bool:
         return not (self.behaviour == "silent" and replica in self.byzantine)
+
+    @property
+    def serves_blocks(self) -> bool:
+        return self.behaviour != "silent"
 
     # ------------------------------------------------------------ outgoing
 
@@ -93,6 +108,8 @@ class Adversary:
         match self.behaviour:
             case "equivocate":
                 return self._equivocate(sender, send.data, targets)
+            case "silent":
+                return []
             case "bad-sig":
                 bad = self._corrupt(send.data)
                 return [(t, bad) for t in targets]
@@ -100,6 +117,8 @@ class Adversary:
                 return self._vote_unknown(sender, send.data, targets)
             case "stale":
                 self.history[sender].append(send.data)
+            case "garbage":
+                return [d for t in targets for d in ((t, send.data), (t, self.garbage()))]
         return [(t, send.data) for t in targets]
 
     def received(self, receiver: int, data: bytes) -> None:
@@ -109,7 +128,7 @@ class Adversary:
     def replays(self, sender: int) -> list[Delivery]:
         """``stale``: a few earlier messages, sent again to random replicas."""
         history = self.history.get(sender)
-        if not history:
+        if self.behaviour != "stale" or not history:
             return []
         out: list[Delivery] = []
         for _ in range(self.rng.randint(1, 3)):
@@ -119,6 +138,17 @@ class Adversary:
             targets = [t for t in range(self.n) if t != sender] if target == sender else [target]
             out.extend((t, data) for t in targets)
         return out
+
+    def garbage(self) -> bytes:
+        """Random bytes of random length (seeded)."""
+        self.garbage_sent += 1
+        return self.rng.randbytes(self.rng.randint(*GARBAGE_BYTES))
+
+    def flood(self, sender: int, burst: int = GARBAGE_BURST) -> list[Delivery]:
+        """``garbage``: a burst of garbage to every other replica."""
+        if self.behaviour != "garbage":
+            return []
+        return [(t, self.garbage()) for t in range(self.n) if t != sender for _ in range(burst)]
 
     def served_certificate(self, cert: CommitCertificate) -> CommitCertificate:
         """What a Byzantine replica hands out when asked for a committed block."""
@@ -147,7 +177,7 @@ class Adversary:
 
     def _equivocate(self, sender: int, data: bytes, targets: list[int]) -> list[Delivery]:
         message = CONSENSUS_CODEC.decode(data)
-        if message.sender != sender:
+        if message.sender != sender or message.sender not in self.keys:
             return [(t, data) for t in targets]
         if isinstance(message, PrePrepare):
             fork_at = self.forks.get(message.block.hash)
@@ -207,7 +237,7 @@ class Adversary:
     def _vote_unknown(self, sender: int, data: bytes, targets: list[int]) -> list[Delivery]:
         honest = [(t, data) for t in targets]
         message = CONSENSUS_CODEC.decode(data)
-        if message.sender != sender or not isinstance(message, Prepare | Commit):
+        if message.sender != sender or sender not in self.keys or not isinstance(message, Prepare | Commit):
             return honest
         fakes: list[Delivery] = []
         for kind in (Prepare, Commit):
