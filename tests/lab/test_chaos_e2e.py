@@ -98,6 +98,11 @@ def test_f_plus_one_paused_then_resumed_gets_steady_progress_back(tmp_path: Path
     [window] = result.record.windows
     assert window.kind == "pause" and len(window.nodes) == 2
     assert_recovered_within(result, 12)
+    # Steady progress, not a perpetual view-change cycle (indy-plenum#1488): the last 3 s in one view, committing.
+    last = max(s.t_s for s in result.record.samples)
+    tail = [s for s in result.record.samples if s.t_s > last - 3 and s.height is not None]
+    assert len({s.view for s in tail}) == 1, sorted({(s.node, s.view) for s in tail})
+    assert not any(s.in_view_change for s in tail)
 
 
 def test_beyond_f_the_chain_stalls_without_forking_and_liveness_fails(tmp_path: Path):
