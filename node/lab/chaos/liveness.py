@@ -13,12 +13,14 @@ Definitions (times are the run's seconds; heights as in ``series``):
   the latest over the honest nodes, counted from E.  Nodes still under another
   fault at E (a window that started by E and had not ended) are left out: they
   are judged at that window's end;
-* a fault window starting at S: its *first commit during* is the time from S
-  to the first sample, on an honest node the window does not name and no
-  other fault touches at S, above H(S): how long the rest of the network went
-  without a commit (a crashed primary: the view change).  None when no such
-  node committed before the window ended (as expected when it took a quorum
-  away);
+* a fault window from S to E: its *longest commit gap* is the longest time
+  during [S, E) in which no honest node that the window does not name, and no
+  other fault touches at S, reported a height above the highest any of them
+  had reported before: how long the rest of the network went without a commit
+  (a crashed primary: the progress timeout plus the view change).  A block
+  certified just before S that lands just after it does not hide the gap that
+  follows.  None when none of those nodes committed during the window (as
+  expected when it took a quorum away);
 * progress after the last fault: with T the last moment a window ended (or
   started, for one that never ended), every honest node not under an unended
   fault has a sample after T above H(T);
@@ -31,6 +33,7 @@ Definitions (times are the run's seconds; heights as in ``series``):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +54,7 @@ class Recovery:
     recovery_s: float | None  # None: some honest node never recovered
     per_node: dict[str, float | None]
     left_out: list[str]  # honest nodes still under another fault at the end
-    during_s: float | None = None  # from the window's start to the first commit on a node it did not touch
+    gap_s: float | None = None  # the longest time without a commit on the nodes it left alone, during it
 
 
 def _under_fault(windows: list[FaultWindow], t: float, skip: int = -1) -> set[str]:
@@ -82,21 +85,31 @@ def recoveries(record: RunRecord) -> list[Recovery]:
             per_node[node] = None if seen is None else round(seen - end, 3)
         times = list(per_node.values())
         worst = None if not times or any(t is None for t in times) else max(t for t in times if t is not None)
-        during = first_commit_during(heights, record.windows, i)
-        out.append(Recovery(i, w.kind, list(w.nodes), end, worst, per_node, sorted(busy & set(heights)), during))
+        gap = longest_commit_gap(heights, record.windows, i)
+        out.append(Recovery(i, w.kind, list(w.nodes), end, worst, per_node, sorted(busy & set(heights)), gap))
     return out
 
 
-def first_commit_during(heights: dict[str, list[Sample]], windows: list[FaultWindow], i: int) -> float | None:
-    """Seconds from window ``i``'s start to the first commit on an honest node it leaves alone (None: none)."""
+def longest_commit_gap(heights: dict[str, list[Sample]], windows: list[FaultWindow], i: int) -> float | None:
+    """The longest stretch of window ``i`` without a commit on the honest nodes it leaves alone (None: none)."""
     w = windows[i]
     start = w.start_s
-    until = w.end_s if w.end_s is not None else float("inf")
     touched = set(w.nodes) | _under_fault(windows, start, skip=i)
-    base = network_height(heights, start)
-    seen = [t for node, series in heights.items() if node not in touched
-            if (t := first_above(series, start, base)) is not None and t < until]
-    return round(min(seen) - start, 3) if seen else None
+    others = {n: s for n, s in heights.items() if n not in touched}
+    inside = sorted((s for series in others.values() for s in series if start < s.t_s), key=lambda s: s.t_s)
+    until = w.end_s if w.end_s is not None else max((s.t_s for s in inside), default=start)
+    top = network_height(others, start)
+    commits = []
+    for s in inside:
+        if s.t_s >= until:
+            break
+        if s.height is not None and s.height > top:
+            top = s.height
+            commits.append(s.t_s)
+    if not commits:
+        return None
+    edges = [start, *commits, until]
+    return round(max(b - a for a, b in itertools.pairwise(edges)), 3)
 
 
 def beyond_f(record: RunRecord) -> list[tuple[float, float | None]]:
@@ -174,7 +187,7 @@ def liveness(record: RunRecord) -> Verdict:
     data: dict[str, Any] = {
         "recoveries": [
             {"window": r.window, "kind": r.kind, "nodes": r.nodes, "end_s": r.end_s, "recovery_s": r.recovery_s,
-             "per_node": r.per_node, "left_out": r.left_out, "first_commit_during_s": r.during_s}
+             "per_node": r.per_node, "left_out": r.left_out, "longest_commit_gap_s": r.gap_s}
             for r in recs
         ],
         "bound_s": bound, "progress_after_last_fault": progress_ok, "stalls": found,

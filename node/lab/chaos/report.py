@@ -57,7 +57,7 @@ def report_json(record: RunRecord, verdicts: Verdicts) -> dict[str, Any]:
         "faults": [
             {"kind": w.kind, "nodes": w.nodes, "start_s": w.start_s, "end_s": w.end_s, "detail": w.detail,
              "recovery_s": recs[i].recovery_s if i in recs else None,
-             "first_commit_during_s": recs[i].during_s if i in recs else None}
+             "longest_commit_gap_s": recs[i].gap_s if i in recs else None}
             for i, w in enumerate(record.windows)
         ],
         "throughput": throughput(record.acks, record.duration_s),
@@ -90,7 +90,7 @@ def _faults_md(record: RunRecord) -> list[str]:
         return ["No fault was applied."]
     recs = {r.window: r for r in recoveries(record)}
     lines = [
-        "| # | kind | nodes | from (s) | to (s) | first commit elsewhere during it (s) "
+        "| # | kind | nodes | from (s) | to (s) | longest commit gap elsewhere during it (s) "
         "| commits resumed after its end (s) | detail |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -98,7 +98,7 @@ def _faults_md(record: RunRecord) -> list[str]:
         end = "-" if w.end_s is None else f"{w.end_s:g}"
         rec = recs.get(i)
         shown = "-" if rec is None else ("never" if rec.recovery_s is None else f"{rec.recovery_s:.2f}")
-        during = "-" if rec is None or rec.during_s is None else f"{rec.during_s:.2f}"
+        during = "-" if rec is None else ("none" if rec.gap_s is None else f"{rec.gap_s:.2f}")
         nodes = ", ".join(w.nodes)
         lines.append(f"| {i} | {w.kind} | {nodes} | {w.start_s:g} | {end} | {during} | {shown} | {_cell(w.detail)} |")
     return lines
