@@ -56,6 +56,14 @@ class MempoolSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Bounds of one ``POST /txs/batch`` request; a batch over either is refused whole (413)."""
+
+    batch_max_txs: int = 1_000
+    batch_max_bytes: int = 4 * 1024 * 1024  # the request body as sent
+
+
+@dataclass(frozen=True, slots=True)
 class P2PSettings:
     heartbeat_s: int = 15  # a silent link is pinged after this long, and dropped when the ping goes unanswered
 
@@ -77,6 +85,7 @@ class NodeConfig:
     consensus: ConsensusSettings = field(default_factory=ConsensusSettings)
     mempool: MempoolSettings = field(default_factory=MempoolSettings)
     p2p: P2PSettings = field(default_factory=P2PSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     home: Path = Path(".")
 
     def path(self, relative: str) -> Path:
@@ -148,6 +157,7 @@ def load_config(home: Path) -> NodeConfig:
         consensus=_section(raw, "consensus", ConsensusSettings, path),
         mempool=_section(raw, "mempool", MempoolSettings, path),
         p2p=_section(raw, "p2p", P2PSettings, path),
+        api=_section(raw, "api", ApiSettings, path),
         home=home.resolve(),
     )
 

@@ -57,6 +57,44 @@ class TxStatus(TypedDict):
     message: NotRequired[str]
 
 
+BatchState = Literal["pending", "committed", "rejected", "refused", "timeout"]
+
+
+class BatchItem(TypedDict):
+    """One transaction's outcome in ``POST /txs/batch``, in the order it was sent.
+
+    ``pending``: admitted (or already pending here); ``committed`` / ``rejected``:
+    where and with what outcome, as in ``TxStatus``; ``refused``: not admitted,
+    with the ``error`` code and ``message`` ``POST /txs`` would have answered;
+    ``timeout``: admitted, not committed within the request's timeout (it may
+    still commit).
+    """
+
+    tx_id: str
+    status: BatchState
+    height: NotRequired[int]
+    index: NotRequired[int]
+    code: NotRequired[str]
+    message: NotRequired[str]
+    error: NotRequired[str]
+
+
+class BatchCounts(TypedDict):
+    pending: int
+    committed: int
+    rejected: int
+    refused: int
+    timeout: int
+
+
+class BatchReply(TypedDict):
+    """``POST /txs/batch``: how many were sent, how many ended in each state, and each one's result."""
+
+    count: int
+    counts: BatchCounts
+    results: list[BatchItem]
+
+
 class BlockHeaderDocument(TypedDict):
     chain_id: str
     height: int

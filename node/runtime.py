@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -44,6 +44,9 @@ from consensus.replica import Replica
 from node.app import Application, BlockResult, Rejected
 from node.config import NodeConfig
 from node.documents import (
+    BatchCounts,
+    BatchItem,
+    BatchReply,
     BlockDocument,
     CommitEvent,
     EvidenceDocument,
@@ -85,6 +88,29 @@ SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
 REGOSSIP_MAX = 4096
 EXECUTE_SLICE_TXS = 64  # transactions executed between two yields to the event loop
+
+
+def _refused(tid: bytes, code: str, message: str) -> BatchItem:
+    return {"tx_id": tid.hex(), "status": "refused", "error": code, "message": message}
+
+
+def _final_item(found: TxStatus) -> BatchItem:
+    """A committed (or rule-rejected) transaction's status as a batch result."""
+    return {
+        "tx_id": found["tx_id"],
+        "status": "committed" if found["status"] == "committed" else "rejected",
+        "height": found.get("height", 0),
+        "index": found.get("index", 0),
+        "code": found.get("code", ""),
+        "message": found.get("message", ""),
+    }
+
+
+def _batch_reply(results: list[BatchItem]) -> BatchReply:
+    counts: BatchCounts = {"pending": 0, "committed": 0, "rejected": 0, "refused": 0, "timeout": 0}
+    for item in results:
+        counts[item["status"]] += 1
+    return {"count": len(results), "counts": counts, "results": results}
 
 
 def genesis_tip(genesis: Genesis) -> ChainTip:
@@ -448,8 +474,11 @@ class Node:
             "message": msg,
         }
 
-    def _admit(self, data: bytes, tid: bytes, from_client: bool = False) -> bool:
-        """Checks, then the mempool; True when new.  Raises ApiError with the reason."""
+    def _admit(self, data: bytes, tid: bytes, from_client: bool = False, wake: bool = True) -> bool:
+        """Checks, then the mempool; True when new.  Raises ApiError with the reason.
+
+        ``wake``: tell the replica there is work (a batch tells it once, after its last transaction).
+        """
         if self.store.has_tx(tid):
             raise ApiError(409, "already-committed", f"transaction {tid.hex()} is already committed")
         problem = self.checker.check(data, tid)
@@ -476,7 +505,7 @@ class Node:
             self._admitted_at[tid] = time.monotonic()
             if len(self._admitted_at) > 500_000:
                 self._admitted_at.popitem(last=False)
-            if len(self.mempool) == 1 or not self._propose_scheduled:
+            if wake and (len(self.mempool) == 1 or not self._propose_scheduled):
                 self.inbox.put_nowait(PendingWork())
         return added
 
@@ -496,6 +525,65 @@ class Node:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise ApiError(504, "timeout", f"transaction {tid.hex()} not committed within {timeout:g}s") from None
+
+    async def submit_batch(self, txs: Sequence[bytes], wait_commit: bool, timeout: float) -> BatchReply:
+        """Admit ``txs`` in one pass on the loop, each with its own result in order; one gossip flush, one wake-up.
+
+        A refusal (``_admit``'s ApiError, or a repeat of an earlier item) is that
+        transaction's result and never stops the others.  With ``wait_commit`` the
+        commit waits run together under the one ``timeout``.
+        """
+        results: list[BatchItem] = []
+        first: dict[bytes, int] = {}
+        woken = False
+        for i, data in enumerate(txs):
+            tid = tx_id(data)
+            if tid in first:
+                results.append(_refused(tid, "duplicate", f"the same transaction as item {first[tid]} of this batch"))
+                continue
+            first[tid] = i
+            if wait_commit and self.store.has_tx(tid):
+                results.append(_final_item(self.tx_status(tid)))
+                continue
+            try:
+                if self._admit(data, tid, from_client=True, wake=False):
+                    self._gossip_tx(data)
+                    woken = True
+            except ApiError as exc:
+                results.append(_refused(tid, exc.code, exc.message))
+                continue
+            results.append({"tx_id": tid.hex(), "status": "pending"})
+        if woken:
+            self.inbox.put_nowait(PendingWork())
+        if wait_commit:
+            await self._await_commits(results, timeout)
+        return _batch_reply(results)
+
+    async def _await_commits(self, results: list[BatchItem], timeout: float) -> None:
+        """Replace each pending result by its commit, or by a ``timeout`` entry once ``timeout`` has passed."""
+        pending = {i: bytes.fromhex(r["tx_id"]) for i, r in enumerate(results) if r["status"] == "pending"}
+        if not pending:
+            return
+        if self._waits_ended:
+            raise ApiError(503, "shutting-down", "the node is shutting down; the admitted transactions are pending")
+        loop = asyncio.get_running_loop()
+        futures: dict[int, asyncio.Future[TxStatus]] = {}
+        for i, tid in pending.items():
+            futures[i] = loop.create_future()
+            self._waiters.setdefault(tid, []).append(futures[i])
+        await asyncio.wait(futures.values(), timeout=timeout)
+        for i, fut in futures.items():
+            if fut.done():
+                results[i] = _final_item(fut.result())  # shutting-down raises: the whole request answers 503
+                continue
+            fut.cancel()
+            waiters = self._waiters.get(pending[i], [])
+            if fut in waiters:
+                waiters.remove(fut)
+            if not waiters:
+                self._waiters.pop(pending[i], None)
+            results[i] = {"tx_id": pending[i].hex(), "status": "timeout",
+                          "message": f"not committed within {timeout:g}s; it may still commit (see GET /txs/<tx_id>)"}
 
     def _gossip_tx(self, data: bytes) -> None:
         self._gossip_out.append(data)

@@ -151,6 +151,17 @@ def schemas() -> dict[str, Schema]:
         }), "additionalProperties": False,
             "description": "tx, merkle_proof, header and certificate are the canonical encodings that verify; "
                            "every other member must equal what they give, and a verifier refuses any other member"},
+        "BatchItem": obj(
+            {"tx_id": hex_string(32), "status": {"enum": ["pending", "committed", "rejected", "refused", "timeout"]}},
+            {"height": INT, "index": INT, "code": {**STR, "description": "ok, or the rule's refusal code"},
+             "error": {**STR, "description": "refused: the code POST /txs would answer, or duplicate"},
+             "message": STR},
+        ),
+        "BatchReply": obj({
+            "count": INT,
+            "counts": obj({k: INT for k in ("pending", "committed", "rejected", "refused", "timeout")}),
+            "results": {**array(ref("BatchItem")), "description": "one per transaction sent, in the same order"},
+        }),
         "CommitEvent": obj({
             "height": INT, "hash": hex_string(32), "txs": INT, "rejected": INT, "view": INT, "time_ms": INT,
             "app_hash": hex_string(32),
@@ -269,6 +280,7 @@ def core_paths() -> dict[str, Schema]:
              "200": json_answer("with wait=commit: committed or rejected by the rules", ref("TxStatus")),
              **errors(400, 409, 413, 422, 503, 504)},
             parameters=[tx_wait, timeout], requestBody=tx_body)},
+        "/txs/batch": {"post": batch_op(tx_wait, timeout)},
         "/txs/{id}": {"get": op("getTx", "chain", "A transaction's status.",
                                 {"200": json_answer("pending, committed, rejected or unknown", ref("TxStatus")),
                                  **errors(400)}, parameters=[TX_ID])},
@@ -285,6 +297,35 @@ def core_paths() -> dict[str, Schema]:
         "/openapi.json": {"get": op("getOpenApi", "node", "This document.",
                                     {"200": json_answer("OpenAPI 3.1", {"type": "object"})})},
     }
+
+
+def batch_op(wait: Schema, timeout: Schema) -> Schema:
+    """``POST /txs/batch`` (``node.api.batch``)."""
+    media = "application/x-medchain-txs"
+    body = {
+        "required": True,
+        "description": "the transactions' canonical bytes as a msgpack array of bin, or JSON {\"txs\": [hex, ...]} "
+                       "(at most 256 KiB); at most [api] batch_max_txs transactions and batch_max_bytes bytes",
+        "content": {
+            media: {"schema": {"type": "string", "contentMediaType": media}},
+            "application/json": {"schema": obj({"txs": array(hex_string())})},
+        },
+    }
+    too_large = json_answer("Over [api] batch_max_txs transactions or batch_max_bytes bytes (code too-large; the "
+                            "message names the limit); nothing is admitted.", ref("Error"))
+    retry = {"Retry-After": {"description": "present when a transaction was refused mempool-full", "schema": INT}}
+    answers = {
+        "202": {**json_answer("each transaction admitted (pending) or refused", ref("BatchReply")), "headers": retry},
+        "200": {**json_answer("with wait=commit: each committed, rejected, refused, or timeout", ref("BatchReply")),
+                "headers": retry},
+        "400": json_answer("The body does not decode (codes empty-body, empty-batch, bad-batch, bad-json), or a "
+                           "bad wait or timeout.", ref("Error")),
+        "413": too_large,
+        "503": json_answer("With wait=commit: the node is stopping (code shutting-down); what it admitted may still "
+                           "commit.", ref("Error")),
+    }
+    return op("submitTxBatch", "chain", "Submit many signed transactions; one result each, in order.", answers,
+              parameters=[wait, timeout], requestBody=body)
 
 
 def healthcare_paths() -> dict[str, Schema]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from node.api.admin import AdminGuard, AdminRoutes
+from node.api.batch import BatchLimits, decode_batch, read_body
 from node.api.openapi import openapi_json
 from node.api.request import MAX_BODY_BYTES, number_query, parse_json
 from node.api.sse import event_stream
@@ -79,6 +80,14 @@ async def _tx_body(request: web.Request) -> bytes:
     return body
 
 
+def _wait_query(request: web.Request) -> tuple[bool, float]:
+    """``wait=commit`` (or absent) and its ``timeout`` in seconds."""
+    wait = request.query.get("wait", "")
+    if wait not in ("", "commit"):
+        raise ApiError(400, "bad-wait", "wait must be 'commit' or absent")
+    return wait == "commit", number_query(request, "timeout", 30, 0.1, MAX_WAIT_SECONDS, "bad-timeout")
+
+
 class Api:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -92,6 +101,7 @@ class Api:
                 web.get("/health", self.health),
                 web.get("/blocks/{height}", self.block),
                 web.post("/txs", self.submit),
+                web.post("/txs/batch", self.submit_batch),
                 web.get("/txs/{id}", self.tx),
                 web.get("/proofs/{id}", self.proof),
                 web.get("/events", self.events),
@@ -132,12 +142,19 @@ class Api:
 
     async def submit(self, request: web.Request) -> web.Response:
         data = await _tx_body(request)
-        wait = request.query.get("wait", "")
-        if wait not in ("", "commit"):
-            raise ApiError(400, "bad-wait", "wait must be 'commit' or absent")
-        timeout = number_query(request, "timeout", 30, 0.1, MAX_WAIT_SECONDS, "bad-timeout")
-        result = await self.node.submit(data, wait_commit=wait == "commit", timeout=timeout)
+        wait, timeout = _wait_query(request)
+        result = await self.node.submit(data, wait_commit=wait, timeout=timeout)
         return web.json_response(result, status=200 if wait else 202)
+
+    async def submit_batch(self, request: web.Request) -> web.Response:
+        """Many transactions, each with its own result (``node.api.batch``): 200 or 202 whatever each one's fate."""
+        settings = self.node.cfg.api
+        limits = BatchLimits(settings.batch_max_txs, settings.batch_max_bytes)
+        wait, timeout = _wait_query(request)
+        txs = decode_batch(await read_body(request, limits.max_bytes), request.content_type, limits)
+        reply = await self.node.submit_batch(txs, wait_commit=wait, timeout=timeout)
+        full = any(r.get("error") == "mempool-full" for r in reply["results"])
+        return web.json_response(reply, status=200 if wait else 202, headers={"Retry-After": "1"} if full else None)
 
     async def tx(self, request: web.Request) -> web.Response:
         tid = _hex_param(request, "id", 32)

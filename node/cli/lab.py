@@ -8,15 +8,18 @@ again, also on errors, Ctrl-C (exit 130) and SIGTERM.
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from node.cli.common import print_json
 from node.lab import bench as cluster_bench
 from node.lab import bench_report, bench_verify, catchup_bench, counterfeit, signing_bench, storage_bench, story
+from node.lab.bench_batch import MAX_BATCH
 from node.lab.progress import Progress
 
 INTERRUPTED_EXIT = 130
@@ -41,6 +44,20 @@ class PositiveNumber(click.ParamType):  # type: ignore[type-arg]  # generic only
         if math.isnan(number) or not 0 < number <= self.high:
             self.fail(f"must be above 0 and at most {self.high:g}, got {value}", param, ctx)
         return number
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as it was given (the options set on the command line or from the environment), for reports."""
+    words = ["medchain", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        given = ctx.get_parameter_source(param.name or "") in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        if not given or not isinstance(param, click.Option):
+            continue
+        value = ctx.params[param.name or ""]
+        words.append(param.opts[0])
+        if not param.is_flag:
+            words.append(f"{value:g}" if isinstance(value, float) else str(value))
+    return shlex.join(words)
 
 
 def _interrupted(what: str) -> NoReturn:
@@ -100,15 +117,23 @@ def bench() -> None:
               help="Transactions to pre-sign (default: enough for the plan).")
 @click.option("--connections", type=PositiveNumber(int, 512), default=128, show_default=True, metavar="K",
               help="Keep-alive connections per node.")
+@click.option("--submit", type=click.Choice(["single", "batch"]), default="single", show_default=True,
+              help="single: one transaction per POST /txs; batch: many per POST /txs/batch (each request carries "
+              "what waited for a free connection, up to --batch-size). The report says which was used.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=200, show_default=True,
+              metavar="N", help="With --submit batch: at most this many transactions per request.")
 @click.option("--verify-seconds", type=PositiveNumber(float, 60), default=2.0, show_default=True, metavar="S",
               help="Time spent measuring this machine's Ed25519 verify/s.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Put the networks here and keep them (default: a temporary folder, removed afterwards).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write report.json, report.md and PNG plots (throughput and latency over time, the latency "
+              "distribution) into this folder, created if missing.")
 @JSON_OPTION
 @QUIET_OPTION
 def bench_cluster(profile: str | None, workload: str | None, mode: str, rate: float, concurrency: int,
-                  seconds: float, txs: int | None, connections: int, verify_seconds: float, directory: Path | None,
-                  as_json: bool, quiet: bool) -> None:
+                  seconds: float, txs: int | None, connections: int, submit: str, batch_size: int,
+                  verify_seconds: float, directory: Path | None, out: Path | None, as_json: bool, quiet: bool) -> None:
     """Load a fresh local cluster with pre-signed transactions and measure it.
 
     Starts a 4-validator cluster (or, with --workload mixed/both, a consortium-4
@@ -122,13 +147,21 @@ def bench_cluster(profile: str | None, workload: str | None, mode: str, rate: fl
       medchain bench cluster --profile issue
       medchain bench cluster --mode rate --rate 800 --seconds 15
       medchain bench cluster --mode closed --concurrency 4000 --seconds 30 --json
+      medchain bench cluster --mode closed --submit batch --batch-size 200
       medchain bench cluster --profile mix
     """
-    options = cluster_bench.Options(profile, workload, mode, rate, concurrency, seconds, txs or 0, connections)
+    if out is not None and (out / "report.json").exists():
+        raise click.UsageError(f"{out} already holds a report; give a new or empty --out")
+    options = cluster_bench.Options(profile, workload, mode, rate, concurrency, seconds, txs or 0, connections,
+                                    submit, batch_size)
+    command = _command_line(click.get_current_context())
     try:
-        report = cluster_bench.run_bench(options, directory, verify_seconds, Progress(quiet))
+        report = {"command": command} | cluster_bench.run_bench(options, directory, verify_seconds, Progress(quiet))
     except KeyboardInterrupt:
         _interrupted("the clusters were stopped")
+    if out is not None:
+        written = bench_report.write_report(report, out)
+        Progress(quiet).say(f"report written: {', '.join(str(p) for p in written)}")
     if as_json:
         print_json(report)
     else:

@@ -17,6 +17,7 @@ Asynchronous use (the bench, the lab tools, the tests)::
         status = await node.status()
         block = await node.call("GET", "/blocks/3")
         result = await node.call("POST", "/txs?wait=commit", data=tx_bytes, timeout=40)
+        batch = await node.submit_batch([tx1, tx2], wait=True, timeout=30)   # one result per tx
         reply = await node.send("POST", "/txs", data=tx_bytes)   # any status: reply.status, .json()
         async for event in node.events("/events"):         # server-sent events
             ...
@@ -40,15 +41,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncGenerator, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from node.api.batch import MEDIA_TYPE, encode_batch
 from node.client.sse import SseItem, SseParser
-from node.documents import NodeStatus
+from node.documents import BatchReply, NodeStatus
 from primitives.errors import UsageError
 
 T = TypeVar("T")
@@ -165,6 +167,19 @@ class NodeClient:
         found: NodeStatus = await self.call("GET", "/status")
         return found
 
+    async def submit_batch(self, txs: Sequence[bytes], wait: bool = False, timeout: float = 30) -> BatchReply:
+        """``POST /txs/batch``: signed transactions in one request, one result each in order.
+
+        A refused transaction is its own result (``status`` refused, with ``error``);
+        only a batch refused whole (undecodable, over the node's limits) raises ``ApiFailure``.
+        With ``wait``, what has not committed within ``timeout`` seconds comes back as ``timeout``.
+        """
+        path = "/txs/batch" + (f"?wait=commit&timeout={timeout:g}" if wait else "")
+        reply = await self.send("POST", path, data=encode_batch(txs), content_type=MEDIA_TYPE,
+                                timeout=max(self.timeout, timeout + self.timeout if wait else 0))
+        found: BatchReply = reply.result()
+        return found
+
     async def events(
         self, path: str, connect_timeout: float | None = None, read_timeout: float | None = None
     ) -> AsyncGenerator[SseItem, None]:
@@ -253,6 +268,9 @@ class SyncNodeClient:
 
     def status(self) -> NodeStatus:
         return self.run(self.client.status())
+
+    def submit_batch(self, txs: Sequence[bytes], wait: bool = False, timeout: float = 30) -> BatchReply:
+        return self.run(self.client.submit_batch(txs, wait, timeout))
 
     def close(self) -> None:
         try:

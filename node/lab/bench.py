@@ -1,7 +1,8 @@
 """Benchmark a local 4-validator cluster under pre-signed anchor load.
 
     medchain bench cluster [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed]
-                           [--rate R] [--concurrency C] [--seconds S] [--dir DIR] [--json]
+                           [--rate R] [--concurrency C] [--seconds S] [--submit single|batch] [--batch-size N]
+                           [--dir DIR] [--json]
 
 (``scripts/bench`` runs the same command.)
 
@@ -14,7 +15,9 @@ Rules of the measurement, so that the figures mean something:
   the clock starts (in a process pool, over several client keys); the load is
   sent by a small HTTP/1.1 keep-alive client (an asyncio protocol, many
   connections per node, round-robin over the four APIs), so that little of the
-  machine goes to the client, and its CPU is reported;
+  machine goes to the client, and its CPU is reported; one transaction per
+  ``POST /txs`` by default, or with ``--submit batch`` up to ``--batch-size``
+  per ``POST /txs/batch`` (``node.lab.bench_batch``), and the report says which;
 * ``rate`` is an open loop: transaction ``i`` is due at ``start + i / R``
   whether or not earlier ones were answered; ``closed`` keeps ``C``
   transactions submitted but not yet committed, and offers a new one as each
@@ -29,14 +32,23 @@ Rules of the measurement, so that the figures mean something:
   free connection to a slow node counts, as it would for a real client (no
   coordinated omission); in ``closed`` mode the first write of its request.
   All times are ``time.monotonic`` in this one process;
-* throughput counts commits inside the steady window: the load period without
-  its first and last second;
+* throughput counts commits inside the steady window, which leaves out the
+  warm-up and the drain by the rule of ``node.lab.bench_window`` (the report
+  gives the window, the rule, and how long warm-up and drain were); every
+  transaction submitted in the window enters the latency figures, and one
+  that never committed is counted as a failure beside them, never left out;
 * CPU is user+sys of each process (``psutil``, see ``node.lab.usage``) over the
   load period, as % of one core, for each node and for this client; whatever
   else the machine spent is shown as "other processes", since a busy neighbour
   lowers every figure; memory is the resident set (and its peak);
-* latency percentiles interpolate between the nearest ranks
+* commit latency percentiles (p50, p90, p99, p99.9, max) come from an HDR
+  histogram (``node.lab.bench_hdr``), over the committed transactions and
+  again with each failure at the latency it had reached when the bench
+  stopped watching; send delays interpolate between the nearest ranks
   (``node.lab.percentiles``);
+* around each run every node's ``/metrics`` and data directory are read
+  (``node.lab.bench_readings``): bytes on the wire and on disk per committed
+  transaction, view changes, rejections by code;
 * the verification ceiling is measured in the same run, before the first
   cluster starts: ``VerifyKey.verify`` (PyNaCl, ``primitives.signing``) on the
   benchmark's own transactions, on one core (see ``Ceiling``).  Every
@@ -78,6 +90,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +99,11 @@ import aiohttp
 from node.client.http import ApiFailure, NodeClient
 from node.client.sse import SseComment
 from node.healthcare.transactions import Anchor, make_transaction, parse_transaction
-from node.lab import bench_mix
+from node.lab import bench_mix, bench_readings
 from node.lab import cluster as clusters
+from node.lab.bench_batch import batch_request, item_statuses
+from node.lab.bench_hdr import latency_report
+from node.lab.bench_window import outcomes, steady_window, timeline
 from node.lab.consortium import load_consortium
 from node.lab.fresh_cluster import (
     CONSORTIUM_FILE,
@@ -134,11 +150,14 @@ class RunPlan:
     txs: int = 0  # pre-signed transactions; 0 = derived from the plan
     connections: int = 128  # per node
     drain_s: float = 20.0
+    submit: str = "single"  # "single": one POST /txs per transaction; "batch": POST /txs/batch
+    batch_size: int = 0  # with "batch": at most this many transactions per request
 
     def describe(self) -> str:
+        how = f", in batches of up to {self.batch_size}" if self.submit == "batch" else ", one per request"
         if self.mode == "rate":
-            return f"open loop, {self.rate:g} tx/s offered for {self.seconds:g} s"
-        return f"closed loop, {self.concurrency} uncommitted tx in flight for {self.seconds:g} s"
+            return f"open loop, {self.rate:g} tx/s offered for {self.seconds:g} s{how}"
+        return f"closed loop, {self.concurrency} uncommitted tx in flight for {self.seconds:g} s{how}"
 
     def presign_count(self) -> int:
         if self.txs:
@@ -272,6 +291,7 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.current: int | None = None
+        self.batch: list[int] = []  # with --submit batch: the transactions of the request in flight
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -283,6 +303,14 @@ class _Conn(asyncio.Protocol):
         self.current = index
         self.lane.shared.note_sent(index)
         self.transport.write(self.lane.shared.load.requests[index])
+
+    def send_batch(self, indices: list[int]) -> None:
+        assert self.transport is not None
+        self.batch = indices
+        shared = self.lane.shared
+        for index in indices:
+            shared.note_sent(index)
+        self.transport.write(batch_request(self.lane.host, self.lane.port, [shared.load.txs[i] for i in indices]))
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -300,7 +328,12 @@ class _Conn(asyncio.Protocol):
             total = end + 4 + length
             if len(self.buf) < total:
                 return
+            body = bytes(self.buf[end + 4 : total]) if self.batch else b""
             del self.buf[:total]
+            if self.batch:
+                batch, self.batch = self.batch, []
+                self.lane.on_batch_response(self, batch, status, retry_after, body)
+                continue
             index, self.current = self.current, None
             if index is not None:
                 self.lane.on_response(self, index, status, retry_after)
@@ -338,6 +371,7 @@ class Lane:
         self.pending: deque[int] = deque()
         self.reconnects = 0
         self._opening: set[asyncio.Task[None]] = set()
+        self._flush_scheduled = False
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -346,10 +380,20 @@ class Lane:
         )
 
     def offer(self, index: int) -> None:
-        if self.idle:
+        if self.shared.batch_size:
+            self.pending.append(index)  # sent in the next flush, with everything offered before it
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        elif self.idle:
             self.idle.pop().send(index)
         else:
             self.pending.append(index)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        while self.pending and self.idle:
+            self._next(self.idle.pop())
 
     def on_ready(self, conn: _Conn) -> None:
         self.conns.add(conn)
@@ -359,8 +403,23 @@ class Lane:
         self.shared.on_response(index, status, retry_after)
         self._next(conn)
 
+    def on_batch_response(self, conn: _Conn, indices: list[int], status: int, retry_after: float, body: bytes) -> None:
+        try:
+            statuses = item_statuses(status, body, len(indices))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.shared.broken = f"unreadable batch answer from {self.host}:{self.port}: {exc}"
+            assert conn.transport is not None
+            conn.transport.abort()
+            return
+        for index, answer in zip(indices, statuses, strict=True):
+            self.shared.on_response(index, answer, retry_after)
+        self._next(conn)
+
     def _next(self, conn: _Conn) -> None:
-        if self.pending:
+        size = self.shared.batch_size
+        if self.pending and size:
+            conn.send_batch([self.pending.popleft() for _ in range(min(size, len(self.pending)))])
+        elif self.pending:
             conn.send(self.pending.popleft())
         else:
             self.idle.append(conn)
@@ -371,6 +430,7 @@ class Lane:
             self.idle.remove(conn)
         if conn.current is not None:
             self.pending.appendleft(conn.current)
+        self.pending.extendleft(reversed(conn.batch))
         if self.shared.closing or self.shared.broken or self.reconnects >= MAX_RECONNECTS:
             return
         self.reconnects += 1
@@ -389,10 +449,15 @@ class Lane:
 
 
 class Submitter:
-    """Offers transactions to the lanes, retries 503s after Retry-After, counts answers."""
+    """Offers transactions to the lanes, retries 503s after Retry-After, counts answers.
 
-    def __init__(self, load: Load, apis: list[tuple[str, int]], connections: int) -> None:
+    ``batch_size`` 0 sends one transaction per ``POST /txs``; more sends up to
+    that many per ``POST /txs/batch`` (``node.lab.bench_batch``).
+    """
+
+    def __init__(self, load: Load, apis: list[tuple[str, int]], connections: int, batch_size: int = 0) -> None:
         self.load = load
+        self.batch_size = batch_size
         self.lanes = [Lane(self, host, port, connections) for host, port in apis]
         n = len(load.txs)
         self.first_sent = array("d", bytes(8 * n))
@@ -554,6 +619,14 @@ class RunResult:
     sse_gaps: int
     reconnects: int
     nodes_alive: bool
+    plan: dict[str, Any] = field(default_factory=dict)
+    window: dict[str, Any] = field(default_factory=dict)  # node.lab.bench_window.SteadyWindow, as given
+    failures: dict[str, Any] = field(default_factory=dict)  # submitted in the window and never committed
+    latency_with_failures_s: dict[str, float] = field(default_factory=dict)  # failures at the run's end
+    latency_curve: list[list[float]] = field(default_factory=list)  # (percentile, seconds), committed only
+    latency_hdr: str = ""  # the committed latencies' HdrHistogram, compressed, base64 (microseconds)
+    timeline: dict[str, Any] = field(default_factory=dict)  # per second from the load's start
+    nodes: dict[str, Any] = field(default_factory=dict)  # node.lab.bench_readings.compare
     share_of_ceiling: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -568,9 +641,10 @@ class Run:
         self.progress = progress
         self.apis = [_host_port(n.api) for n in nodes]
         self.pids = {n.name: n.pid for n in nodes}
-        self.submitter = Submitter(load, self.apis, plan.connections)
+        self.submitter = Submitter(load, self.apis, plan.connections, plan.batch_size if plan.submit == "batch" else 0)
         self.next_index = 0
         self.window_open = True
+        self.session: aiohttp.ClientSession | None = None
 
     async def execute(self) -> RunResult:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as session:
@@ -579,6 +653,7 @@ class Run:
             try:
                 await _first_done(asyncio.wait_for(watcher.ready.wait(), 10), tasks)
                 await self.submitter.open()
+                self.session = session
                 return await self._measure(watcher, tasks)
             finally:
                 self.submitter.close()
@@ -587,7 +662,9 @@ class Run:
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _measure(self, watcher: CommitWatcher, tasks: list[asyncio.Task[None]]) -> RunResult:
-        plan = self.plan
+        plan, session = self.plan, self.session
+        assert session is not None
+        nodes_before = await bench_readings.read_nodes(session, self.nodes)
         before = Samples.take(self.pids)
         start = time.monotonic()
         end = start + plan.seconds
@@ -600,7 +677,12 @@ class Run:
         after = Samples.take(self.pids)
         self.window_open = False
         await _first_done(self._drain(watcher, end + plan.drain_s), tasks)
-        return self._result(watcher, start, end, before, after)
+        observed = time.monotonic()
+        nodes = bench_readings.compare(nodes_before, await bench_readings.read_nodes(session, self.nodes),
+                                       watcher.resolved)
+        result = self._result(watcher, start, end, before, after, observed)
+        result.nodes = nodes
+        return result
 
     def _release(self, count: int, now: float | None = None) -> None:
         if not self.window_open:
@@ -646,12 +728,26 @@ class Run:
                 return
             await asyncio.sleep(0.02)
 
-    def _result(self, watcher: CommitWatcher, start: float, end: float, before: Samples, after: Samples) -> RunResult:
+    def _result(
+        self,
+        watcher: CommitWatcher,
+        start: float,
+        end: float,
+        before: Samples,
+        after: Samples,
+        observed: float | None = None,
+    ) -> RunResult:
+        """The figures of the load period ``[start, end)``; ``observed``: when watching for commits stopped (now)."""
         plan, sub = self.plan, self.submitter
+        observed = time.monotonic() if observed is None else observed
         offered = self.next_index
-        w0, w1 = (start + 1, end - 1) if plan.seconds > 2 else (start, end)
-        latencies, lags, in_window = self._per_tx(watcher, w0, w1)
-        in_load = sum(1 for i in range(offered) if start <= watcher.committed_at[i] < end)
+        submitted, committed, lags = self._per_tx(watcher)
+        window = steady_window(committed, start, end)
+        w0, w1 = start + window.start_s, start + window.end_s
+        got = outcomes(submitted, committed, (w0, w1), observed)
+        latency = latency_report(got.latencies, got.censored)
+        last = max((t for t in committed if t is not None), default=end)
+        in_load = sum(1 for t in committed if t is not None and start <= t < end)
         blocks = [b for b in watcher.blocks if w0 <= b.arrived < w1]
         cpu = cpu_percent(before, after)
         wall = after.wall - before.wall
@@ -672,12 +768,12 @@ class Run:
             failed={str(k): v for k, v in sorted(sub.failed.items())},
             mempool_full_503=sub.busy,
             rejected_in_blocks=sum(b.rejected for b in watcher.blocks),
-            throughput_tx_s=in_window / (w1 - w0),
-            steady_window_s=w1 - w0,
-            blocks_per_s=len(blocks) / (w1 - w0),
+            throughput_tx_s=window.tx_per_s,
+            steady_window_s=window.seconds,
+            blocks_per_s=len(blocks) / window.seconds if window.seconds > 0 else math.nan,
             mean_txs_per_block=sum(b.txs for b in blocks) / len(blocks) if blocks else 0.0,
             max_view=max((b.view for b in watcher.blocks), default=0),
-            latency_s=percentiles(latencies, LATENCY_POINTS),
+            latency_s=latency.committed_s,
             send_delay_ms=percentiles(lags, LATENCY_POINTS, 1000.0),
             cpu_pct=cpu,
             rss_mb={k: round(v.rss_mb, 1) for k, v in after.procs.items() if v},
@@ -689,21 +785,37 @@ class Run:
             sse_gaps=watcher.gaps,
             reconnects=sum(lane.reconnects for lane in sub.lanes),
             nodes_alive=all(clusters.is_alive(n.pid) for n in self.nodes),
+            plan=asdict(plan),
+            window={**asdict(window), "seconds": window.seconds, "observed_s": observed - start},
+            failures={
+                "submitted": latency.submitted,
+                "committed": latency.committed,
+                "never_committed": latency.failures,
+                "share": latency.failure_share,
+            },
+            latency_with_failures_s=latency.with_failures_s,
+            latency_curve=latency.curve,
+            latency_hdr=latency.hdr,
+            timeline=asdict(timeline(submitted, committed, start, max(end, last))),
         )
 
-    def _per_tx(self, watcher: CommitWatcher, w0: float, w1: float) -> tuple[list[float], list[float], int]:
-        """Commit latencies, send delays, and how many commits fell inside the window [w0, w1)."""
+    def _per_tx(self, watcher: CommitWatcher) -> tuple[list[float], list[float | None], list[float]]:
+        """Per offered transaction: when it was submitted, when it committed (None: never); and the send delays.
+
+        Submitted is the moment it was due in ``rate`` mode (no coordinated omission), its first write in
+        ``closed`` mode (its release, if it was never written).
+        """
         sub, from_due = self.submitter, self.plan.mode == "rate"
-        latencies, delays, in_window = [], [], 0
+        submitted: list[float] = []
+        committed: list[float | None] = []
+        delays = []
         for i in range(self.next_index):
-            sent, committed = sub.first_sent[i], watcher.committed_at[i]
+            sent, due = sub.first_sent[i], sub.due[i]
             if sent:
-                delays.append(sent - sub.due[i])
-                if committed:
-                    latencies.append(committed - (sub.due[i] if from_due else sent))
-            if w0 <= committed < w1:
-                in_window += 1
-        return latencies, delays, in_window
+                delays.append(sent - due)
+            submitted.append(due if from_due or not sent else sent)
+            committed.append(watcher.committed_at[i] or None)
+        return submitted, committed, delays
 
 
 def _node_cpu_ms(before: Samples, after: Samples, committed: int) -> float:
@@ -1037,10 +1149,14 @@ class Options:
     seconds: float = 10.0
     txs: int = 0
     connections: int = 128
+    submit: str = "single"
+    batch_size: int = 200
 
     def plans(self) -> list[RunPlan]:
+        size = self.batch_size if self.submit == "batch" else 0
         if self.profile:
-            return [replace(p, connections=self.connections, txs=self.txs or p.txs) for p in PROFILES[self.profile]]
+            return [replace(p, connections=self.connections, txs=self.txs or p.txs, submit=self.submit, batch_size=size)
+                    for p in PROFILES[self.profile]]
         name = f"rate-{self.rate:g}" if self.mode == "rate" else f"closed-{self.concurrency}"
         return [
             RunPlan(
@@ -1051,6 +1167,8 @@ class Options:
                 concurrency=self.concurrency,
                 txs=self.txs,
                 connections=self.connections,
+                submit=self.submit,
+                batch_size=size,
             )
         ]
 
@@ -1072,8 +1190,17 @@ def run_bench(options: Options, directory: Path | None, verify_seconds: float, p
     base.mkdir(parents=True, exist_ok=True)
     raise_interrupt_on_sigterm()
     keep = directory is not None
+    plans, workload = options.plans(), options.chosen_workload()
+    context = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **bench_readings.commit(),
+        "machine": bench_readings.machine(),  # before anything starts: its load average is the machine's own
+        "workload": workload,
+        "plans": [asdict(p) for p in plans],
+    }
     try:
-        report = bench(options.plans(), base, verify_seconds, progress, options.chosen_workload())
+        report = context | {k: v for k, v in bench(plans, base, verify_seconds, progress, workload).items()
+                            if k != "machine"}
     except (UsageError, OSError) as exc:
         keep = True
         raise BenchError(f"{exc} (networks and node logs kept in {base})") from exc

@@ -5,14 +5,32 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
+from node.lab import bench_plots
 from node.lab.bench import VERIFY_ROUNDS
+
+LATENCY_KEYS = ("p50", "p90", "p99", "p99.9", "max")
 
 
 def _fmt(value: float, digits: int = 0) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
+
+
+def _window(w: dict[str, Any]) -> str:
+    return f"{w['start_s']:g}-{w['end_s']:g} (warm-up {w['warmup_s']:.1f}, drain {w['drain_s']:.1f})"
+
+
+def _failures(f: dict[str, Any]) -> str:
+    share = f.get("share")
+    return f"{f['never_committed']:,} of {f['submitted']:,}" + (f" ({100 * share:.2f} %)" if share else "")
+
+
+def _codes(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "0"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -23,20 +41,34 @@ def format_report(report: dict[str, Any]) -> str:
         ("pre-signed / offered", [f"{r['presigned']:,} / {r['offered']:,}" for r in runs]),
         ("committed (not committed)", [f"{r['committed']:,} ({r['not_committed']:,})" for r in runs]),
         ("committed tx/s, steady", [f"{_fmt(r['throughput_tx_s'], 1)} over {r['steady_window_s']:g} s" for r in runs]),
+        ("steady window, s of the load", [_window(r["window"]) for r in runs]),
         ("blocks/s, steady", [_fmt(r["blocks_per_s"], 2) for r in runs]),
         ("mean txs per block", [_fmt(r["mean_txs_per_block"], 1) for r in runs]),
     ]
-    for p in ("p50", "p90", "p99", "max"):
-        rows.append((f"commit latency {p} (s)", [_fmt(r["latency_s"][p], 3) for r in runs]))
+    for p in LATENCY_KEYS:
+        rows.append((f"commit latency {p} (s)", [_fmt(r["latency_s"].get(p), 3) for r in runs]))
     rows += [
+        ("never committed, of submitted in window", [_failures(r["failures"]) for r in runs]),
+        (
+            "p99 / max with them at the run's end (s)",
+            [f"{_fmt(r['latency_with_failures_s'].get('p99'), 3)} / "
+             f"{_fmt(r['latency_with_failures_s'].get('max'), 3)}" for r in runs],
+        ),
         ("503 mempool-full (retried)", [f"{r['mempool_full_503']:,}" for r in runs]),
         ("other HTTP errors", [", ".join(f"{k}: {v}" for k, v in r["failed"].items()) or "0" for r in runs]),
-        ("rejected in blocks", [str(r["rejected_in_blocks"]) for r in runs]),
+        (
+            "rejected in blocks (by code)",
+            [f"{r['rejected_in_blocks']:,} ({_codes(r['nodes'].get('rejected_in_blocks_by_code', {}))})" for r in runs],
+        ),
         (
             "client send delay p99/max (ms)",
             [f"{_fmt(r['send_delay_ms']['p99'], 1)} / {_fmt(r['send_delay_ms']['max'], 1)}" for r in runs],
         ),
         ("highest view", [str(r["max_view"]) for r in runs]),
+        ("view changes (most at one node)", [str(max(r["nodes"].get("view_changes", {}).values(), default=0))
+                                             for r in runs]),
+        ("P2P bytes sent per tx, all nodes", [_fmt(r["nodes"].get("wire_bytes_per_tx")) for r in runs]),
+        ("disk bytes per tx, per node", [_fmt(r["nodes"].get("disk_bytes_per_tx_per_node")) for r in runs]),
     ]
     names = sorted({k for r in runs for k in r["cpu_pct"]}, key=lambda k: (k == "client", k))
     for name in names:
@@ -116,3 +148,107 @@ def _ceiling_lines(c: dict[str, Any]) -> list[str]:
         "share this machine's cores, so a cluster doing nothing else could not commit more; 'share of verify ceiling'",
         "above is committed tx/s divided by this figure.",
     ]
+
+
+# ---------------------------------------------------------------- report.json, report.md, plots
+
+
+def write_report(report: dict[str, Any], out: Path) -> list[Path]:
+    """Write ``report.json``, ``report.md`` and every run's plots into ``out``; return the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    plots = {r["name"]: bench_plots.plot_run(r, out) for r in report["runs"]}
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(format_markdown(report, {k: [p.name for p in v] for k, v in plots.items()}))
+    return [out / "report.json", out / "report.md", *(p for paths in plots.values() for p in paths)]
+
+
+def format_markdown(report: dict[str, Any], plots: dict[str, list[str]]) -> str:
+    """The report for people: where and how it ran, then per run its figures, its nodes and its plots."""
+    m, c = report["machine"], report["ceiling"]
+    load = " / ".join(_fmt(x, 2) for x in m["load_average_before"])
+    dirty = {True: " (tracked files changed)", False: "", None: ""}[report.get("dirty")]
+    lines = [
+        f"# medchain bench cluster: {report['workload']}, {report['started_at']}",
+        "",
+        f"- **Command:** `{report.get('command', 'medchain bench cluster')}`",
+        f"- **Commit:** `{report['commit']}`{dirty}",
+        f"- **Machine:** {m['cores']} cores, {m['cpu_model']}, {m['memory_gb']} GB; load average before the run "
+        f"{load} (1 / 5 / 15 min); Python {m['python']}, {m['platform']}",
+        f"- **Ceiling:** {c['cores']} cores x {c['verify_per_s']:,.0f} verify/s / {c['validators']} validators "
+        f"= {c['tx_per_s']:,.0f} tx/s (best of {VERIFY_ROUNDS} rounds, measured in this run)",
+        "",
+    ]
+    for run in report["runs"]:
+        lines += _run_markdown(run, plots.get(run["name"], []))
+    for mix in report.get("mixes", []):
+        lines += ["## The healthcare mix", "", "```", *mix_lines(mix, c), "```", ""]
+    if report["goals"]:
+        lines += ["## Goals", ""]
+        lines += [f"- {g['what']}: **{'met' if g['met'] else 'not met'}** ({g['measured']})" for g in report["goals"]]
+        lines.append("")
+    return "\n".join([*lines, *DEFINITIONS])
+
+
+def _run_markdown(r: dict[str, Any], plots: list[str]) -> list[str]:
+    w, f, lat, cens = r["window"], r["failures"], r["latency_s"], r["latency_with_failures_s"]
+    share = r["share_of_ceiling"]
+    plan = ", ".join(f"{k} {v}" for k, v in r["plan"].items())
+    lines = [
+        f"## Run {r['name']}: {r['description']}",
+        "",
+        f"Plan: {plan}.",
+        "",
+        f"- **Committed:** {_fmt(r['throughput_tx_s'], 1)} tx/s over the steady window, "
+        f"{100 * share:.1f} % of the ceiling; {r['committed']:,} of {r['offered']:,} offered committed in all",
+        f"- **Steady window:** {w['start_s']:g} s to {w['end_s']:g} s of the {r['seconds']:g} s load "
+        f"({w['seconds']:g} s); warm-up {w['warmup_s']:.1f} s, drain {w['drain_s']:.1f} s; rule: {w['rule']}",
+        f"- **Never committed** (submitted in the window): {_failures(f)}",
+        f"- **Refused:** {r['mempool_full_503']:,} mempool-full 503s (retried); other HTTP answers: "
+        f"{_codes(r['failed'])}; rejected in blocks: {_codes(r['nodes'].get('rejected_in_blocks_by_code', {}))}; "
+        f"gossip refused: {_codes(r['nodes'].get('gossip_refused_by_code', {}))}",
+        f"- **Bytes per committed tx:** {_fmt(r['nodes'].get('wire_bytes_per_tx'))} sent on P2P (all nodes), "
+        f"{_fmt(r['nodes'].get('disk_bytes_per_tx_per_node'))} on disk per node",
+        f"- **Load generator:** {_fmt(r['cpu_pct'].get('client'), 1)} % of a core during the load (this process; "
+        f"pre-signing ran before the clock); other processes {_fmt(r['others_cpu_pct'], 1)} %; machine busy "
+        f"{_fmt(r['machine_busy_pct'], 1)} %",
+        f"- **Blocks:** {_fmt(r['blocks_per_s'], 2)}/s, {_fmt(r['mean_txs_per_block'], 1)} txs each; highest view "
+        f"{r['max_view']}",
+        "",
+        "| commit latency (s) | " + " | ".join(LATENCY_KEYS) + " |",
+        "|---|" + "---:|" * len(LATENCY_KEYS),
+        "| committed | " + " | ".join(_fmt(lat.get(k), 3) for k in LATENCY_KEYS) + " |",
+        "| with the never-committed at the run's end | "
+        + " | ".join(_fmt(cens.get(k), 3) for k in LATENCY_KEYS) + " |",
+        "",
+        "| process | CPU % of a core | RSS MB | peak RSS MB | P2P bytes sent | disk bytes added | view changes |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    nodes = r["nodes"]
+    for name in sorted(r["cpu_pct"], key=lambda k: (k == "client", k)):
+        lines.append(
+            f"| {name} | {_fmt(r['cpu_pct'][name], 1)} | {_fmt(r['rss_mb'].get(name))} | "
+            f"{_fmt(r['peak_rss_mb'].get(name))} | {_fmt(nodes.get('wire_bytes_sent', {}).get(name))} | "
+            f"{_fmt(nodes.get('disk_bytes_added', {}).get(name))} | {nodes.get('view_changes', {}).get(name, '-')} |"
+        )
+    lines += ["", *(f"![{p}]({p})" for p in plots), ""]
+    lines += [f"- note: {n}" for n in r["notes"]]
+    return [*lines, ""] if r["notes"] else lines
+
+
+DEFINITIONS = [
+    "## How the bench measures",
+    "",
+    "- **Steady window:** the load period is cut into 1 s buckets of commits; the window runs from the first "
+    "bucket committing at least half the median bucket to the last such bucket (a stall between them stays in). "
+    "Before it is the warm-up, after it the drain. A load shorter than 3 s is measured whole.",
+    "- **Committed tx/s:** commits inside the window over its length.",
+    "- **Commit latency:** from the moment a transaction was due (open loop) or first written (closed loop) to the "
+    "arrival of the commit event for its block; percentiles from an HDR histogram (3 significant digits) over "
+    "every transaction submitted inside the window.",
+    "- **Never committed:** a transaction submitted inside the window that did not commit before the bench "
+    "stopped watching (refused, lost, or still pending after the drain): counted as a failure, never left out; "
+    "the second latency row records each at the latency it had reached then (a lower bound).",
+    "- **Ceiling:** cores x Ed25519 verify/s on one core / validators: every validator checks every "
+    "transaction's signature and they share the machine's cores, so no cluster here could commit more.",
+    "",
+]

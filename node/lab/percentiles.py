@@ -1,10 +1,11 @@
 """Percentiles of measured samples: the one implementation every lab tool reports with.
 
 Built on ``statistics.quantiles`` from the standard library, method
-``"inclusive"``: the lab tools keep every sample in memory (at most a few
-hundred thousand latencies), so exact percentiles cost only a sort, and no
-dependency is needed; a histogram such as HdrHistogram trades exactness for
-bounded memory, which these runs do not need.  The inclusive method
+``"inclusive"``: for the lab tools' small samples (scan times, send delays,
+chaos gaps), exact percentiles cost only a sort.  The cluster bench's commit
+latency goes through an HDR histogram instead (``node.lab.bench_hdr``): fixed
+memory for runs of a million transactions, p99.9 without keeping every
+sample, and a portable dump in the report.  The inclusive method
 interpolates linearly between the two nearest ranks (R's type 7, numpy's
 default), so a percentile never leaves the range of what was measured.
 """

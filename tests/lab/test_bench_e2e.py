@@ -32,8 +32,10 @@ def test_a_short_open_loop_run_reports_and_stops_its_cluster(tmp_path: Path) -> 
     (run,) = report["runs"]
     assert run["name"] == "rate-40" and run["committed"] == run["offered"] > 0
     latency = run["latency_s"]
-    assert set(latency) == {"p50", "p90", "p99", "max"}
-    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert set(latency) == {"p50", "p90", "p99", "p99.9", "max"}
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["p99.9"] <= latency["max"]
+    assert run["window"]["rule"].startswith("the whole load period")  # 1.5 s: too short to trim
+    assert run["failures"]["never_committed"] == 0
     assert {f"node{i}" for i in range(4)} | {"client"} <= set(run["cpu_pct"])
     assert all(run["rss_mb"][name] > 0 and run["peak_rss_mb"][name] >= run["rss_mb"][name] for name in run["rss_mb"])
     assert 0 < run["machine_busy_pct"] <= 100 and run["node_cpu_ms_per_tx"] > 0

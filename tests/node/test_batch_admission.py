@@ -1,0 +1,98 @@
+"""``Node.submit_batch`` in-process: one admission pass, one wake-up of the replica and one gossip message per batch.
+
+A real node (real ChainStore in ``tmp_path``, real healthcare application),
+not started: admission needs none of its tasks.  What it hands the transport
+to broadcast is recorded at the transport's ``broadcast``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from consensus.events import PendingWork
+from node.config import load_config, read_key
+from node.healthcare.node_app import healthcare_app
+from node.healthcare.transactions import Anchor, make_transaction
+from node.lab.testnet import client_key, generate_testnet
+from node.p2p.setup import build_transport
+from node.p2p.wire import NODE_CODEC, TxGossip
+from node.runtime import Node
+from primitives.hashing import sha256
+from storage.chainstore import ChainStore
+from tests.harness import free_base_port
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass
+class Admitting:
+    """A node, not started, and the payloads it handed its transport to broadcast."""
+
+    node: Node
+    broadcasts: list[bytes]
+
+
+@pytest.fixture
+async def admitting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Admitting]:
+    genesis = generate_testnet(tmp_path, 4, 0, free_base_port(4), chain_id="batch-admission")
+    home = tmp_path / genesis.validators[0].name
+    config = load_config(home)
+    key = read_key(home / "node_key.json")
+    store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
+    built = Node(config, genesis, key, store, build_transport(config, genesis, key, home), healthcare_app(home))
+    sent: list[bytes] = []
+    monkeypatch.setattr(built.transport, "broadcast", lambda payload, only=None: sent.append(payload))
+    try:
+        yield Admitting(built, sent)
+    finally:
+        built.app.close()
+        store.close()
+
+
+def anchors(node: Node, label: str, count: int) -> list[bytes]:
+    client = client_key(node.cfg.path(node.cfg.genesis).parent, 0)
+    now = int(time.time() * 1000)
+    return [make_transaction(client, node.chain_id, Anchor(sha256(f"{label} {i}".encode()), label), now)
+            for i in range(count)]
+
+
+def wake_ups(node: Node) -> int:
+    return sum(isinstance(item, PendingWork) for item in list(node.inbox._queue))  # type: ignore[attr-defined]
+
+
+def gossiped(at: Admitting) -> list[tuple[bytes, ...]]:
+    return [m.txs for m in map(NODE_CODEC.decode, at.broadcasts) if isinstance(m, TxGossip)]
+
+
+async def test_a_batch_wakes_the_replica_once_and_gossips_in_one_message(admitting: Admitting) -> None:
+    node = admitting.node
+    txs = anchors(node, "batch", 50)
+    reply = await node.submit_batch([*txs, b"not a transaction"], wait_commit=False, timeout=1)
+    assert reply["counts"] == {"pending": 50, "committed": 0, "rejected": 0, "refused": 1, "timeout": 0}
+    assert wake_ups(node) == 1
+    await asyncio.sleep(0)  # the gossip flush scheduled with call_soon
+    assert gossiped(admitting) == [tuple(txs)]
+    assert len(node.mempool) == 50
+
+
+async def test_the_same_transactions_one_by_one_wake_it_each_time(admitting: Admitting) -> None:
+    """The contrast that makes the claim above mean something."""
+    node = admitting.node
+    txs = anchors(node, "single", 5)
+    for tx in txs:
+        await node.submit(tx, wait_commit=False, timeout=1)
+    assert wake_ups(node) == 5
+
+
+async def test_a_batch_of_refusals_wakes_nothing_and_gossips_nothing(admitting: Admitting) -> None:
+    node = admitting.node
+    reply = await node.submit_batch([b"junk", b"more junk"], wait_commit=False, timeout=1)
+    assert [r["error"] for r in reply["results"]] == ["malformed", "malformed"]
+    await asyncio.sleep(0)
+    assert wake_ups(node) == 0 and gossiped(admitting) == []
