@@ -7,165 +7,91 @@ again, also on errors, Ctrl-C (exit 130) and SIGTERM.
 
 from __future__ import annotations
 
-import math
-import shlex
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from click.core import ParameterSource
 
+from node.cli.cluster_bench import bench_options_of, given_options, run_cluster_bench
 from node.cli.common import print_json
-from node.lab import bench as cluster_bench
-from node.lab import bench_report, bench_verify, catchup_bench, counterfeit, signing_bench, storage_bench, story
-from node.lab.bench_batch import MAX_BATCH
+from node.cli.lab_options import JSON_OPTION, QUIET_OPTION, PositiveNumber, interrupted
+from node.lab import (
+    bench_verify,
+    catchup_bench,
+    counterfeit,
+    signing_bench,
+    storage_bench,
+    story,
+)
 from node.lab.progress import Progress
-
-INTERRUPTED_EXIT = 130
-
-
-class PositiveNumber(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    """A number above 0 and at most ``high`` (NaN and infinity refused)."""
-
-    def __init__(self, kind: type[int] | type[float], high: float) -> None:
-        self.kind = kind
-        self.high = high
-        self.name = "integer" if kind is int else "number"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, self.kind) and not isinstance(value, bool):
-            number = value
-        else:
-            try:
-                number = self.kind(value)
-            except (TypeError, ValueError):
-                self.fail(f"not {'a whole number' if self.kind is int else 'a number'}: {value!r}", param, ctx)
-        if math.isnan(number) or not 0 < number <= self.high:
-            self.fail(f"must be above 0 and at most {self.high:g}, got {value}", param, ctx)
-        return number
-
-
-def _command_line(ctx: click.Context) -> str:
-    """The command as it was given (the options set on the command line or from the environment), for reports."""
-    words = ["medchain", *ctx.command_path.split()[1:]]
-    for param in ctx.command.params:
-        given = ctx.get_parameter_source(param.name or "") in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-        if not given or not isinstance(param, click.Option):
-            continue
-        value = ctx.params[param.name or ""]
-        words.append(param.opts[0])
-        if not param.is_flag:
-            words.append(f"{value:g}" if isinstance(value, float) else str(value))
-    return shlex.join(words)
-
-
-def _interrupted(what: str) -> NoReturn:
-    click.echo(f"interrupted: {what}", err=True)
-    raise SystemExit(INTERRUPTED_EXIT)
-
-
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-QUIET_OPTION = click.option("--quiet", is_flag=True, help="No progress on stderr.")
-
 
 # ---------------------------------------------------------------- bench
 
 
-@click.group()
-def bench() -> None:
-    """Benchmarks: a local cluster under load, verification latency, signatures, storage.
+@click.group(invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]")
+@bench_options_of
+@click.pass_context
+def bench(ctx: click.Context, /, **params: Any) -> None:
+    """Benchmark a local cluster under pre-signed load (the default), or run another benchmark.
+
+    Without a command: starts a fresh cluster (4 validators, or --nodes N, or
+    --consortium FILE; or drives a running one with --target DIR), offers it
+    pre-signed transactions (open loop --rate R, or --closed-loop --in-flight
+    C) and reports committed throughput over the steady window, commit latency
+    percentiles (never-committed transactions counted as failures), CPU and
+    memory per node, bytes on the wire and on disk, and its share of this
+    machine's ceiling, measured in the same run: cores x Ed25519 verify/s on
+    one core / validators.  --sweep-nodes repeats the load per cluster size;
+    --find-max searches the highest rate that keeps p99 within --p99-bound.
+    Every cluster the bench started is stopped at the end, also on errors and
+    Ctrl-C; a --target is left running.
 
     \b
-      medchain bench cluster --profile quick      a short load on a fresh 4-validator cluster
+    Examples:
+      medchain bench                                   500 tx/s for 10 s on 4 validators
+      medchain bench --closed-loop --in-flight 4000 --duration 30 --submit batch
+      medchain bench --workload both --consortium configs/consortium-7.toml
+      medchain bench --sweep-nodes 4,7,10,16 --rate 1000 --out ./sweep
+      medchain bench --find-max --rate 1000 --p99-bound 1 --duration 10
+      medchain bench --target ./net --rate 800 --duration 15
+      medchain bench --profile issue --json
+
+    \b
+    Other benchmarks:
       medchain bench verify --packs 2000          scan latency on a chain of 2,000 packs
       medchain bench signing                      Ed25519 sign/verify per second, two backends
       medchain bench storage                      block commits, WAL appends, opening a long chain
       medchain bench catchup --txs 100000         a wiped validator fetches the chain again
     """
+    if ctx.invoked_subcommand is None:
+        run_cluster_bench(ctx, params)
+        return
+    given = sorted("--" + name.replace("_", "-") for name in given_options(ctx))
+    if given:
+        what = f"{given[0]} is an option" if len(given) == 1 else f"{', '.join(given)} are options"
+        raise click.UsageError(
+            f"{what} of the cluster benchmark: give it without '{ctx.invoked_subcommand}', or after "
+            f"'{ctx.invoked_subcommand}' if that command takes it"
+        )
 
 
 @bench.command("cluster")
-@click.option(
-    "--profile",
-    type=click.Choice(sorted(cluster_bench.PROFILES)),
-    help="A preset that replaces --mode: 'quick' (one short run), 'issue' (500 tx/s for 20 s, then a 30 s "
-    "closed-loop max-throughput run) or 'mix' (one consortium cluster: 30 s of closed-loop anchors, 30 s of the "
-    "healthcare mix, 30 s of anchors again, 2,000 in flight; workload 'both').",
-)
-@click.option(
-    "--workload",
-    type=click.Choice(["anchor", "mixed", "both"]),
-    help="anchor: anchors on a plain 4-validator cluster (the default); mixed: the healthcare mix of drug events and "
-    "EHR operations on a consortium-4 cluster; both: anchors, the mix, then anchors again on the same consortium "
-    "cluster, with the ratio of the mix to the anchors' mean.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["rate", "closed"]),
-    default="rate",
-    show_default=True,
-    help="rate: open loop at --rate tx/s; closed: keep --concurrency uncommitted transactions in flight.",
-)
-@click.option("--rate", type=PositiveNumber(float, 50_000), default=500.0, show_default=True, metavar="R",
-              help="Offered tx/s in rate mode.")
-@click.option("--concurrency", type=PositiveNumber(int, 100_000), default=4_000, show_default=True, metavar="C",
-              help="Uncommitted transactions kept in flight in closed mode.")
-@click.option("--seconds", type=PositiveNumber(float, 3_600), default=10.0, show_default=True, metavar="S",
-              help="Length of the load period.")
-@click.option("--txs", type=PositiveNumber(int, cluster_bench.MAX_TXS), default=None, metavar="N",
-              help="Transactions to pre-sign (default: enough for the plan).")
-@click.option("--connections", type=PositiveNumber(int, 512), default=128, show_default=True, metavar="K",
-              help="Keep-alive connections per node.")
-@click.option("--submit", type=click.Choice(["single", "batch"]), default="single", show_default=True,
-              help="single: one transaction per POST /txs; batch: many per POST /txs/batch (each request carries "
-              "what waited for a free connection, up to --batch-size). The report says which was used.")
-@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=200, show_default=True,
-              metavar="N", help="With --submit batch: at most this many transactions per request.")
-@click.option("--verify-seconds", type=PositiveNumber(float, 60), default=2.0, show_default=True, metavar="S",
-              help="Time spent measuring this machine's Ed25519 verify/s.")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Put the networks here and keep them (default: a temporary folder, removed afterwards).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write report.json, report.md and PNG plots (throughput and latency over time, the latency "
-              "distribution) into this folder, created if missing.")
-@JSON_OPTION
-@QUIET_OPTION
-def bench_cluster(profile: str | None, workload: str | None, mode: str, rate: float, concurrency: int,
-                  seconds: float, txs: int | None, connections: int, submit: str, batch_size: int,
-                  verify_seconds: float, directory: Path | None, out: Path | None, as_json: bool, quiet: bool) -> None:
-    """Load a fresh local cluster with pre-signed transactions and measure it.
+@bench_options_of
+@click.pass_context
+def bench_cluster(ctx: click.Context, /, **params: Any) -> None:
+    """The cluster benchmark, as 'medchain bench' without a command runs it (same options).
 
-    Starts a 4-validator cluster (or, with --workload mixed/both, a consortium-4
-    cluster running the healthcare mix), offers it pre-signed transactions, and
-    reports committed throughput, commit latency percentiles, CPU and memory per
-    node, and this machine's Ed25519 verification ceiling, measured in the same
-    run.  Every cluster is stopped at the end, also on errors and Ctrl-C.
+    Kept so that older scripts and notes keep working; see 'medchain bench
+    --help' for what it measures.
 
     \b
     Examples:
       medchain bench cluster --profile issue
-      medchain bench cluster --mode rate --rate 800 --seconds 15
-      medchain bench cluster --mode closed --concurrency 4000 --seconds 30 --json
-      medchain bench cluster --mode closed --submit batch --batch-size 200
-      medchain bench cluster --profile mix
+      medchain bench cluster --rate 800 --duration 15
+      medchain bench cluster --closed-loop --in-flight 4000 --duration 30 --json
     """
-    if out is not None and (out / "report.json").exists():
-        raise click.UsageError(f"{out} already holds a report; give a new or empty --out")
-    options = cluster_bench.Options(profile, workload, mode, rate, concurrency, seconds, txs or 0, connections,
-                                    submit, batch_size)
-    command = _command_line(click.get_current_context())
-    try:
-        report = {"command": command} | cluster_bench.run_bench(options, directory, verify_seconds, Progress(quiet))
-    except KeyboardInterrupt:
-        _interrupted("the clusters were stopped")
-    if out is not None:
-        written = bench_report.write_report(report, out)
-        Progress(quiet).say(f"report written: {', '.join(str(p) for p in written)}")
-    if as_json:
-        print_json(report)
-    else:
-        click.echo(bench_report.format_report(report))
+    run_cluster_bench(ctx, params)
 
 
 @bench.command("verify")
@@ -196,7 +122,7 @@ def bench_verify_command(packs: int, scans: int, seed: int, directory: Path | No
     try:
         report = bench_verify.run_verify(packs, scans, seed, directory, Progress(quiet))
     except KeyboardInterrupt:
-        _interrupted("the cluster was stopped")
+        interrupted("the cluster was stopped")
     if as_json:
         print_json(report)
     else:
@@ -254,7 +180,7 @@ def bench_catchup(txs: int, runs: int, load: float, timeout: float, directory: P
     try:
         report = catchup_bench.run_catchup(options, directory, Progress(quiet))
     except KeyboardInterrupt:
-        _interrupted("the cluster was stopped")
+        interrupted("the cluster was stopped")
     if as_json:
         print_json(report)
     else:
@@ -347,7 +273,7 @@ def counterfeit_command(directory: Path | None, packs: int, fakes: int, dispense
         else:
             summary = counterfeit.run_on(directory, sizes, say)
     except KeyboardInterrupt:
-        _interrupted("the cluster was stopped" if directory is None else "the cluster is still running")
+        interrupted("the cluster was stopped" if directory is None else "the cluster is still running")
     if as_json:
         print_json(summary)
     else:

@@ -1,16 +1,22 @@
-"""Benchmark a local 4-validator cluster under pre-signed anchor load.
+"""Benchmark a local cluster under pre-signed load: one run, as a plan says, and what it measured.
 
-    medchain bench cluster [--profile quick|issue|mix] [--workload anchor|mixed|both] [--mode rate|closed]
-                           [--rate R] [--concurrency C] [--seconds S] [--submit single|batch] [--batch-size N]
-                           [--dir DIR] [--json]
+    medchain bench [--nodes N | --consortium FILE | --target DIR] [--workload anchor|mix|both]
+                   [--rate R | --closed-loop --in-flight C] [--duration S] [--sweep-nodes 4,7,10,16]
+                   [--find-max [--p99-bound S]] [--submit single|batch] [--out DIR] [--json]
 
-(``scripts/bench`` runs the same command.)
+(``medchain bench cluster`` and ``scripts/bench`` run the same command; the
+options are read in ``node.lab.bench_options``, the runs chosen in
+``node.lab.bench_runner``, the sweep and the search for the highest
+sustainable rate live in ``node.lab.bench_sweep`` and
+``node.lab.bench_find_max``, the clusters in ``node.lab.bench_network``.)
 
 Rules of the measurement, so that the figures mean something:
 
 * each run starts a fresh cluster (``node.lab.testnet`` + ``node.lab.cluster``) in a
   temporary folder or under ``--dir``, on loopback ports only, and stops it at
   the end, also on Ctrl-C, SIGTERM and errors (``node.lab.fresh_cluster``);
+  with ``--target DIR`` it drives a cluster already running there instead,
+  and leaves it running;
 * every transaction is signed, encoded and wrapped in its HTTP request before
   the clock starts (in a process pool, over several client keys); the load is
   sent by a small HTTP/1.1 keep-alive client (an asyncio protocol, many
@@ -54,10 +60,12 @@ Rules of the measurement, so that the figures mean something:
   benchmark's own transactions, on one core (see ``Ceiling``).  Every
   validator must verify every client signature once and the validators share
   the machine, so ``cores * verify/s / validators`` bounds committed tx/s;
+  each run is set against the ceiling of its own number of validators (a
+  sweep over n has one ceiling per n);
 * every loop is bounded in time (load period, drain, readiness) or count
   (retries, reconnects, pre-signed transactions);
 * ``--workload mixed`` or ``both`` (and ``--profile mix``) run on a consortium
-  cluster (configs/consortium-4.toml) instead: the healthcare mix of
+  cluster (configs/consortium-4.toml, or ``--consortium FILE``) instead: the healthcare mix of
   ``node.lab.bench_mix`` (drug events and EHR operations) is set up first
   (licences, staff, patients, records, packs placed along the chain; not
   measured), then ``both`` measures the anchor load, the mix, and the anchor
@@ -82,15 +90,12 @@ import json
 import math
 import os
 import platform
-import shutil
-import tempfile
 import time
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,28 +108,20 @@ from node.lab import bench_mix, bench_readings
 from node.lab import cluster as clusters
 from node.lab.bench_batch import batch_request, item_statuses
 from node.lab.bench_hdr import latency_report
+from node.lab.bench_network import NetworkSpec, Site, open_site, started
 from node.lab.bench_window import outcomes, steady_window, timeline
-from node.lab.consortium import load_consortium
-from node.lab.fresh_cluster import (
-    CONSORTIUM_FILE,
-    free_base_port,
-    raise_interrupt_on_sigterm,
-    running_cluster,
-    wait_ready,
-)
-from node.lab.percentiles import no_nan, percentiles
+from node.lab.fresh_cluster import wait_ready
+from node.lab.percentiles import percentiles
 from node.lab.progress import Progress
-from node.lab.testnet import client_key, generate_testnet
 from node.lab.usage import Samples, cpu_percent, settle
 from node.transaction import DOMAIN_TX, tx_id
 from primitives.errors import UsageError
 from primitives.hashing import sha256
 from primitives.signing import SigningKey, VerifyKey
 
-VALIDATORS = 4
-CLIENT_KEYS = 8
+VALIDATORS = 4  # the default cluster
 SIGN_CHUNK = 2_000
-MAX_TXS = 400_000
+MAX_TXS = 1_000_000  # with their requests and ids about 0.8 GB of this process's memory (200-byte anchors)
 MIX_TX_S_BOUND = 2_500  # sizing the mix's pre-signed load (see _mixed_count)
 TICK_S = 0.002
 MAX_RECONNECTS = 200
@@ -191,20 +188,24 @@ class Load:
     requests: list[bytes]
 
 
-def _sign_chunk(seeds: list[bytes], chain_id: str, tag: str, start: int, count: int) -> list[bytes]:
+def _sign_chunk(seeds: list[bytes], chain_id: str, tag: str, start: int, count: int, nonce: bytes) -> list[bytes]:
     keys = [SigningKey(s) for s in seeds]
     now_ms = int(time.time() * 1000)
     out = []
     for i in range(start, start + count):
         label = f"bench {tag} #{i}"
-        out.append(make_transaction(keys[i % len(keys)], chain_id, Anchor(sha256(label.encode()), label), now_ms))
+        anchor = Anchor(sha256(label.encode() + nonce), label)
+        out.append(make_transaction(keys[i % len(keys)], chain_id, anchor, now_ms))
     return out
 
 
-def presign(seeds: list[bytes], chain_id: str, tag: str, count: int, workers: int) -> list[bytes]:
+def presign(seeds: list[bytes], chain_id: str, tag: str, count: int, workers: int, nonce: bytes = b"") -> list[bytes]:
+    """Anchors labelled ``bench <tag> #i``; a ``nonce`` makes their document hashes new on a chain that has
+    seen the same labels (a target cluster benched before)."""
     starts = range(0, count, SIGN_CHUNK)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_sign_chunk, seeds, chain_id, tag, s, min(SIGN_CHUNK, count - s)) for s in starts]
+        futures = [pool.submit(_sign_chunk, seeds, chain_id, tag, s, min(SIGN_CHUNK, count - s), nonce)
+                   for s in starts]
         return [tx for fut in futures for tx in fut.result()]
 
 
@@ -243,7 +244,7 @@ class Ceiling:
     payload_bytes: int
 
     @staticmethod
-    def measure(txs: Sequence[bytes], seconds: float, cores: int) -> Ceiling:
+    def measure(txs: Sequence[bytes], seconds: float, cores: int, validators: int = VALIDATORS) -> Ceiling:
         sample = [parse_transaction(t) for t in txs[:256]]
         work = [(VerifyKey(t.signer), t.chain_id, t.signing_payload(), t.signature) for t in sample]
         for key, chain, payload, sig in work[:8]:  # warm-up
@@ -259,8 +260,8 @@ class Ceiling:
             median,
             cpu_total / (time.perf_counter() - start),
             cores,
-            VALIDATORS,
-            cores * best / VALIDATORS,
+            validators,
+            cores * best / validators,
             len(sample[0].signing_payload()),
         )
 
@@ -628,6 +629,8 @@ class RunResult:
     timeline: dict[str, Any] = field(default_factory=dict)  # per second from the load's start
     nodes: dict[str, Any] = field(default_factory=dict)  # node.lab.bench_readings.compare
     share_of_ceiling: float = 0.0
+    validators: int = 0  # the run's own ceiling divides by this
+    ceiling_tx_s: float = 0.0  # cores x verify/s / validators
     notes: list[str] = field(default_factory=list)
 
 
@@ -863,10 +866,10 @@ def _loopback_apis(nodes: list[clusters.NodeProcess]) -> list[tuple[str, int]]:
     return apis
 
 
-def run_plan(plan: RunPlan, root: Path, load_txs: list[bytes], probe: bytes, progress: Progress) -> RunResult:
-    with running_cluster(root, progress.say) as nodes:
+def run_plan(plan: RunPlan, site: Site, load_txs: list[bytes], probe: bytes, progress: Progress) -> RunResult:
+    with started(site, progress.say) as nodes:
         _loopback_apis(nodes)
-        progress.say(f"{plan.name}: cluster of {len(nodes)} validators started under {root}; waiting for it")
+        progress.say(f"{plan.name}: cluster of {len(nodes)} nodes running under {site.root}; waiting for it")
         asyncio.run(wait_ready(nodes, probe))
         return measure_plan(plan, nodes, load_txs, progress)
 
@@ -885,37 +888,50 @@ def measure_plan(
         gc.unfreeze()
 
 
+def cores_here() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def sign_for(site: Site, tag: str, count: int, progress: Progress) -> list[bytes]:
+    """``count`` pre-signed anchors for ``site``, their document hashes new to its chain (a target keeps it)."""
+    progress.say(f"{tag}: pre-signing {count:,} transactions with {len(site.seeds)} client keys")
+    return presign(site.seeds, site.chain_id, tag, count, workers=cores_here(), nonce=os.urandom(8))
+
+
+def set_against(result: RunResult, ceiling: Ceiling, validators: int) -> None:
+    """The run's share of its own ceiling (``cores x verify/s / validators``), and its notes."""
+    result.validators = validators
+    result.ceiling_tx_s = ceiling.cores * ceiling.verify_per_s / validators
+    result.share_of_ceiling = result.throughput_tx_s / result.ceiling_tx_s
+    _add_notes(result, ceiling.cores)
+
+
+def measure_ceiling(txs: Sequence[bytes], seconds: float, validators: int, progress: Progress) -> Ceiling:
+    progress.say(f"measuring Ed25519 verify/s on one core for {seconds:g} s")
+    return Ceiling.measure(txs, seconds, cores_here(), validators)
+
+
+def machine_summary() -> dict[str, Any]:
+    return {"cores": cores_here(), "python": platform.python_version(), "platform": platform.platform()}
+
+
 def bench(
-    plans: list[RunPlan], base: Path, verify_seconds: float, progress: Progress, workload: str = "anchor"
+    runs_on: list[tuple[RunPlan, NetworkSpec]], base: Path, verify_seconds: float, progress: Progress
 ) -> dict[str, Any]:
-    if workload != "anchor":
-        return bench_consortium(plans, workload, base, verify_seconds, progress)
-    cores = len(os.sched_getaffinity(0))
+    """Anchors: each plan on its network (a fresh one under ``base``, or the target); the ceiling measured once."""
     runs: list[RunResult] = []
     ceiling: Ceiling | None = None
-    for number, plan in enumerate(plans, 1):
-        root = base / f"run{number}-{plan.name}"
-        chain_id = generate_testnet(
-            root,
-            VALIDATORS,
-            base_port=free_base_port(VALIDATORS),
-            clients=CLIENT_KEYS,
-            chain_id=f"medchain-bench-{os.urandom(3).hex()}",
-        ).chain_id
-        seeds = [client_key(root, j).seed for j in range(CLIENT_KEYS)]
-        count = plan.presign_count()
-        progress.say(f"{plan.name}: pre-signing {count:,} transactions with {CLIENT_KEYS} client keys")
-        txs = presign(seeds, chain_id, plan.name, count + 1, workers=cores)
+    for number, (plan, spec) in enumerate(runs_on, 1):
+        site = open_site(spec, base / f"run{number}-{plan.name}")
+        txs = sign_for(site, plan.name, plan.presign_count() + 1, progress)
         if ceiling is None:
-            progress.say(f"measuring Ed25519 verify/s on one core for {verify_seconds:g} s")
-            ceiling = Ceiling.measure(txs, verify_seconds, cores)
-        result = run_plan(plan, root, txs[1:], txs[0], progress)
-        result.share_of_ceiling = result.throughput_tx_s / ceiling.tx_per_s
-        _add_notes(result, cores)
+            ceiling = measure_ceiling(txs, verify_seconds, site.validators, progress)
+        result = run_plan(plan, site, txs[1:], txs[0], progress)
+        set_against(result, ceiling, site.validators)
         runs.append(result)
     assert ceiling is not None
     return {
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine_summary(),
         "ceiling": asdict(ceiling),
         "runs": [asdict(r) for r in runs],
         "goals": _goals(runs),
@@ -923,43 +939,31 @@ def bench(
 
 
 def bench_consortium(
-    plans: list[RunPlan], workload: str, base: Path, verify_seconds: float, progress: Progress
+    plans: list[RunPlan], workload: str, spec: NetworkSpec, base: Path, verify_seconds: float, progress: Progress
 ) -> dict[str, Any]:
-    """Per plan, one consortium-4 cluster: the anchor load (``both``), then the healthcare mix on the same cluster."""
-    cores = len(os.sched_getaffinity(0))
-    consortium = load_consortium(CONSORTIUM_FILE)
-    size = len(consortium.validators) + len(consortium.observers)
+    """Per plan, one consortium cluster: the anchor load (``both``), then the healthcare mix on the same cluster."""
     runs: list[RunResult] = []
     mixes: list[dict[str, Any]] = []
     ceiling: Ceiling | None = None
     for number, plan in enumerate(plans, 1):
-        root = base / f"run{number}-{plan.name}"
-        chain_id = generate_testnet(
-            root,
-            0,
-            base_port=free_base_port(size),
-            clients=CLIENT_KEYS,
-            consortium=consortium,
-            chain_id=f"medchain-bench-{os.urandom(3).hex()}",
-        ).chain_id
-        seeds = [client_key(root, j).seed for j in range(CLIENT_KEYS)]
+        site = open_site(spec, base / f"run{number}-{plan.name}")
+        if not (site.root / "consortium.json").exists():
+            raise BenchError(f"the healthcare mix needs a consortium cluster; {site.root} has no consortium.json")
         count = plan.presign_count() if workload == "both" else 256  # mixed only: anchors for the probe and ceiling
         signed = 2 * count if workload == "both" else count  # both: one anchor run before the mix, one after
-        progress.say(f"{plan.name}: pre-signing {signed:,} anchor transactions with {CLIENT_KEYS} client keys")
-        anchors = presign(seeds, chain_id, plan.name, signed + 1, workers=cores)
+        anchors = sign_for(site, plan.name, signed + 1, progress)
         if ceiling is None:
-            progress.say(f"measuring Ed25519 verify/s on one core for {verify_seconds:g} s")
-            ceiling = Ceiling.measure(anchors, verify_seconds, cores)
+            ceiling = measure_ceiling(anchors, verify_seconds, site.validators, progress)
         anchor_runs: list[RunResult] = []
         anchor_stages = None
-        with running_cluster(root, progress.say) as nodes:
-            progress.say(f"{plan.name}: consortium cluster of {len(nodes)} validators started under {root}")
+        with started(site, progress.say) as nodes:
+            progress.say(f"{plan.name}: consortium cluster of {len(nodes)} nodes running under {site.root}")
             asyncio.run(wait_ready(nodes, anchors[0]))
             # The mix's setup first: both workloads then run against the same chain (its size, its
             # LevelDB).  Anchors run before the mix and again after it (A-B-A), so that a drift of the
             # cluster or the machine over the run is not counted against one workload; the ratio is
             # the mix's rate over the mean of the two anchor rates.
-            prepared = _prepare_mix(plan, root, nodes, chain_id, _mixed_count(plan), cores, progress)
+            prepared = _prepare_mix(plan, site, nodes, _mixed_count(plan), progress)
             # What the setup left running (LevelDB compacting its writes) must not land in any run.
             settled_s = [settle([n.pid for n in nodes], progress.say)]
             if workload == "both":
@@ -975,17 +979,16 @@ def bench_consortium(
                                                 anchors[count + 1 :], progress))
             del anchors
         runs += [*anchor_runs[:1], mixed, *anchor_runs[1:]]
+        for r in (*anchor_runs, mixed):
+            set_against(r, ceiling, site.validators)
         info["settled_s"] = [round(s, 1) for s in settled_s]  # the waits before each run
         info["block_cpu_us_per_tx"] = {"anchor": anchor_stages, "mixed": info.pop("mixed_stages")}
         info.update(mix_ratio([r.throughput_tx_s for r in anchor_runs], mixed.throughput_tx_s))
-        info["signature_share_of_ceiling"] = mixed.throughput_tx_s * info["signatures_per_tx"] / ceiling.tx_per_s
+        info["signature_share_of_ceiling"] = mixed.throughput_tx_s * info["signatures_per_tx"] / mixed.ceiling_tx_s
         mixes.append(info)
     assert ceiling is not None
-    for r in runs:
-        r.share_of_ceiling = r.throughput_tx_s / ceiling.tx_per_s
-        _add_notes(r, cores)
     return {
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine_summary(),
         "ceiling": asdict(ceiling),
         "runs": [asdict(r) for r in runs],
         "mixes": mixes,
@@ -1023,15 +1026,10 @@ class PreparedMix:
 
 
 def _prepare_mix(
-    plan: RunPlan,
-    root: Path,
-    nodes: list[clusters.NodeProcess],
-    chain_id: str,
-    count: int,
-    cores: int,
-    progress: Progress,
+    plan: RunPlan, site: Site, nodes: list[clusters.NodeProcess], count: int, progress: Progress
 ) -> PreparedMix:
     """Set the ledger up for ``count`` mixed transactions and pre-sign them (not measured)."""
+    root, chain_id, cores = site.root, site.chain_id, cores_here()
     kinds = {org: str(info["kind"]) for org, info in json.loads((root / "consortium.json").read_text()).items()}
     cast = bench_mix.Cast.from_kinds(kinds)
     mix = bench_mix.plan_mix(cast, count, int(time.time() * 1000), tag=chain_id)
@@ -1133,79 +1131,3 @@ def _mix_goals(mixes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for m in mixes
         if m["ratio"] is not None
     ]
-
-
-
-
-@dataclass(frozen=True, slots=True)
-class Options:
-    """What ``medchain bench cluster`` was asked for; ``plans`` turns it into runs."""
-
-    profile: str | None = None
-    workload: str | None = None
-    mode: str = "rate"
-    rate: float = 500.0
-    concurrency: int = 4_000
-    seconds: float = 10.0
-    txs: int = 0
-    connections: int = 128
-    submit: str = "single"
-    batch_size: int = 200
-
-    def plans(self) -> list[RunPlan]:
-        size = self.batch_size if self.submit == "batch" else 0
-        if self.profile:
-            return [replace(p, connections=self.connections, txs=self.txs or p.txs, submit=self.submit, batch_size=size)
-                    for p in PROFILES[self.profile]]
-        name = f"rate-{self.rate:g}" if self.mode == "rate" else f"closed-{self.concurrency}"
-        return [
-            RunPlan(
-                name,
-                self.mode,
-                self.seconds,
-                rate=self.rate,
-                concurrency=self.concurrency,
-                txs=self.txs,
-                connections=self.connections,
-                submit=self.submit,
-                batch_size=size,
-            )
-        ]
-
-    def chosen_workload(self) -> str:
-        return self.workload or PROFILE_WORKLOADS.get(self.profile or "", "anchor")
-
-
-def run_bench(options: Options, directory: Path | None, verify_seconds: float, progress: Progress) -> dict[str, Any]:
-    """Run the benchmark and return its report (NaN figures as null).
-
-    The networks go under ``directory`` and stay there; without one, into a
-    temporary folder that is removed afterwards unless the run failed (its node
-    logs are kept and the error names the folder).  Every cluster is stopped on
-    the way out, on errors, on Ctrl-C and on SIGTERM alike.
-    """
-    if directory is not None and directory.exists() and any(directory.iterdir()):
-        raise BenchError(f"{directory} is not empty; give a new or empty --dir")
-    base = directory or Path(tempfile.mkdtemp(prefix="medchain-bench-"))
-    base.mkdir(parents=True, exist_ok=True)
-    raise_interrupt_on_sigterm()
-    keep = directory is not None
-    plans, workload = options.plans(), options.chosen_workload()
-    context = {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **bench_readings.commit(),
-        "machine": bench_readings.machine(),  # before anything starts: its load average is the machine's own
-        "workload": workload,
-        "plans": [asdict(p) for p in plans],
-    }
-    try:
-        report = context | {k: v for k, v in bench(plans, base, verify_seconds, progress, workload).items()
-                            if k != "machine"}
-    except (UsageError, OSError) as exc:
-        keep = True
-        raise BenchError(f"{exc} (networks and node logs kept in {base})") from exc
-    finally:
-        if not keep:
-            shutil.rmtree(base, ignore_errors=True)
-    cleaned: dict[str, Any] = no_nan(report)  # type: ignore[assignment]
-    return cleaned

@@ -6,7 +6,9 @@ display, no global state (``savefig`` renders a PNG with the Agg canvas).
   shaded on both;
 * ``<run>-latency-distribution.png``: the HDR percentile plot of commit
   latency (committed transactions), the x axis stretched towards 100 % as
-  HdrHistogram's plots are (1 / (1 - p)), with the failures named in the title.
+  HdrHistogram's plots are (1 / (1 - p)), with the failures named in the title;
+* ``sweep.png`` (``--sweep-nodes``): committed tx/s and each size's ceiling
+  above, p50 and p99 commit latency below, against the number of validators.
 """
 
 from __future__ import annotations
@@ -92,3 +94,33 @@ def _distribution(run: dict[str, Any]) -> Figure:
     if curve:
         axes.legend(loc="upper left")
     return figure
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def plot_sweep(sweep: dict[str, Any], out: Path) -> Path:
+    """Throughput (with each size's ceiling) and p50/p99 latency against the number of validators."""
+    rows = sorted(sweep["rows"], key=lambda r: r["validators"])
+    sizes = [r["validators"] for r in rows]
+    figure = Figure(figsize=(8, 6), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    top.plot(sizes, [_or_nan(r["committed_tx_s"]) for r in rows], marker="o", color="tab:blue",
+             label="committed tx/s (steady window)")
+    top.plot(sizes, [r["ceiling_tx_s"] for r in rows], marker=".", linestyle="--", color="0.5",
+             label="ceiling: cores x verify/s / validators")
+    top.set_ylabel("tx/s")
+    top.set_title("sweep over the number of validators")
+    bottom.plot(sizes, [_or_nan(r["p50_s"]) for r in rows], marker="o", color="tab:green", label="p50")
+    bottom.plot(sizes, [_or_nan(r["p99_s"]) for r in rows], marker="o", color="tab:red", label="p99")
+    bottom.set_ylabel("commit latency (s)")
+    bottom.set_xlabel("validators")
+    bottom.set_xticks(sizes)
+    for axes in (top, bottom):
+        axes.set_ylim(bottom=0)
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="best")
+    path = out / "sweep.png"
+    figure.savefig(path, dpi=100)
+    return path

@@ -1,6 +1,7 @@
 """The bench's report for people: one column per run, then the ceiling, the mix and the goals.
 
-``medchain bench cluster`` prints this unless ``--json`` asks for the report itself.
+``medchain bench`` prints this unless ``--json`` asks for the report itself; with ``--out`` it also writes
+``report.json``, ``report.md`` and the plots.  A sweep adds one row per cluster size, ``--find-max`` its steps.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import math
 from pathlib import Path
 from typing import Any
 
-from node.lab import bench_plots
+from node.lab import bench_plots, bench_series
 from node.lab.bench import VERIFY_ROUNDS
 
 LATENCY_KEYS = ("p50", "p90", "p99", "p99.9", "max")
 
 
-def _fmt(value: float, digits: int = 0) -> str:
+def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
 
 
@@ -74,7 +75,7 @@ def format_report(report: dict[str, Any]) -> str:
     for name in names:
         rows.append((f"CPU % of a core, {name}", [_fmt(r["cpu_pct"].get(name, math.nan), 1) for r in runs]))
     rows.append(("CPU % of a core, other processes", [_fmt(r["others_cpu_pct"], 1) for r in runs]))
-    rows.append(("CPU ms per committed tx, 4 nodes", [_fmt(r["node_cpu_ms_per_tx"], 2) for r in runs]))
+    rows.append(("CPU ms per committed tx, all nodes", [_fmt(r["node_cpu_ms_per_tx"], 2) for r in runs]))
     rows.append((f"machine busy, % of {ceiling['cores']} cores", [_fmt(r["machine_busy_pct"], 1) for r in runs]))
     for name in names:
         rows.append(
@@ -86,12 +87,17 @@ def format_report(report: dict[str, Any]) -> str:
                 ],
             )
         )
-    rows.append(("share of verify ceiling", [f"{100 * r['share_of_ceiling']:.1f} %" for r in runs]))
+    rows.append(("share of verify ceiling", [f"{100 * (r['share_of_ceiling'] or 0):.1f} % of "
+                                             f"{_fmt(r.get('ceiling_tx_s'))}" for r in runs]))
     width = max(len(k) for k, _ in rows)
     cols = [max(len(r["name"]), *(len(v[i]) for _, v in rows)) for i, r in enumerate(runs)]
     lines = ["  ".join([" " * width, *(r["name"].ljust(c) for r, c in zip(runs, cols, strict=True))])]
     lines += ["  ".join([k.ljust(width), *(v.ljust(c) for v, c in zip(vals, cols, strict=True))]) for k, vals in rows]
     lines += ["", *_ceiling_lines(ceiling)]
+    if "sweep" in report:
+        lines += ["", *bench_series.sweep_table(report["sweep"])]
+    if "find_max" in report:
+        lines += ["", *bench_series.find_max_lines(report["find_max"])]
     for m in report.get("mixes", []):
         lines += ["", *mix_lines(m, ceiling)]
     for r in runs:
@@ -157,6 +163,8 @@ def write_report(report: dict[str, Any], out: Path) -> list[Path]:
     """Write ``report.json``, ``report.md`` and every run's plots into ``out``; return the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     plots = {r["name"]: bench_plots.plot_run(r, out) for r in report["runs"]}
+    if "sweep" in report:
+        plots[bench_series.SWEEP] = [bench_plots.plot_sweep(report["sweep"], out)]
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(format_markdown(report, {k: [p.name for p in v] for k, v in plots.items()}))
     return [out / "report.json", out / "report.md", *(p for paths in plots.values() for p in paths)]
@@ -168,9 +176,10 @@ def format_markdown(report: dict[str, Any], plots: dict[str, list[str]]) -> str:
     load = " / ".join(_fmt(x, 2) for x in m["load_average_before"])
     dirty = {True: " (tracked files changed)", False: "", None: ""}[report.get("dirty")]
     lines = [
-        f"# medchain bench cluster: {report['workload']}, {report['started_at']}",
+        f"# medchain bench: {report['workload']}, {report['started_at']}",
         "",
-        f"- **Command:** `{report.get('command', 'medchain bench cluster')}`",
+        f"- **Command:** `{report.get('command', 'medchain bench')}`",
+        f"- **Cluster:** {report.get('network', 'a fresh cluster')}; {report.get('series', 'runs')}",
         f"- **Commit:** `{report['commit']}`{dirty}",
         f"- **Machine:** {m['cores']} cores, {m['cpu_model']}, {m['memory_gb']} GB; load average before the run "
         f"{load} (1 / 5 / 15 min); Python {m['python']}, {m['platform']}",
@@ -178,6 +187,10 @@ def format_markdown(report: dict[str, Any], plots: dict[str, list[str]]) -> str:
         f"= {c['tx_per_s']:,.0f} tx/s (best of {VERIFY_ROUNDS} rounds, measured in this run)",
         "",
     ]
+    if "sweep" in report:
+        lines += bench_series.sweep_markdown(report["sweep"], plots.get(bench_series.SWEEP, []))
+    if "find_max" in report:
+        lines += bench_series.find_max_markdown(report["find_max"])
     for run in report["runs"]:
         lines += _run_markdown(run, plots.get(run["name"], []))
     for mix in report.get("mixes", []):
@@ -249,6 +262,8 @@ DEFINITIONS = [
     "stopped watching (refused, lost, or still pending after the drain): counted as a failure, never left out; "
     "the second latency row records each at the latency it had reached then (a lower bound).",
     "- **Ceiling:** cores x Ed25519 verify/s on one core / validators: every validator checks every "
-    "transaction's signature and they share the machine's cores, so no cluster here could commit more.",
+    "transaction's signature and they share the machine's cores, so no cluster here could commit more. Verify/s is "
+    "measured once per bench (best of the rounds, per CPU second); each run divides by its own number of "
+    "validators, so in a sweep each size has its own ceiling.",
     "",
 ]

@@ -77,7 +77,7 @@ OFFLINE = {
     "key new", "key show", "node init", "node reset", "node rotate-kek", "node show-id", "node start",
     "proof history",
     "proof verify", "sim", "testnet",
-    # the lab tools start or find their own cluster (by folder, not by --node)
+    # the lab tools start or find their own cluster (by folder, not by --node); 'bench' itself runs 'bench cluster'
     "bench cluster", "bench verify", "bench signing", "bench storage", "bench catchup", "counterfeit", "story",
     "chaos list", "chaos random", "chaos run", "chaos run-all",
     # signed with the network's operator key, sent to every affected node of the folder
@@ -157,6 +157,20 @@ def test_every_command_that_prints_data_takes_json(path: tuple[str, ...]):
     command = dict(ALL)[path]
     options = {opt for p in command.params if isinstance(p, click.Option) for opt in p.opts}
     assert ("--json" in options) == (name(path) not in NO_JSON), name(path)
+
+
+# Groups that run a command themselves when called without one (``medchain bench`` runs the cluster benchmark).
+RUNNABLE_GROUPS = {"bench"}
+
+
+def test_a_group_that_runs_without_a_command_is_classified_and_takes_json():
+    runnable = {name(path) for path, command in ALL
+                if isinstance(command, click.Group) and command.invoke_without_command}
+    assert runnable == RUNNABLE_GROUPS, "classify runnable groups in RUNNABLE_GROUPS (and OFFLINE-like: no --node)"
+    for path in runnable:
+        command = dict(ALL)[tuple(path.split())]
+        options = {opt for p in command.params if isinstance(p, click.Option) for opt in p.opts}
+        assert "--json" in options and "--node" not in options, path
 
 
 # ---------------------------------------------------------------- client commands

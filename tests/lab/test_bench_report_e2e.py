@@ -77,7 +77,7 @@ def test_a_five_second_run_writes_every_field_and_plot_and_matches_the_chain(tmp
     report = json.loads((out / "report.json").read_text())
     assert report == json.loads(result.stdout)
     assert set(report) >= TOP and set(report["machine"]) >= MACHINE
-    assert report["command"].startswith("medchain bench cluster --mode rate --rate 60 --seconds 5")
+    assert report["command"].startswith("medchain bench cluster --rate 60 --mode rate --duration 5")
     assert report["commit"] and report["ceiling"]["tx_per_s"] > 0
     (run,) = report["runs"]
     check_run(run)
