@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -57,7 +57,7 @@ from node.documents import (
 )
 from node.errors import ApiError
 from node.genesis import Genesis
-from node.mempool import Mempool, MempoolFull, MempoolLimits
+from node.mempool import Mempool, MempoolFull, MempoolLimits, RegossipSchedule
 from node.metrics import NodeMetrics
 from node.p2p.byzantine import ByzantineSwitch
 from node.p2p.transport import Transport
@@ -86,7 +86,8 @@ T = TypeVar("T")
 RESULT_PREFIX = b"txr/"
 SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
-REGOSSIP_MAX = 4096
+REGOSSIP_MAX = 4096  # transactions offered again per tick at most
+GOSSIP_CHUNK = 1024  # transactions per TxGossip frame
 EXECUTE_SLICE_TXS = 64  # transactions executed between two yields to the event loop
 
 
@@ -166,6 +167,7 @@ class Node:
         self._admitted_at: OrderedDict[bytes, float] = OrderedDict()
         self._subscribers: set[asyncio.Queue[CommitEvent | None]] = set()
         self._gossip_out: list[bytes] = []
+        self._regossip_plan = RegossipSchedule()
         self._gossip_scheduled = False
         self._propose_scheduled = False
         self._peer_heads: dict[str, int] = {}
@@ -290,7 +292,7 @@ class Node:
         for commit in out.commit:
             follow.append(await self._commit(commit))
         for request in out.validate:
-            reason = validate_block(request.block, self.checker, self.store.has_tx)
+            reason = validate_block(request.block, self.checker, self._committed_before)
             if reason is not None:
                 log.warning(
                     "refusing block %s at height %d: %s", request.block.hash.hex()[:16], request.block.height, reason
@@ -417,9 +419,9 @@ class Node:
         self.metrics.block_txs.observe(len(block.txs))
         ids = [r.tx_id for r in result.results]
         self.mempool.remove(ids)
+        self._regossip_plan.forget(ids)
+        self._count_results(result)
         for index, r in enumerate(result.results):
-            (self.metrics.txs_committed if r.ok else self.metrics.txs_rejected).inc()
-            self.metrics.txs_by_action.labels(r.action or "malformed", "accepted" if r.ok else r.code).inc()
             admitted = self._admitted_at.pop(r.tx_id, None)
             if admitted is not None:
                 self.metrics.commit_latency.observe(now - admitted)
@@ -440,6 +442,28 @@ class Node:
                 queue.put_nowait(event)
         self.transport.broadcast(NODE_CODEC.encode(HeadAnnounce(block.height, block.hash)))
         self._update_gauges()
+
+    def _committed_before(self, tid: bytes) -> bool:
+        """Whether ``tid`` is in the chain; a pending transaction never is, so no index read for it.
+
+        Admission refuses a committed transaction, and a commit takes its
+        transactions out of the mempool before anything else runs on the loop.
+        """
+        return tid not in self.mempool and self.store.has_tx(tid)
+
+    def _count_results(self, result: BlockResult) -> None:
+        """The per-transaction counters, added once per block and label (a labelled inc costs microseconds)."""
+        outcomes: Counter[tuple[str, str]] = Counter(
+            (r.action or "malformed", "accepted" if r.ok else r.code) for r in result.results
+        )
+        accepted = 0
+        for (action, outcome), count in outcomes.items():
+            self.metrics.txs_by_action.labels(action, outcome).inc(count)
+            accepted += count if outcome == "accepted" else 0
+        if accepted:
+            self.metrics.txs_committed.inc(accepted)
+        if len(result.results) > accepted:
+            self.metrics.txs_rejected.inc(len(result.results) - accepted)
 
     # ------------------------------------------------------------ proposing
 
@@ -474,10 +498,13 @@ class Node:
             "message": msg,
         }
 
-    def _admit(self, data: bytes, tid: bytes, from_client: bool = False, wake: bool = True) -> bool:
+    def _admit(
+        self, data: bytes, tid: bytes, from_client: bool = False, wake: bool = True, origin: str | None = None
+    ) -> bool:
         """Checks, then the mempool; True when new.  Raises ApiError with the reason.
 
         ``wake``: tell the replica there is work (a batch tells it once, after its last transaction).
+        ``origin``: the peer that gossiped it (it is never offered back to that peer).
         """
         if self.store.has_tx(tid):
             raise ApiError(409, "already-committed", f"transaction {tid.hex()} is already committed")
@@ -502,7 +529,8 @@ class Node:
             self.metrics.mempool_full.inc()
             raise ApiError(503, "mempool-full", f"{exc}; retry later", {"Retry-After": "1"}) from None
         if added:
-            self._admitted_at[tid] = time.monotonic()
+            self._admitted_at[tid] = now = time.monotonic()
+            self._regossip_plan.add(tid, now, origin)
             if len(self._admitted_at) > 500_000:
                 self._admitted_at.popitem(last=False)
             if wake and (len(self.mempool) == 1 or not self._propose_scheduled):
@@ -594,8 +622,8 @@ class Node:
     def _flush_gossip(self) -> None:
         self._gossip_scheduled = False
         batch, self._gossip_out = self._gossip_out, []
-        for i in range(0, len(batch), 1024):
-            self.transport.broadcast(NODE_CODEC.encode(TxGossip(tuple(batch[i : i + 1024]))))
+        for i in range(0, len(batch), GOSSIP_CHUNK):
+            self.transport.broadcast(NODE_CODEC.encode(TxGossip(tuple(batch[i : i + GOSSIP_CHUNK]))))
 
     # ------------------------------------------------------------ P2P
 
@@ -608,6 +636,8 @@ class Node:
             names = tuple(sorted(self.transport.connected_peers()))
             self.transport.broadcast(NODE_CODEC.encode(PeerSet(names)))
             self.transport.send(peer, NODE_CODEC.encode(HeadAnnounce(self.tip.height, self.tip.block_hash)))
+            # What was queued on the old link may be lost: offer the new one everything pending.
+            self._send_txs(peer, [data for _, data in self.mempool.batch(REGOSSIP_MAX, 1 << 30)])
 
     def _on_p2p(self, peer: str, payload: bytes) -> None:
         try:
@@ -660,7 +690,7 @@ class Node:
             if tid in self.mempool:
                 continue
             try:
-                if self._admit(data, tid):
+                if self._admit(data, tid, origin=peer):
                     fresh.append(data)
             except ApiError as refused:
                 # A peer relaying what we refuse is expected (it may be ahead of us, or Byzantine): count, never stop.
@@ -707,17 +737,23 @@ class Node:
             best = max(self._peer_heads.values(), default=0)
             if best > self.tip.height:
                 self._request_blocks(self.tip.height + 1)
-            if ticks % 8 == 0:
+            if ticks % 4 == 0:
                 self._regossip()
 
     def _regossip(self) -> None:
-        """Offer transactions waiting over a second again: a peer may have missed them
-        (its mempool was full, or the link was down) and may be the next primary."""
-        cutoff = time.monotonic() - 1.0
-        stale = [data for tid, data in self.mempool.batch(REGOSSIP_MAX, 1 << 30)
-                 if self._admitted_at.get(tid, 0.0) < cutoff]
-        for i in range(0, len(stale), 1024):
-            self.transport.broadcast(NODE_CODEC.encode(TxGossip(tuple(stale[i : i + 1024]))))
+        """Offer the transactions whose resend is due (``RegossipSchedule``) again to every peer
+        but the one each came from: a full mempool may have refused them, and that peer may be
+        the next primary."""
+        due = self._regossip_plan.due(time.monotonic(), REGOSSIP_MAX)
+        if not due:
+            return
+        for peer in self.transport.connected_peers():
+            self._send_txs(peer, [data for tid, origin in due
+                                  if origin != peer and (data := self.mempool.get(tid)) is not None])
+
+    def _send_txs(self, peer: str, txs: list[bytes]) -> None:
+        for i in range(0, len(txs), GOSSIP_CHUNK):
+            self.transport.send(peer, NODE_CODEC.encode(TxGossip(tuple(txs[i : i + GOSSIP_CHUNK]))))
 
     async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
         self._sync_inflight_until = 0.0
@@ -733,7 +769,7 @@ class Node:
             if reason is None and item.block.header.app_hash != self.tip.app_hash:
                 reason = "block's app_hash differs from our state"
             if reason is None:
-                reason = validate_block(item.block, self.checker, self.store.has_tx)
+                reason = validate_block(item.block, self.checker, self._committed_before)
             if reason is not None:
                 log.warning("refusing block %d from %s: %s", item.block.height, peer, reason)
                 self.metrics.blocks_refused.inc()

@@ -109,9 +109,16 @@ async def test_an_equivocating_primary_forks_nothing_and_leaves_evidence_naming_
     assert (await fault(net, "byzantine", culprit, "equivocate"))[culprit]["byzantine"] == "equivocate"
     try:
         honest = [n for n in VALIDATORS if n != culprit]
-        await asyncio.gather(*(commit(net, honest[i % 3], f"under an equivocating primary {i}") for i in range(3)))
-        found = await evidence_against(net, culprit, timeout=10)
-        assert any(found.values()), f"no honest node holds evidence against {culprit}: {found}"
+        found: dict[str, list[Any]] = {}
+        for round_ in range(4):  # a few heights: the fork must reach a replica that can tell (timing varies)
+            await asyncio.gather(*(
+                commit(net, honest[i % 3], f"under an equivocating primary {round_}.{i}") for i in range(3)
+            ))
+            found = await evidence_against(net, culprit, timeout=4)
+            if any(found.values()):
+                break
+        statuses = [await net.status(n) for n in net.names]
+        assert any(found.values()), f"no honest node holds evidence against {culprit}: {found}; {statuses}"
         assert {e["kind"] for items in found.values() for e in items} <= {"pre-prepare", "prepare", "commit"}
     finally:
         state = await admin.post(culprit, "/admin/byzantine", {"behaviour": "none"})
