@@ -41,7 +41,7 @@ from consensus.events import (
 )
 from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate
 from consensus.replica import Replica
-from node.app import Application, BlockResult, Rejected
+from node.app import Application, BlockResult, Prechecked, Rejected
 from node.config import NodeConfig
 from node.documents import (
     BatchCounts,
@@ -73,7 +73,7 @@ from node.p2p.wire import (
 )
 from node.proofs import build_proof
 from node.transaction import tx_id
-from node.validation import TxChecker, validate_block
+from node.validation import CertifiedTxs, TxChecker, transactions_problem, validate_block
 from primitives.codec import pack, unpack_strict
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
@@ -358,13 +358,15 @@ class Node:
 
     async def _commit(self, commit: CommitBlock) -> Event:
         block, cert = commit.block, commit.certificate
-        result = await self._apply_block(block, cert)
+        # via_sync: the replica verified the certificate and _apply_synced the transactions (CertifiedTxs).
+        result = await self._apply_block(block, cert, certified=commit.via_sync)
         if commit.via_sync:
             self.metrics.blocks_synced.inc()
         return Executed(block.height, result.app_hash)
 
-    async def _apply_block(self, block: Block, cert: CommitCertificate) -> BlockResult:
-        result = await self._execute(block)
+    async def _apply_block(self, block: Block, cert: CommitCertificate, certified: bool = False) -> BlockResult:
+        """Execute and store ``block``; ``certified`` only when catch-up verified ``cert`` and the transactions."""
+        result = await self._execute(block, CertifiedTxs(self.checker) if certified else self.checker)
         writes = dict(result.writes)
         for r in result.results:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
@@ -377,7 +379,7 @@ class Node:
         self._after_commit(block, cert, result)
         return result
 
-    async def _execute(self, block: Block) -> BlockResult:
+    async def _execute(self, block: Block, prechecked: Prechecked) -> BlockResult:
         """Run the rules on the loop in slices of transactions, letting the API and P2P in between.
 
         Not on an executor thread: there each LevelDB read would hand the
@@ -385,7 +387,7 @@ class Node:
         per transaction than running on the loop.  Wall time still counts
         whatever else the loop does between slices.
         """
-        steps = self.app.execute_steps(block, self.store, self.tip.app_hash, self.checker, EXECUTE_SLICE_TXS)
+        steps = self.app.execute_steps(block, self.store, self.tip.app_hash, prechecked, EXECUTE_SLICE_TXS)
         wall, cpu = time.perf_counter(), 0.0
         while True:
             started = time.thread_time()
@@ -756,11 +758,19 @@ class Node:
             self.transport.send(peer, NODE_CODEC.encode(TxGossip(tuple(txs[i : i + GOSSIP_CHUNK]))))
 
     async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
+        """Apply fetched blocks in order; each executes without client signature checks (``CertifiedTxs``),
+        so nothing reaches execution before its certificate and its transactions were checked."""
         self._sync_inflight_until = 0.0
         for item in blocks:
             if item.block.height != self.tip.height + 1:
                 continue
             if self.replica is not None:
+                # The replica checks the certificate (a bad one is dropped there); the certificate
+                # covers the header only, so the transactions are checked against it here.
+                reason = transactions_problem(item.block)
+                if reason is not None:
+                    self._refuse_synced(peer, item.block.height, reason)
+                    return
                 await self._feed(SyncedBlock(item.block, item.certificate))
                 continue
             reason = self.verifier.check_commit_certificate(item.certificate, item.block)
@@ -769,16 +779,19 @@ class Node:
             if reason is None and item.block.header.app_hash != self.tip.app_hash:
                 reason = "block's app_hash differs from our state"
             if reason is None:
-                reason = validate_block(item.block, self.checker, self._committed_before)
+                reason = validate_block(item.block, self.checker, self._committed_before, certified=True)
             if reason is not None:
-                log.warning("refusing block %d from %s: %s", item.block.height, peer, reason)
-                self.metrics.blocks_refused.inc()
-                self.transport.penalize(peer, reason)
+                self._refuse_synced(peer, item.block.height, reason)
                 return
-            await self._apply_block(item.block, item.certificate)
+            await self._apply_block(item.block, item.certificate, certified=True)
             self.metrics.blocks_synced.inc()
         if blocks and max(self._peer_heads.values(), default=0) > self.tip.height:
             self._request_blocks(self.tip.height + 1)
+
+    def _refuse_synced(self, peer: str, height: int, reason: str) -> None:
+        log.warning("refusing block %d from %s: %s", height, peer, reason)
+        self.metrics.blocks_refused.inc()
+        self.transport.penalize(peer, reason)
 
     # ------------------------------------------------------------ fault experiments (admin interface)
 

@@ -10,6 +10,12 @@ execution with a reason, like every validator does deterministically.
 ``TxChecker`` remembers the verdict per tx id, so a transaction verified at
 mempool admission is not verified again when it arrives inside a block, and
 keeps the decoded transaction until execution takes it (decoded once per node).
+
+A block that comes with a verified commit certificate (catch-up) is not
+checked that way: ``CertifiedTxs`` tells execution its transactions passed
+these checks on the validators that voted for it (see there why that holds),
+so a catching-up node decodes and executes them without verifying client
+signatures again.  A block decided live never takes that path.
 """
 
 from __future__ import annotations
@@ -73,17 +79,62 @@ class TxChecker:
         return verdict
 
 
-def validate_block(block: Block, checker: TxChecker, is_committed: Callable[[bytes], bool]) -> str | None:
-    """None when ``block`` may be voted for, else the reason."""
-    if merkle_root(block.txs) != block.header.tx_root:
+class CertifiedTxs:
+    """``Prechecked`` for executing a block whose commit certificate was verified: it vouches for every transaction.
+
+    Why that is safe: an honest validator votes PREPARE for a block only after
+    ``validate_block`` passed it (every transaction through ``precheck``,
+    signatures included, the block refused if one fails) or when it built the
+    block itself from its mempool, which admits only checked transactions; a
+    commit certificate holds 2f+1 signatures, so at least f+1 honest validators
+    checked each transaction of the block it names (the replica argues the
+    same for a re-proposed block).  A verdict of those checks never shows in a
+    committed block's results, so skipping them changes no ``app_hash``.
+
+    Only for that case: a block from catch-up whose certificate was checked
+    against the validator set (the replica's ``SyncedBlock`` handling, an
+    observer's ``validate_block(certified=True)``) and whose transactions
+    match its header (``transactions_problem``: the certificate covers the
+    header only).  A block decided live executes with the ``TxChecker``, which
+    verifies what this node has not.
+    """
+
+    def __init__(self, checker: TxChecker) -> None:
+        self._checker = checker
+
+    def take(self, tid: bytes) -> Any | None:
+        return self._checker.take(tid)
+
+    def verified_ok(self, tid: bytes) -> bool:
+        return True
+
+
+def transactions_problem(block: Block) -> str | None:
+    """None when ``block``'s transactions are the ones its header names (and so a certificate of it), else why."""
+    if block.header.tx_count != len(block.txs) or merkle_root(block.txs) != block.header.tx_root:
         return "transactions do not match the header's tx_root"
+    return None
+
+
+def validate_block(
+    block: Block, checker: TxChecker, is_committed: Callable[[bytes], bool], certified: bool = False
+) -> str | None:
+    """None when ``block`` may be voted for (or applied, when ``certified``), else the reason.
+
+    ``certified`` only for a block whose commit certificate was verified: the
+    stateless checks of its transactions (``precheck``) are then left to the
+    validators that voted for it (``CertifiedTxs``).
+    """
+    mismatch = transactions_problem(block)
+    if mismatch is not None:
+        return mismatch
     seen: set[bytes] = set()
     for i, data in enumerate(block.txs):
         tid = tx_id(data)
         if tid in seen:
             return f"transaction {i} appears twice"
         seen.add(tid)
-        problem = checker.check(data, tid)
+        problem = None if certified else checker.check(data, tid)
         if problem is not None:
             return f"transaction {i} {tid.hex()[:16]}: {problem}"
         if is_committed(tid):

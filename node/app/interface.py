@@ -5,7 +5,10 @@ Rules of this boundary:
 
 * ``precheck`` is stateless and runs once per node, before ordering: decoding,
   chain id, signatures.  It returns the decoded form (opaque to the runtime),
-  which the runtime hands back to execution through ``Prechecked``.
+  which the runtime hands back to execution through ``Prechecked``.  A block
+  that catch-up brings with a verified commit certificate was prechecked by
+  the validators that voted for it: its ``Prechecked`` says so for every
+  transaction, and execution verifies no signature of it again.
 * ``execute_steps`` is deterministic: the same block on the same state gives the
   same ``BlockResult`` (and ``app_hash``) on every replica.
 * ``after_commit`` runs off the event loop once the block is stored; what it
@@ -58,13 +61,14 @@ class StateReader(Protocol):
 
 
 class Prechecked(Protocol):
-    """What a node already checked before a block came: execution skips that work."""
+    """What a node already checked before a block came (or a commit certificate vouches for): execution skips it."""
 
     def take(self, tid: bytes) -> Any | None:
         """The decoded form ``precheck`` returned, once, when the transaction passed it here."""
 
     def verified_ok(self, tid: bytes) -> bool:
-        """The transaction passed ``precheck`` here (its decoded form may be gone)."""
+        """The transaction passed ``precheck`` here (its decoded form may be gone), or on the validators
+        whose verified commit certificate names its block: execution decodes it without checking signatures."""
 
 
 class Application(Protocol):

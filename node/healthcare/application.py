@@ -33,7 +33,7 @@ from primitives.hashing import sha256
 
 ANCHOR_PREFIX = b"anchor/"
 NOTICED = (b.EraseRecords, b.ScanAlert)  # accepted bodies a node acts on after commit (shred, publish)
-__all__ = ["ANCHOR_PREFIX", "Application", "admission_problem", "check_transaction", "precheck"]
+__all__ = ["ANCHOR_PREFIX", "Application", "admission_problem", "check_transaction", "decode_trusted", "precheck"]
 
 
 def check_transaction(data: bytes, chain_id: str) -> Transaction:
@@ -49,6 +49,20 @@ def precheck(data: bytes, chain_id: str) -> tuple[Transaction, Any]:
     transaction and body for execution to reuse.
     """
     return _checked(data, chain_id, verify=True)
+
+
+def decode_trusted(data: bytes, chain_id: str) -> tuple[Transaction, Any]:
+    """``precheck`` without its signature checks, for a transaction whose signatures were checked already.
+
+    Either this node verified them (its ``TxChecker`` verdict), or a verified
+    commit certificate vouches for the block: every honest validator runs
+    ``precheck`` on each transaction of a block before it votes, and refuses
+    the whole block if one fails (the signer's signature and a reader's request
+    signature alike), so a committed block holds none that fails it and these
+    checks can never change its results.  Decoding and the chain id are still
+    checked.  Never use it on anything else: it accepts forged signatures.
+    """
+    return _checked(data, chain_id, verify=False)
 
 
 def admission_problem(body: Any) -> tuple[str, str] | None:
@@ -138,7 +152,8 @@ class Application:
         prev_app_hash: bytes,
         prechecked: Prechecked | None = None,
     ) -> BlockResult:
-        """``prechecked`` holds what this node checked before (decoded, signatures verified): not done again."""
+        """``prechecked`` holds what this node checked before (decoded, signatures verified), or vouches for
+        a certified block's transactions (``node.validation.CertifiedTxs``): not done again."""
         steps = self.execute_steps(block, state, prev_app_hash, prechecked, len(block.txs) + 1)
         while True:
             try:
@@ -174,9 +189,10 @@ class Application:
                 done = prechecked.take(tid) if prechecked is not None else None
                 if done is not None:
                     tx, body = done
+                elif prechecked is not None and prechecked.verified_ok(tid):
+                    tx, body = decode_trusted(data, self.chain_id)
                 else:
-                    verify = prechecked is None or not prechecked.verified_ok(tid)
-                    tx, body = _checked(data, self.chain_id, verify)
+                    tx, body = precheck(data, self.chain_id)
                 self._apply(tx, body, tid, block.height, time_ms, overlay)
             except Rejected as exc:
                 results.append(TxResult(tid, False, exc.code, exc.message, self._action))

@@ -1,0 +1,219 @@
+"""Catch-up executes certified blocks without verifying client signatures; live blocks keep verifying them.
+
+One node of a 4-validator, 1-observer testnet runs in-process (``node.runtime.Node``
+with a real ChainStore in ``tmp_path`` and a real Transport); the other
+validators do not run: the test holds their keys and plays their part, sending
+signed consensus messages or certified blocks as frames from a peer.  Client
+signature checks are counted at ``VerifyKey.verify`` (the ``medchain/v1/tx``
+domain), the one place every Ed25519 check goes through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from consensus.messages import (
+    CONSENSUS_CODEC,
+    DOMAIN_COMMIT,
+    Block,
+    BlockHeader,
+    Commit,
+    CommitCertificate,
+    Prepare,
+    PrePrepare,
+    Vote,
+    vote_payload,
+)
+from node.config import load_config, parse_address, read_key
+from node.genesis import load_genesis
+from node.healthcare.node_app import healthcare_app
+from node.healthcare.transactions import Anchor, make_transaction
+from node.lab.testnet import client_key, generate_testnet
+from node.p2p.certs import client_context, server_context
+from node.p2p.transport import Transport
+from node.p2p.wire import NODE_CODEC, CertifiedBlock, ConsensusFrame, SyncResponse
+from node.runtime import Node
+from node.transaction import DOMAIN_TX, tx_id
+from primitives.hashing import sha256
+from primitives.merkle import merkle_root
+from primitives.signing import SigningKey, VerifyKey
+from storage.chainstore import ChainStore
+from tests.harness import free_base_port
+from tests.helpers import sign
+
+pytestmark = pytest.mark.asyncio
+VALIDATOR, OBSERVER = "node3", "node4"
+PEER = "node0"
+
+
+@dataclass
+class Net:
+    node: Node
+    keys: list[SigningKey]  # validators 0..3
+    client: SigningKey
+    client_verifies: list[int]  # [client signatures verified so far, by any code in this process]
+
+    def anchors(self, label: str, count: int = 5) -> list[bytes]:
+        now = int(time.time() * 1000)
+        return [make_transaction(self.client, self.node.chain_id, Anchor(sha256(f"{label}{i}".encode()), label), now)
+                for i in range(count)]
+
+    def next_block(self, txs: list[bytes], prev: Block | None = None) -> Block:
+        """The block after the node's head (or after ``prev``, on the node's current app hash)."""
+        tip = self.node.tip
+        prev_hash = prev.hash if prev is not None else tip.block_hash
+        height = prev.height + 1 if prev is not None else tip.height + 1
+        ts = max(int(time.time() * 1000), tip.timestamp_ms + 1)
+        header = BlockHeader(self.node.chain_id, height, prev_hash, 0, 0, ts, merkle_root(txs), len(txs), tip.app_hash)
+        return Block(header, tuple(txs))
+
+    def certificate(self, block: Block, voters: tuple[int, ...] = (0, 1, 2)) -> CommitCertificate:
+        payload = vote_payload(block.height, 0, block.hash)
+        votes = tuple(Vote(i, self.keys[i].sign(DOMAIN_COMMIT, self.node.chain_id, payload)) for i in voters)
+        return CommitCertificate(block.height, 0, block.hash, votes)
+
+    async def serve(self, block: Block, certificate: CommitCertificate) -> None:
+        """``block`` arrives from a peer as a catch-up response; returns once the node has handled it."""
+        response = SyncResponse(block.height, (CertifiedBlock(block, certificate),))
+        self.node.transport.on_message(PEER, NODE_CODEC.encode(response))
+        await handled(self.node)
+
+    def consensus(self, message: PrePrepare | Prepare | Commit) -> None:
+        signed = sign(message, self.keys[message.sender], self.node.chain_id)
+        self.node.transport.on_message(PEER, NODE_CODEC.encode(ConsensusFrame(CONSENSUS_CODEC.encode(signed))))
+
+
+async def handled(node: Node) -> None:
+    """Wait until the node's driver has taken everything queued before this call (its inbox is served in order)."""
+    done = asyncio.Event()
+
+    async def mark() -> None:
+        done.set()
+
+    node.inbox.put_nowait(mark)
+    await asyncio.wait_for(done.wait(), 10)
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+    assert predicate(), what
+
+
+@pytest.fixture
+def client_verifies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    count = [0]
+    real = VerifyKey.verify
+
+    def counting(key: VerifyKey, domain: bytes, chain_id: str, payload: bytes, signature: bytes) -> bool:
+        if domain == DOMAIN_TX:
+            count[0] += 1
+        return real(key, domain, chain_id, payload, signature)
+
+    monkeypatch.setattr(VerifyKey, "verify", counting)
+    return count
+
+
+async def _started(tmp_path: Path, name: str, client_verifies: list[int]) -> AsyncIterator[Net]:
+    net = tmp_path / "net"
+    genesis = generate_testnet(net, 4, 1, free_base_port(5), chain_id="certified-catchup")
+    home = net / name
+    config = load_config(home)
+    key = read_key(home / "node_key.json")
+    assert load_genesis(config.path(config.genesis)).chain_id == genesis.chain_id
+    store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
+    trusted = [m.cert_pem for m in genesis.nodes]
+    transport = Transport(
+        config.name, key, genesis.chain_id, {m.name: m.key for m in genesis.nodes},
+        parse_address(config.p2p_listen), {p.name: parse_address(p.address) for p in config.peers},
+        server_context(home / "tls", trusted), client_context(home / "tls", trusted),
+    )
+    node = Node(config, genesis, key, store, transport, healthcare_app(home))
+    await node.start()
+    try:
+        keys = [read_key(net / f"node{i}" / "node_key.json") for i in range(4)]
+        yield Net(node, keys, client_key(net, 0), client_verifies)
+    finally:
+        await node.stop()
+        store.close()
+
+
+@pytest.fixture(params=[VALIDATOR, OBSERVER])
+async def anyone(tmp_path: Path, request: pytest.FixtureRequest, client_verifies: list[int]) -> AsyncIterator[Net]:
+    async for net in _started(tmp_path, request.param, client_verifies):
+        yield net
+
+
+@pytest.fixture
+async def validator(tmp_path: Path, client_verifies: list[int]) -> AsyncIterator[Net]:
+    async for net in _started(tmp_path, VALIDATOR, client_verifies):
+        yield net
+
+
+def _statuses(node: Node, txs: list[bytes]) -> list[str]:
+    return [node.tx_status(tx_id(data))["status"] for data in txs]
+
+
+async def test_a_live_block_has_its_client_signatures_verified_a_synced_one_not(validator: Net) -> None:
+    node = validator.node
+    live_txs = validator.anchors("live")
+    live = validator.next_block(live_txs)
+    validator.consensus(PrePrepare(0, 1, live, 0, b""))
+    for sender in (1, 2):
+        validator.consensus(Prepare(0, 1, live.hash, sender, b""))
+    for sender in (0, 1, 2):
+        validator.consensus(Commit(0, 1, live.hash, sender, b""))
+    await until(lambda: node.tip.height == 1, "the live block committed")
+    assert validator.client_verifies[0] == len(live_txs)  # each checked once, while validating the proposal
+    synced_txs = validator.anchors("synced")
+    synced = validator.next_block(synced_txs)
+    await validator.serve(synced, validator.certificate(synced))
+    assert node.tip.height == 2 and node.tip.block_hash == synced.hash
+    assert validator.client_verifies[0] == len(live_txs)  # none for the synced block
+    assert _statuses(node, live_txs + synced_txs) == ["committed"] * (len(live_txs) + len(synced_txs))
+
+
+async def test_catch_up_verifies_the_certificate_and_no_client_signature(anyone: Net) -> None:
+    node = anyone.node
+    txs = anyone.anchors("caught up")
+    first = anyone.next_block(txs)
+    await anyone.serve(first, anyone.certificate(first))
+    assert node.tip.height == 1 and _statuses(node, txs) == ["committed"] * len(txs)
+    assert anyone.client_verifies[0] == 0
+
+
+async def test_a_block_without_a_valid_quorum_certificate_is_never_executed(anyone: Net) -> None:
+    node = anyone.node
+    txs = anyone.anchors("uncertified")
+    block = anyone.next_block(txs)
+    good = anyone.certificate(block)
+    short = anyone.certificate(block, voters=(0, 1))
+    forged_vote = replace(good, votes=(*good.votes[:2], Vote(2, bytes(64))))
+    other_block = replace(good, block_hash=sha256(b"another block"))
+    for bad in (short, forged_vote, other_block):
+        await anyone.serve(block, bad)
+        assert node.tip.height == 0 and _statuses(node, txs) == ["unknown"] * len(txs)
+    await anyone.serve(block, good)  # the same block, certified: applied
+    assert node.tip.height == 1 and _statuses(node, txs) == ["committed"] * len(txs)
+
+
+async def test_a_certified_header_with_other_transactions_is_refused_and_its_peer_penalised(anyone: Net) -> None:
+    node = anyone.node
+    txs = anyone.anchors("named")
+    block = anyone.next_block(txs)
+    certificate = anyone.certificate(block)
+    forged = bytearray(anyone.anchors("smuggled", 1)[0])
+    forged[-10] ^= 0x01  # a signature no validator would have let through
+    for other in ((*txs[:-1], bytes(forged)), tuple(txs[:-1]), tuple(reversed(txs))):
+        await anyone.serve(Block(block.header, other), certificate)
+        assert node.tip.height == 0 and node.tx_status(tx_id(bytes(forged)))["status"] == "unknown"
+    assert node.transport.peer_stats()[PEER]["penalties"] == 3
+    await anyone.serve(block, certificate)
+    assert node.tip.height == 1 and _statuses(node, txs) == ["committed"] * len(txs)
