@@ -554,7 +554,17 @@ class Node:
         try:
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
+            self._drop_waiter(tid, fut)
             raise ApiError(504, "timeout", f"transaction {tid.hex()} not committed within {timeout:g}s") from None
+
+    def _drop_waiter(self, tid: bytes, fut: asyncio.Future[TxStatus]) -> None:
+        """Forget a commit wait that gave up, so waits that time out do not pile up."""
+        fut.cancel()
+        waiters = self._waiters.get(tid, [])
+        if fut in waiters:
+            waiters.remove(fut)
+        if not waiters:
+            self._waiters.pop(tid, None)
 
     async def submit_batch(self, txs: Sequence[bytes], wait_commit: bool, timeout: float) -> BatchReply:
         """Admit ``txs`` in one pass on the loop, each with its own result in order; one gossip flush, one wake-up.
@@ -606,12 +616,7 @@ class Node:
             if fut.done():
                 results[i] = _final_item(fut.result())  # shutting-down raises: the whole request answers 503
                 continue
-            fut.cancel()
-            waiters = self._waiters.get(pending[i], [])
-            if fut in waiters:
-                waiters.remove(fut)
-            if not waiters:
-                self._waiters.pop(pending[i], None)
+            self._drop_waiter(pending[i], fut)
             results[i] = {"tx_id": pending[i].hex(), "status": "timeout",
                           "message": f"not committed within {timeout:g}s; it may still commit (see GET /txs/<tx_id>)"}
 

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 import plyvel
 
+from consensus.config import ChainTip
 from consensus.events import WAL_CODEC
 from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate
 from primitives.errors import DecodeError, UsageError
@@ -154,9 +155,15 @@ def _check_store(db: Database, findings: Findings, chain_id: str | None, genesis
         findings.add(f"schema version {version}, this medchain reads {metadata.SCHEMA_VERSION}")
         return
     identity = _identity(db, findings, chain_id, genesis_hash)
-    top = _head_height(db, findings)
+    try:
+        head = metadata.read_head(db)
+    except CorruptRecord as exc:
+        findings.add(str(exc))
+        top, head = None, None  # the head is unreadable: the walk goes as far as the blocks do
+    else:
+        top = 0 if head is None else head.height
     chain = ChainWalk(db, findings, identity)
-    chain.walk(top)
+    chain.walk(top, head)
     _check_tx_index(db, findings, chain.tx_locations)
     _check_hash_index(db, findings, chain.heights)
     _check_wal(db, findings)
@@ -178,16 +185,6 @@ def _identity(
     return identity
 
 
-def _head_height(db: Database, findings: Findings) -> int | None:
-    """The head's height (0 at genesis); None if the head record is damaged."""
-    try:
-        head = metadata.read_head(db)
-    except CorruptRecord as exc:
-        findings.add(str(exc))
-        return None
-    return 0 if head is None else head.height
-
-
 class ChainWalk:
     """Every height from 1 to the head: blocks, certificates, links; collects what the indexes must hold."""
 
@@ -198,7 +195,8 @@ class ChainWalk:
         self.tx_locations: dict[bytes, bytes] = {}  # tx index key -> packed location, as add_block writes it
         self.heights: dict[bytes, int] = {}  # block hash -> height
 
-    def walk(self, top: int | None) -> None:
+    def walk(self, top: int | None, head: ChainTip | None) -> None:
+        """Heights 1 to ``top`` (None: the head is unreadable) and ``head``, the head record as read."""
         if top is None:  # the head is unreadable: walk what is there
             last = self.db.keys(BLOCK, prefix_end(BLOCK), reverse=True, limit=1)
             top = read_u64(last[0][len(BLOCK):]) if last else 0
@@ -210,7 +208,7 @@ class ChainWalk:
             if block is not None:
                 self._check_block(height, block, cert, prev)
             prev = None if block is None else block.hash
-        self._check_head(top, block, cert)
+        self._check_head(top, head, block, cert)
         for prefix, what in ((BLOCK, "block"), (CERTIFICATE, "certificate")):
             above = self.db.keys(prefix + u64(top + 1), prefix_end(prefix), limit=1)
             if above:
@@ -250,12 +248,10 @@ class ChainWalk:
             entries.setdefault(TX + sha256(tx), pack_tx_location(height, index))
         self.tx_locations.update(entries)  # a later block's entry replaces an earlier one, as on commit
 
-    def _check_head(self, top: int, block: Block | None, cert: CommitCertificate | None) -> None:
-        try:
-            head = metadata.read_head(self.db)
-        except CorruptRecord:
-            return  # already reported
-        if head is None or block is None:
+    def _check_head(
+        self, top: int, head: ChainTip | None, block: Block | None, cert: CommitCertificate | None
+    ) -> None:
+        if head is None or block is None:  # none, or unreadable (already reported)
             return
         if head.block_hash != block.hash:
             self.findings.add(f"head: names block {head.block_hash.hex()[:16]}, height {top} holds "

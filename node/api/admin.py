@@ -125,10 +125,8 @@ class FaultControl(Protocol):
     def byzantine_behaviour(self) -> str | None: ...
 
 
-def _integer(doc: dict[str, Any], key: str, bound: int, required: bool = True) -> int | None:
+def _integer(doc: dict[str, Any], key: str, bound: int) -> int:
     value = doc.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, int) or isinstance(value, bool) or abs(value) > bound:
         raise ApiError(400, "bad-setting", f"{key} must be an integer from {-bound} to {bound}, got {value!r}")
     return value
@@ -198,20 +196,16 @@ class AdminRoutes:
         if behaviour != "none" and behaviour not in BEHAVIOURS:
             raise ApiError(400, "bad-behaviour", f"behaviour must be one of {', '.join(BEHAVIOURS)} or none, "
                            f"got {behaviour!r}")
-        seed = _integer(doc, "seed", MAX_SEED, required=False)
+        seed = None if doc.get("seed") is None else _integer(doc, "seed", MAX_SEED)
         self.node.set_byzantine(None if behaviour == "none" else behaviour, seed)
         return self._rules()
 
     async def set_clock(self, request: web.Request) -> web.Response:
         doc = await self._body(request)
-        skew = _integer(doc, "skew_ms", MAX_SKEW_MS)
-        assert skew is not None
-        self.node.set_clock_skew(skew)
+        self.node.set_clock_skew(_integer(doc, "skew_ms", MAX_SKEW_MS))
         return self._rules()
 
     async def set_seed(self, request: web.Request) -> web.Response:
         doc = await self._body(request)
-        seed = _integer(doc, "seed", MAX_SEED)
-        assert seed is not None
-        self.node.reseed_faults(seed)
+        self.node.reseed_faults(_integer(doc, "seed", MAX_SEED))
         return self._rules()

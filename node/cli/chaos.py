@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from node.cli.common import json_option, print_json
+from node.cli.lab_options import interrupted
 from node.lab.chaos import scenario as scenarios
 from node.lab.chaos.report import verdict_table
 from node.lab.chaos.runner import RunResult, run_scenario
@@ -23,13 +24,7 @@ from node.lab.chaos.verdict import Verdicts
 from node.lab.fresh_cluster import raise_interrupt_on_sigterm
 from node.lab.progress import Progress
 
-INTERRUPTED_EXIT = 130
 OUT_HELP = "Folder for the run: OUT/network (the nodes' folders and logs), report.json, report.md, timeline.png."
-
-
-def _interrupted() -> NoReturn:
-    click.echo("interrupted: the cluster was stopped", err=True)
-    raise SystemExit(INTERRUPTED_EXIT)
 
 
 def _run(scenario: scenarios.Scenario, out: Path, seed: int | None, as_json: bool) -> RunResult:
@@ -37,7 +32,7 @@ def _run(scenario: scenarios.Scenario, out: Path, seed: int | None, as_json: boo
     try:
         return run_scenario(scenario, out, Progress(as_json), seed)
     except KeyboardInterrupt:
-        _interrupted()
+        interrupted("the cluster was stopped")
 
 
 def _show(result: RunResult, as_json: bool) -> None:

@@ -124,6 +124,16 @@ def json_option(help_text: str = "Print the data as JSON (for scripts).") -> Cal
     return click.option("--json", "as_json", is_flag=True, help=help_text)
 
 
+CLUSTER_DIR_HELP = "The cluster's folder (as given to 'medchain cluster up')."
+
+
+def cluster_dir_option(help_text: str = CLUSTER_DIR_HELP) -> Callable[[F], F]:
+    """--dir, a running cluster's folder, passed to the command as ``root``."""
+    return click.option(
+        "--dir", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help=help_text
+    )
+
+
 def api_options(signer: str | None = None, key_help: str | None = None) -> Callable[[F], F]:
     """--node and --json on every command; --key where the command signs (``signer``) or reads a default from it."""
 

@@ -13,15 +13,11 @@ import click
 
 from consensus.byzantine import BEHAVIOURS
 from node.api.admin import MAX_SKEW_MS
-from node.cli.common import json_option, print_json
+from node.cli.common import cluster_dir_option, json_option, print_json
 from node.lab import faults
 
-DIR_OPTION = click.option(
-    "--dir",
-    "root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="The network's folder (as given to 'medchain cluster up'); its operator.json signs the requests.",
+DIR_OPTION = cluster_dir_option(
+    "The network's folder (as given to 'medchain cluster up'); its operator.json signs the requests."
 )
 
 

@@ -7,9 +7,10 @@ again, also on errors, Ctrl-C (exit 130) and SIGTERM.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -25,6 +26,26 @@ from node.lab import (
     story,
 )
 from node.lab.progress import Progress
+
+R = TypeVar("R")
+
+KEEP_DIR_OPTION = click.option(
+    "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Put the network here and keep it (default: a temporary folder, removed afterwards).",
+)
+
+
+def _run_and_show(run: Callable[[], R], text: Callable[[R], str], as_json: bool) -> None:
+    """Run a benchmark that starts its own cluster (stopped on Ctrl-C), then print its report."""
+    try:
+        report = run()
+    except KeyboardInterrupt:
+        interrupted("the cluster was stopped")
+    if as_json:
+        print_json(report)
+    else:
+        click.echo(text(report))
+
 
 # ---------------------------------------------------------------- bench
 
@@ -101,8 +122,7 @@ def bench_cluster(ctx: click.Context, /, **params: Any) -> None:
 @click.option("--scans", type=click.IntRange(1, bench_verify.MAX_SCANS), default=2_000, show_default=True,
               metavar="M", help="Sequential verifications per case (with proofs, without).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Picks the codes to scan.")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Put the network here and keep it (default: a temporary folder, removed afterwards).")
+@KEEP_DIR_OPTION
 @JSON_OPTION
 @QUIET_OPTION
 def bench_verify_command(packs: int, scans: int, seed: int, directory: Path | None, as_json: bool,
@@ -119,14 +139,8 @@ def bench_verify_command(packs: int, scans: int, seed: int, directory: Path | No
       medchain bench verify --packs 2000 --scans 200
       medchain bench verify --json
     """
-    try:
-        report = bench_verify.run_verify(packs, scans, seed, directory, Progress(quiet))
-    except KeyboardInterrupt:
-        interrupted("the cluster was stopped")
-    if as_json:
-        print_json(report)
-    else:
-        click.echo(bench_verify.format_verify(report))
+    _run_and_show(lambda: bench_verify.run_verify(packs, scans, seed, directory, Progress(quiet)),
+                  bench_verify.format_verify, as_json)
 
 
 @bench.command("signing")
@@ -157,8 +171,7 @@ def bench_signing(seconds: float, as_json: bool) -> None:
               "then moves and the node must reach it.")
 @click.option("--timeout", type=PositiveNumber(float, 3_600), default=300.0, show_default=True, metavar="S",
               help="Longest catch-up before a run is given up.")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Put the network here and keep it (default: a temporary folder, removed afterwards).")
+@KEEP_DIR_OPTION
 @JSON_OPTION
 @QUIET_OPTION
 def bench_catchup(txs: int, runs: int, load: float, timeout: float, directory: Path | None, as_json: bool,
@@ -177,14 +190,8 @@ def bench_catchup(txs: int, runs: int, load: float, timeout: float, directory: P
       medchain bench catchup --txs 20000 --load 50 --json
     """
     options = catchup_bench.CatchupOptions(txs, runs, load, timeout)
-    try:
-        report = catchup_bench.run_catchup(options, directory, Progress(quiet))
-    except KeyboardInterrupt:
-        interrupted("the cluster was stopped")
-    if as_json:
-        print_json(report)
-    else:
-        click.echo(catchup_bench.format_report(report))
+    _run_and_show(lambda: catchup_bench.run_catchup(options, directory, Progress(quiet)),
+                  catchup_bench.format_report, as_json)
 
 
 @bench.command("storage")

@@ -13,12 +13,14 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
 from node.cli.common import (
     F,
     Fail,
+    cluster_dir_option,
     committed_at,
     connect,
     json_option,
@@ -114,13 +116,7 @@ HOME_OPTION = click.option(
     required=True,
     help="The node's folder (config.toml, node_key.json, tls/, data/).",
 )
-DIR_OPTION = click.option(
-    "--dir",
-    "root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="The cluster's folder (as given to 'medchain cluster up').",
-)
+DIR_OPTION = cluster_dir_option()
 
 
 @click.command()
@@ -391,6 +387,13 @@ def cluster_down(root: Path, as_json: bool) -> None:
 RESTART_TIMEOUT_S = 30
 
 
+def _echo_node(proc: clusters.NodeProcess, action: str, as_json: bool, **extra: object) -> None:
+    if as_json:
+        print_json({"name": proc.name, "action": action, "pid": proc.pid, **extra})
+    else:
+        click.echo(f"{proc.name}: {action} done (pid {proc.pid})")
+
+
 def _signal_command(action: str, help_text: str) -> click.Command:
     @click.command(action, help=help_text)
     @click.argument("node")
@@ -403,10 +406,7 @@ def _signal_command(action: str, help_text: str) -> click.Command:
                 clusters.wait_started(root, [proc], RESTART_TIMEOUT_S)
             except clusters.ClusterError as exc:
                 raise Fail(str(exc)) from None
-        if as_json:
-            print_json({"name": node, "action": action, "pid": proc.pid})
-        else:
-            click.echo(f"{node}: {action} done (pid {proc.pid})")
+        _echo_node(proc, action, as_json)
 
     return command
 
@@ -424,13 +424,6 @@ TIMEOUT_OPTION = click.option(
     "--timeout", type=click.FloatRange(min=0, min_open=True), default=RESTART_TIMEOUT_S, show_default=True,
     help="Seconds to wait until the node answers again as itself.",
 )
-
-
-def _echo_node(proc: clusters.NodeProcess, action: str, as_json: bool, **extra: object) -> None:
-    if as_json:
-        print_json({"name": proc.name, "action": action, "pid": proc.pid, **extra})
-    else:
-        click.echo(f"{proc.name}: {action} done (pid {proc.pid})")
 
 
 @cluster_group.command("wipe")
@@ -661,21 +654,14 @@ def proof_verify(proof: Path, genesis: Path, document: Path | None, as_json: boo
     the proof must be an anchor of that file.  A proof shows that the
     transaction was committed, not whether the ledger's rules accepted it.
     """
-    try:
-        doc = json.loads(proof.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Fail(f"{proof} is not JSON: {exc}") from None
+    doc = _read_json(proof)
     try:
         claim = read_claim(doc, load_genesis(genesis))
         if document is not None and anchored_hash(claim) != _file_hash(document):
             raise InvalidProof(f"{document}'s SHA-256 is {_file_hash(document).hex()}; the proof anchors "
                                f"{claim.subject['doc_hash']}")
     except InvalidProof as exc:
-        if as_json:
-            print_json({"valid": False, "reason": str(exc)})
-        else:
-            click.echo(f"invalid: {exc}", err=True)
-        raise SystemExit(1) from None
+        _invalid(exc, as_json)
     if as_json:
         print_json({"valid": True, **claim.json()})
     else:
@@ -700,18 +686,11 @@ def proof_history(history: Path, genesis: Path, as_json: bool) -> None:
     transaction of the event's kind, about this pack or record, at the
     event's height and time.  A proof moved from another event is refused.
     """
-    try:
-        doc = json.loads(history.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Fail(f"{history} is not JSON: {exc}") from None
+    doc = _read_json(history)
     try:
         subject, claims = check_history(doc, load_genesis(genesis))
     except InvalidProof as exc:
-        if as_json:
-            print_json({"valid": False, "reason": str(exc)})
-        else:
-            click.echo(f"invalid: {exc}", err=True)
-        raise SystemExit(1) from None
+        _invalid(exc, as_json)
     if as_json:
         print_json({"valid": True, "subject": subject, "events": [c.json() for c in claims]})
         return
@@ -719,6 +698,22 @@ def proof_history(history: Path, genesis: Path, as_json: bool) -> None:
     rows = [{"height": c.proven.height, "kind": c.kind, "signer": c.proven.signer.hex()[:16],
              "tx": c.proven.tx_id.hex()[:16]} for c in claims]
     click.echo(table(rows, ["height", "kind", "signer", "tx"]))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Fail(f"{path} is not JSON: {exc}") from None
+
+
+def _invalid(exc: InvalidProof, as_json: bool) -> NoReturn:
+    """Say why a proof did not verify, and exit 1."""
+    if as_json:
+        print_json({"valid": False, "reason": str(exc)})
+    else:
+        click.echo(f"invalid: {exc}", err=True)
+    raise SystemExit(1) from None
 
 
 def _proven_text(claim: Claim, document: Path | None) -> str:

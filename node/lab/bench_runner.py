@@ -10,8 +10,6 @@ cluster the bench started is stopped on the way out, a target never is.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +19,9 @@ from node.lab import bench, bench_readings
 from node.lab.bench_find_max import find_max
 from node.lab.bench_options import Options
 from node.lab.bench_sweep import sweep
-from node.lab.fresh_cluster import raise_interrupt_on_sigterm
+from node.lab.fresh_cluster import lab_folder
 from node.lab.percentiles import no_nan
 from node.lab.progress import Progress
-from primitives.errors import UsageError
 
 
 def measure(options: Options, base: Path, verify_seconds: float, progress: Progress) -> dict[str, Any]:
@@ -56,29 +53,17 @@ def run_bench(options: Options, directory: Path | None, verify_seconds: float, p
     logs are kept and the error names the folder).  Every cluster the bench
     started is stopped on the way out, on errors, on Ctrl-C and on SIGTERM alike.
     """
-    if directory is not None and directory.exists() and any(directory.iterdir()):
-        raise bench.BenchError(f"{directory} is not empty; give a new or empty --dir")
-    base = directory or Path(tempfile.mkdtemp(prefix="medchain-bench-"))
-    base.mkdir(parents=True, exist_ok=True)
-    raise_interrupt_on_sigterm()
-    keep = directory is not None
-    context = {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **bench_readings.commit(),
-        "machine": bench_readings.machine(),  # before anything starts: its load average is the machine's own
-        "workload": options.chosen_workload(),
-        "network": "plain clusters, one per size" if options.sweep_nodes else options.network().describe(),
-        "series": series(options),
-        "plans": [asdict(p) for p in options.plans()],
-    }
-    try:
+    with lab_folder(directory, "medchain-bench-", bench.BenchError, what="networks") as base:
+        context = {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **bench_readings.commit(),
+            "machine": bench_readings.machine(),  # before anything starts: its load average is the machine's own
+            "workload": options.chosen_workload(),
+            "network": "plain clusters, one per size" if options.sweep_nodes else options.network().describe(),
+            "series": series(options),
+            "plans": [asdict(p) for p in options.plans()],
+        }
         found = measure(options, base, verify_seconds, progress)
         report = context | {k: v for k, v in found.items() if k != "machine"}
-    except (UsageError, OSError) as exc:
-        keep = True
-        raise bench.BenchError(f"{exc} (networks and node logs kept in {base})") from exc
-    finally:
-        if not keep:
-            shutil.rmtree(base, ignore_errors=True)
     cleaned: dict[str, Any] = no_nan(report)  # type: ignore[assignment]
     return cleaned

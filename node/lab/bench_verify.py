@@ -11,8 +11,6 @@ import asyncio
 import json
 import random
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,7 +20,7 @@ from node.client.http import NodeClient
 from node.documents import NodeStatus
 from node.lab.bench_mix import Cast, fetch_metrics, network_seeds, plan_chain, run_setup
 from node.lab.counterfeit import Network, code_forms
-from node.lab.fresh_cluster import fresh_consortium, raise_interrupt_on_sigterm
+from node.lab.fresh_cluster import fresh_consortium, lab_folder
 from node.lab.percentiles import percentiles
 from node.lab.progress import Progress
 from primitives.errors import UsageError
@@ -138,18 +136,9 @@ def run_verify(packs: int, scans: int, seed: int, directory: Path | None, progre
         raise UsageError(f"--packs must be 1 to {MAX_PACKS:,}, got {packs}")
     if not 1 <= scans <= MAX_SCANS:
         raise UsageError(f"--scans must be 1 to {MAX_SCANS:,}, got {scans}")
-    if directory is not None and directory.exists() and any(directory.iterdir()):
-        raise UsageError(f"{directory} is not empty; give a new or empty --dir")
-    base = directory or Path(tempfile.mkdtemp(prefix="medchain-bench-verify-"))
-    raise_interrupt_on_sigterm()
-    keep = directory is not None
-    try:
-        with fresh_consortium(base, progress.say, "medchain-verify"):
-            progress.say(f"building {packs:,} packs")
-            return verify_bench(base, packs, scans, seed, progress.say)
-    except (UsageError, OSError) as exc:
-        keep = True
-        raise UsageError(f"{exc} (network and node logs kept in {base})") from exc
-    finally:
-        if not keep:
-            shutil.rmtree(base, ignore_errors=True)
+    with (
+        lab_folder(directory, "medchain-bench-verify-") as base,
+        fresh_consortium(base, progress.say, "medchain-verify"),
+    ):
+        progress.say(f"building {packs:,} packs")
+        return verify_bench(base, packs, scans, seed, progress.say)

@@ -33,10 +33,7 @@ import asyncio
 import contextlib
 import math
 import os
-import platform
-import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +46,7 @@ from node.lab import bench
 from node.lab import cluster as clusters
 from node.lab.bench_mix import read_node
 from node.lab.disk_faults import wipe_node
-from node.lab.fresh_cluster import free_base_port, raise_interrupt_on_sigterm, running_cluster, wait_ready
+from node.lab.fresh_cluster import free_base_port, lab_folder, running_cluster, wait_ready
 from node.lab.percentiles import no_nan
 from node.lab.progress import Progress
 from node.lab.testnet import client_key, generate_testnet
@@ -263,11 +260,12 @@ def catch_up_once(number: int, root: Path, nodes: list[clusters.NodeProcess], vi
     node, restart_s, _, seen, before, after, matches = asyncio.run(
         _wipe_and_watch(root, nodes, victim, load, options))
     nodes[:] = [node if n.name == victim else n for n in nodes]
-    seconds, height, head = seen.points[-1]
+    elapsed, height, head = seen.points[-1]
+    seconds = round(elapsed, 3)  # the rates below come from the figure reported, so they agree with it
     reading = read_node(node.api)
     run = CatchupRun(
-        run=number, node=victim, restart_s=round(restart_s, 2), seconds=round(seconds, 2),
-        first_block_s=None if seen.first_block_s is None else round(seen.first_block_s, 2),
+        run=number, node=victim, restart_s=round(restart_s, 2), seconds=seconds,
+        first_block_s=None if seen.first_block_s is None else round(seen.first_block_s, 3),
         reached=height >= head, head_matches=matches, start_head=seen.points[0][2], height=height, head=head,
         txs=reading.txs, blocks_per_s=round(height / seconds, 1) if seconds else math.nan,
         tx_per_s=round(reading.txs / seconds, 1) if seconds else math.nan,
@@ -309,7 +307,7 @@ def goal(options: CatchupOptions, runs: list[CatchupRun]) -> dict[str, Any] | No
 
 
 def catchup_bench(options: CatchupOptions, root: Path, progress: Progress) -> dict[str, Any]:
-    cores = len(os.sched_getaffinity(0))
+    cores = bench.cores_here()
     chain_id = generate_testnet(root, VALIDATORS, base_port=free_base_port(VALIDATORS), clients=CLIENT_KEYS,
                                 chain_id=f"medchain-catchup-{os.urandom(3).hex()}").chain_id
     seeds = [client_key(root, j).seed for j in range(CLIENT_KEYS)]
@@ -330,7 +328,7 @@ def catchup_bench(options: CatchupOptions, root: Path, progress: Progress) -> di
             runs.append(catch_up_once(k + 1, root, nodes, victim, txs[first : first + options.load_per_run()],
                                       options, progress))
     return {
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform()},
+        "machine": bench.machine_summary(),
         "options": asdict(options),
         "chain": built,
         "runs": [asdict(r) for r in runs],
@@ -346,20 +344,8 @@ def run_catchup(options: CatchupOptions, directory: Path | None, progress: Progr
     temporary folder removed afterwards unless the run failed.
     """
     options.check()
-    if directory is not None and directory.exists() and any(directory.iterdir()):
-        raise CatchupError(f"{directory} is not empty; give a new or empty --dir")
-    base = directory or Path(tempfile.mkdtemp(prefix="medchain-bench-catchup-"))
-    base.mkdir(parents=True, exist_ok=True)
-    raise_interrupt_on_sigterm()
-    keep = directory is not None
-    try:
+    with lab_folder(directory, "medchain-bench-catchup-", CatchupError) as base:
         report = catchup_bench(options, base, progress)
-    except (UsageError, OSError) as exc:
-        keep = True
-        raise CatchupError(f"{exc} (network and node logs kept in {base})") from exc
-    finally:
-        if not keep:
-            shutil.rmtree(base, ignore_errors=True)
     cleaned: dict[str, Any] = no_nan(report)  # type: ignore[assignment]
     return cleaned
 

@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +79,31 @@ def raise_interrupt_on_sigterm() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, interrupt)
+
+
+@contextlib.contextmanager
+def lab_folder(directory: Path | None, prefix: str, error: type[UsageError] = UsageError,
+               what: str = "network") -> Iterator[Path]:
+    """The folder a lab run puts its network(s) in, with SIGTERM raising ``KeyboardInterrupt``.
+
+    ``directory`` (must be new or empty) stays; without one, a temporary folder
+    named ``prefix...`` is removed afterwards unless the run failed: a
+    ``UsageError`` or ``OSError`` inside becomes ``error`` naming the kept folder.
+    """
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        raise error(f"{directory} is not empty; give a new or empty --dir")
+    base = directory or Path(tempfile.mkdtemp(prefix=prefix))
+    base.mkdir(parents=True, exist_ok=True)
+    raise_interrupt_on_sigterm()
+    keep = directory is not None
+    try:
+        yield base
+    except (UsageError, OSError) as exc:
+        keep = True
+        raise error(f"{exc} ({what} and node logs kept in {base})") from exc
+    finally:
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @contextlib.contextmanager

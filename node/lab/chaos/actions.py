@@ -247,7 +247,7 @@ class Timeline:
 
     async def link(self, step: Step) -> None:
         sources = await self.resolve(step.nodes)
-        targets = [n for n in await self.resolve(step.to)]
+        targets = await self.resolve(step.to)
         pairs = [(s, t) for s in sources for t in targets if s != t]
         if step.both_ways:
             pairs += [(t, s) for s, t in pairs if (t, s) not in pairs]

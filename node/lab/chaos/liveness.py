@@ -65,9 +65,13 @@ def _under_fault(windows: list[FaultWindow], t: float, skip: int = -1) -> set[st
     return out
 
 
-def recoveries(record: RunRecord) -> list[Recovery]:
-    """One ``Recovery`` per window that ended, in window order."""
-    heights = by_node(record.samples, record.honest)
+def _honest_series(record: RunRecord) -> dict[str, list[Sample]]:
+    return by_node(record.samples, record.honest)
+
+
+def recoveries(record: RunRecord, heights: dict[str, list[Sample]] | None = None) -> list[Recovery]:
+    """One ``Recovery`` per window that ended, in window order (``heights``: the honest nodes' samples by node)."""
+    heights = _honest_series(record) if heights is None else heights
     out: list[Recovery] = []
     for i, w in enumerate(record.windows):
         if w.end_s is None:
@@ -131,9 +135,9 @@ def beyond_f(record: RunRecord) -> list[tuple[float, float | None]]:
     return out
 
 
-def stalls(record: RunRecord) -> list[dict[str, Any]]:
+def stalls(record: RunRecord, heights: dict[str, list[Sample]] | None = None) -> list[dict[str, Any]]:
     """For each beyond-f interval: whether any honest node committed in it (after the grace)."""
-    heights = by_node(record.samples, record.honest)
+    heights = _honest_series(record) if heights is None else heights
     out = []
     for start, end in beyond_f(record):
         since = start + STALL_GRACE_S
@@ -149,8 +153,8 @@ def stalls(record: RunRecord) -> list[dict[str, Any]]:
     return out
 
 
-def progress_after_last_fault(record: RunRecord) -> tuple[bool, str]:
-    heights = by_node(record.samples, record.honest)
+def progress_after_last_fault(record: RunRecord, heights: dict[str, list[Sample]] | None = None) -> tuple[bool, str]:
+    heights = _honest_series(record) if heights is None else heights
     last = max((w.end_s if w.end_s is not None else w.start_s for w in record.windows), default=0.0)
     busy = {n for w in record.windows if w.end_s is None for n in w.nodes}
     net = network_height(heights, last)
@@ -179,11 +183,12 @@ def liveness(record: RunRecord) -> Verdict:
     """Per-window recovery against ``commits_resume_within_s`` and progress after the last fault;
     with ``stall-no-fork``, the verdict fails when the chain stalled (as expected)."""
     bound = record.expectations.commits_resume_within_s
-    recs = recoveries(record)
+    heights = _honest_series(record)
+    recs = recoveries(record, heights)
     last_t = max((s.t_s for s in record.samples), default=0.0)
     windows_ok, details = _window_lines(recs, bound, last_t)
-    progress_ok, progress = progress_after_last_fault(record)
-    found = stalls(record)
+    progress_ok, progress = progress_after_last_fault(record, heights)
+    found = stalls(record, heights)
     data: dict[str, Any] = {
         "recoveries": [
             {"window": r.window, "kind": r.kind, "nodes": r.nodes, "end_s": r.end_s, "recovery_s": r.recovery_s,

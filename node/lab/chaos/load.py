@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -170,11 +169,6 @@ class Load:
     def in_flight(self) -> int:
         return len(self._tasks)
 
-    async def drain(self, deadline: float) -> None:
-        """Wait until every offered transaction is settled, or ``deadline``."""
-        while self._tasks and self.now() < deadline:
-            await asyncio.sleep(0.1)
-
     async def cancel(self) -> None:
         tasks = list(self._tasks)
         for task in tasks:
@@ -188,7 +182,3 @@ def _code(reply: Reply) -> str:
     except ApiFailure:  # any body: the status says enough
         return f"http-{reply.status}"
     return str(doc.get("error") or f"http-{reply.status}") if isinstance(doc, dict) else f"http-{reply.status}"
-
-
-def run_tag() -> str:
-    return os.urandom(4).hex()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from consensus.certificates import Verifier
 from consensus.events import Evidence
-from node.config import load_config
 from node.genesis import Genesis
 from node.healthcare.application import Application
+from node.lab import disk_faults
 from node.runtime import RESULT_PREFIX, genesis_tip
 from node.transaction import tx_id
 from primitives.codec import pack
@@ -136,10 +136,7 @@ def stored_blocks(store: ChainStore) -> Iterator[CertifiedBlock]:
 def data_dir(network: Path, node: str) -> Path:
     """The node's data directory: as its config.toml says, else ``network/node/data``."""
     home = network / node
-    if (home / "config.toml").exists():
-        config = load_config(home)
-        return config.path(config.data_dir)
-    return home / "data"
+    return disk_faults.data_dir(home) if (home / "config.toml").exists() else home / "data"
 
 
 def open_store(network: Path, node: str, genesis: Genesis) -> ChainStore | None:

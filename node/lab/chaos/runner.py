@@ -103,15 +103,15 @@ def prepare_network(scenario: Scenario, network: Path, seed: int) -> RunRecord:
     chain_id = f"chaos-{scenario.name[:40]}-{os.urandom(3).hex()}"
     generate_testnet(network, spec.validators, spec.observers, base_port=free_base_port(size), clients=2,
                      consortium=consortium, chain_id=chain_id)
+    sections: dict[str, dict[str, int]] = {}  # config section -> the settings the scenario changes in it
+    for key, value in spec.settings:
+        section, name = NODE_SETTINGS[key]
+        sections.setdefault(section, {})[name] = value
     roles: dict[str, list[str]] = {"validator": [], "observer": []}
     for home in clusters.node_homes(network):
         config = load_config(home)
         roles[config.role].append(config.name)
-        if spec.settings:
-            sections: dict[str, dict[str, int]] = {}
-            for key, value in spec.settings:
-                section, name = NODE_SETTINGS[key]
-                sections.setdefault(section, {})[name] = value
+        if sections:
             changed = {s: replace(getattr(config, s), **v) for s, v in sections.items()}
             (home / "config.toml").write_text(replace(config, **changed).to_toml())
     check_names(scenario, [*roles["validator"], *roles["observer"]])
@@ -231,8 +231,7 @@ async def _honest_maker(scenario: Scenario, network: Path, chain_id: str, apis: 
                         progress: Progress) -> Callable[[int], bytes | None]:
     """Transaction i of the honest load: anchors signed on the fly, or the healthcare mix, set up first."""
     if scenario.load.kind == "anchors":
-        make = anchor_maker(client_key(network, 0), chain_id, os.urandom(3).hex())
-        return make
+        return anchor_maker(client_key(network, 0), chain_id, os.urandom(3).hex())
     count = int(scenario.load.rate * scenario.load.duration_s) + 16
     cast = bench_mix.Cast.from_kinds(Network.load(network).kinds)
     now_ms = int(time.time() * 1000)
