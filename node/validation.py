@@ -47,6 +47,17 @@ class TxChecker:
         self._decoded_size = decoded_size
         self.verified = 0
 
+    def forget(self, tids: list[bytes]) -> None:
+        """Committed: drop their verdicts and decoded forms (the chain answers for them from now on).
+
+        Without this the verdicts of committed transactions filled the memo to
+        its bound and stayed, a few hundred bytes each, in every node's memory.
+        """
+        memo, decoded = self._memo, self._decoded
+        for tid in tids:
+            memo.pop(tid, None)
+            decoded.pop(tid, None)
+
     def verified_ok(self, tid: bytes) -> bool:
         """True when this transaction already passed the checks here (signatures included)."""
         return self._memo.get(tid, "") is None
@@ -134,9 +145,9 @@ def validate_block(
         if tid in seen:
             return f"transaction {i} appears twice"
         seen.add(tid)
+        if is_committed(tid):  # first: a replay costs an index read, not a signature check
+            return f"transaction {i} {tid.hex()[:16]} was already committed"
         problem = None if certified else checker.check(data, tid)
         if problem is not None:
             return f"transaction {i} {tid.hex()[:16]}: {problem}"
-        if is_committed(tid):
-            return f"transaction {i} {tid.hex()[:16]} was already committed"
     return None

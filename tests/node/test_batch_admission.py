@@ -22,7 +22,7 @@ from node.healthcare.transactions import Anchor, make_transaction
 from node.lab.testnet import client_key, generate_testnet
 from node.p2p.setup import build_transport
 from node.p2p.wire import NODE_CODEC, TxGossip
-from node.runtime import Node
+from node.runtime import GOSSIP_FLUSH_S, Node
 from primitives.hashing import sha256
 from storage.chainstore import ChainStore
 from tests.harness import free_base_port
@@ -76,18 +76,33 @@ async def test_a_batch_wakes_the_replica_once_and_gossips_in_one_message(admitti
     reply = await node.submit_batch([*txs, b"not a transaction"], wait_commit=False, timeout=1)
     assert reply["counts"] == {"pending": 50, "committed": 0, "rejected": 0, "refused": 1, "timeout": 0}
     assert wake_ups(node) == 1
-    await asyncio.sleep(0)  # the gossip flush scheduled with call_soon
+    assert gossiped(admitting) == []  # the flush waits GOSSIP_FLUSH_S for more
+    await asyncio.sleep(GOSSIP_FLUSH_S * 4)
     assert gossiped(admitting) == [tuple(txs)]
     assert len(node.mempool) == 50
 
 
-async def test_the_same_transactions_one_by_one_wake_it_each_time(admitting: Admitting) -> None:
-    """The contrast that makes the claim above mean something."""
+async def test_transactions_sent_one_by_one_wake_it_once_and_share_a_gossip_message(admitting: Admitting) -> None:
+    """A wake-up waiting in the inbox covers later transactions; gossip gathers what comes within GOSSIP_FLUSH_S."""
     node = admitting.node
     txs = anchors(node, "single", 5)
     for tx in txs:
         await node.submit(tx, wait_commit=False, timeout=1)
-    assert wake_ups(node) == 5
+    assert wake_ups(node) == 1
+    await asyncio.sleep(GOSSIP_FLUSH_S * 4)
+    assert gossiped(admitting) == [tuple(txs)]
+
+
+async def test_a_wake_up_is_queued_again_once_the_replica_took_the_last(admitting: Admitting) -> None:
+    """The contrast: the once-only rule holds while one waits, not forever."""
+    node = admitting.node
+    first, second = anchors(node, "again", 2)
+    await node.submit(first, wait_commit=False, timeout=1)
+    taken = node.inbox.get_nowait()
+    assert isinstance(taken, PendingWork)
+    node._wake_queued = False  # what the drive loop does when it takes a PendingWork
+    await node.submit(second, wait_commit=False, timeout=1)
+    assert wake_ups(node) == 1
 
 
 async def test_a_batch_of_refusals_wakes_nothing_and_gossips_nothing(admitting: Admitting) -> None:
