@@ -73,6 +73,12 @@ class NodeMetrics:
             ["reason"],
             registry=r,
         )
+        self.compact_proposals = Counter(
+            "medchain_compact_proposals",
+            "Compact proposals received, by whether every transaction was here (complete) or some were fetched",
+            ["outcome"],
+            registry=r,
+        )
         self.blocks_synced = Counter("medchain_blocks_synced", "Blocks committed through catch-up", registry=r)
         self.blocks_refused = Counter(
             "medchain_blocks_refused", "Blocks from peers refused (bad certificate, wrong parent or state)", registry=r

@@ -40,7 +40,7 @@ from consensus.events import (
     TimerFired,
     Verdict,
 )
-from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate
+from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate, PrePrepare
 from consensus.replica import Replica
 from node.app import Application, BlockResult, Prechecked, Rejected
 from node.config import NodeConfig
@@ -65,14 +65,18 @@ from node.p2p.transport import Transport
 from node.p2p.wire import (
     NODE_CODEC,
     CertifiedBlock,
+    CompactProposal,
     ConsensusFrame,
     HeadAnnounce,
     PeerSet,
     SyncRequest,
     SyncResponse,
+    TxFetch,
+    TxFill,
     TxGossip,
 )
 from node.proofs import build_proof
+from node.proposals import PRE_PREPARE_PREFIX, ProposalAssembler, compact, serve
 from node.transaction import tx_id
 from node.validation import CertifiedTxs, TxChecker, transactions_problem, validate_block
 from primitives.codec import pack, unpack_strict
@@ -89,7 +93,7 @@ SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
 REGOSSIP_MAX = 4096  # transactions offered again per tick at most
 GOSSIP_CHUNK = 1024  # transactions per TxGossip frame
-GOSSIP_FLUSH_S = 0.005  # a client's transaction waits this long for others to share its gossip frame
+GOSSIP_FLUSH_S = 0.010  # a client's transaction waits this long for others to share its gossip frame
 GOSSIP_SLICE = 64  # gossiped transactions checked between two yields to the event loop
 ADMIT_SLICE = 64  # transactions of one client batch admitted between two yields
 YIELD_TO_DRIVE_S = 0.05  # longest that checking new transactions waits for consensus work to pause
@@ -180,6 +184,8 @@ class Node:
         self._gossip_ready = asyncio.Event()
         self._propose_scheduled = False
         self._wake_queued = False  # a PendingWork is in the inbox
+        self._proposals = ProposalAssembler()  # compact proposals waiting for transactions
+        self._last_batch: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())  # proposed (txs, ids)
         self._drive_idle = asyncio.Event()  # set while the drive loop waits for its next event
         self._peer_heads: dict[str, int] = {}
         self._peer_sets: dict[str, frozenset[str]] = {}
@@ -353,11 +359,22 @@ class Node:
         if self.byzantine.adversary is not None:
             self.byzantine.send(send)
             return
-        frame = NODE_CODEC.encode(ConsensusFrame(send.data))
+        frame = self._proposal_frame(send.data) or NODE_CODEC.encode(ConsensusFrame(send.data))
         if send.to is None:
             self.transport.broadcast(frame, only=self.validator_names)
         else:
             self.transport.send(self.validator_names[send.to], frame)
+
+    def _proposal_frame(self, data: bytes) -> bytes | None:
+        """A PRE-PREPARE's compact frame (``node.proposals``), or None for any other message."""
+        if data[:2] != PRE_PREPARE_PREFIX:
+            return None
+        message = CONSENSUS_CODEC.decode(data)
+        if not isinstance(message, PrePrepare):
+            return None
+        txs, ids = self._last_batch
+        known = ids if message.block.txs == txs else None
+        return NODE_CODEC.encode(compact(message, known))
 
     def _apply_timer(self, timer: SetTimer | CancelTimer) -> None:
         old = self._timers.pop(timer.name, None)
@@ -440,6 +457,7 @@ class Node:
         self.mempool.remove(ids)
         self._regossip_plan.forget(ids)
         self.checker.forget(ids)
+        self._proposals.forget_through(block.height)
         self._count_results(result)
         for index, r in enumerate(result.results):
             admitted = self._admitted_at.pop(r.tx_id, None)
@@ -508,7 +526,9 @@ class Node:
             return
         batch = self.mempool.batch(self.cfg.consensus.max_block_txs, self.cfg.consensus.max_block_bytes)
         if batch:
-            await self._feed(Propose(tuple(data for _, data in batch)))
+            txs = tuple(data for _, data in batch)
+            self._last_batch = (txs, tuple(tid for tid, _ in batch))  # the ids its compact form names
+            await self._feed(Propose(txs))
 
     # ------------------------------------------------------------ transactions
 
@@ -705,6 +725,13 @@ class Node:
                     self.inbox.put_nowait(Received(data))
             case TxGossip(txs):
                 self._on_tx_gossip(peer, txs)
+            case CompactProposal():
+                self._on_compact_proposal(peer, message, payload)
+            case TxFetch(height, view, ids):
+                self._on_tx_fetch(peer, height, view, ids)
+            case TxFill(height, view, txs):
+                for proposal in self._proposals.fill(height, view, txs):
+                    self._deliver(CONSENSUS_CODEC.encode(proposal))
             case SyncRequest(from_height, max_blocks):
                 asyncio.get_running_loop().create_task(self._serve_blocks(peer, from_height, max_blocks))
             case SyncResponse(head_height, blocks):
@@ -715,7 +742,41 @@ class Node:
             case PeerSet(peers):
                 self._peer_sets[peer] = frozenset(peers)
 
-    def _relay_consensus(self, source: str, data: bytes, frame: bytes) -> None:
+    def _deliver(self, data: bytes) -> None:
+        """A consensus message for the replica."""
+        if self.replica is not None:
+            self.byzantine.received(data)
+            self.inbox.put_nowait(Received(data))
+
+    def _lookup_tx(self, tid: bytes) -> bytes | None:
+        return self.mempool.get(tid) or self._gossip_in.get(tid)
+
+    def _on_compact_proposal(self, peer: str, proposal: CompactProposal, frame: bytes) -> None:
+        """Rebuild the PRE-PREPARE from the transactions held here, or ask ``peer`` for the ones missing."""
+        if self.replica is None or proposal.sender >= len(self.validator_names):
+            return
+        if not self.byzantine.silent:
+            self._relay_consensus(peer, b"", frame, author=proposal.sender)
+        outcome = self._proposals.offer(peer, proposal, self._lookup_tx)
+        if isinstance(outcome, PrePrepare):
+            self.metrics.compact_proposals.labels("complete").inc()
+            self._deliver(CONSENSUS_CODEC.encode(outcome))
+            return
+        self.metrics.compact_proposals.labels("fetched").inc()
+        log.debug("proposal %d/%d from %s: asking for %d of %d transactions",
+                  proposal.height, proposal.view, peer, len(outcome), len(proposal.tx_ids))
+        self.transport.send(peer, NODE_CODEC.encode(TxFetch(proposal.height, proposal.view, tuple(outcome))))
+
+    def _on_tx_fetch(self, peer: str, height: int, view: int, ids: tuple[bytes, ...]) -> None:
+        """Send ``peer`` what it lacks of a proposal: from the mempool, else from the proposal itself."""
+        if self.byzantine.silent:
+            return
+        log_ = self.replica.logs.get(height) if self.replica is not None else None
+        block = log_.proposals.get(view) if log_ is not None else None
+        txs = serve(ids, self.mempool.get, block)
+        self.transport.send(peer, NODE_CODEC.encode(TxFill(height, view, tuple(txs))))
+
+    def _relay_consensus(self, source: str, data: bytes, frame: bytes, author: int | None = None) -> None:
         """Relay to connected validators that cannot hear the author directly."""
         connected = set(self.transport.connected_peers())
         missing = [
@@ -726,11 +787,12 @@ class Node:
         if not missing:
             return
         try:
-            author = self.validator_names[CONSENSUS_CODEC.decode(data).sender]
+            sender = CONSENSUS_CODEC.decode(data).sender if author is None else author
+            author_name = self.validator_names[sender]
         except (DecodeError, IndexError):
             return
         for p in missing:
-            if p != author and author not in self._peer_sets.get(p, frozenset()):
+            if p != author_name and author_name not in self._peer_sets.get(p, frozenset()):
                 self.transport.send(p, frame)
 
     def _on_tx_gossip(self, peer: str, txs: tuple[bytes, ...]) -> None:

@@ -140,8 +140,7 @@ def validate_block(
     if mismatch is not None:
         return mismatch
     seen: set[bytes] = set()
-    for i, data in enumerate(block.txs):
-        tid = tx_id(data)
+    for i, (data, tid) in enumerate(zip(block.txs, block.tx_hashes(), strict=True)):
         if tid in seen:
             return f"transaction {i} appears twice"
         seen.add(tid)

@@ -85,6 +85,9 @@ BENCH_OPTIONS = [
                  "what waited for a free connection, up to --batch-size). The report says which was used."),
     click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=200, show_default=True,
                  metavar="N", help="With --submit batch: at most this many transactions per request."),
+    click.option("--batch-wait-ms", type=click.FloatRange(0, 1000), default=0.0, show_default=True, metavar="MS",
+                 help="With --submit batch: a due transaction waits up to this long for others to share its request "
+                 "(as a gateway gathering submissions would); its latency still counts from when it was due."),
     click.option("--verify-seconds", type=PositiveNumber(float, 60), default=2.0, show_default=True, metavar="S",
                  help="Time spent measuring this machine's Ed25519 verify/s (for the ceiling)."),
     click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -120,7 +123,7 @@ def _options(ctx: click.Context, p: dict[str, Any]) -> cluster_bench_options.Opt
     options = cluster_bench_options.Options(
         p["profile"], p["workload"], closed, p["rate"], p["in_flight"], p["duration"], p["txs"] or 0,
         p["connections"], p["submit"], p["batch_size"], p["nodes"], p["consortium"], p["target"],
-        p["sweep_nodes"], p["find_max"], p["p99_bound"], p["max_steps"],
+        p["sweep_nodes"], p["find_max"], p["p99_bound"], p["max_steps"], batch_wait_ms=p["batch_wait_ms"],
     )
     problem = cluster_bench_options.usage_problem(options, given)
     if problem:

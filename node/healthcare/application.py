@@ -26,7 +26,7 @@ from node.healthcare.ledger.identity import Directory
 from node.healthcare.ledger.state import BlockReader, Ctx, Overlay
 from node.healthcare.ledger.supply import Supply, static_problem
 from node.healthcare.transactions import Anchor, parse_with_body
-from node.transaction import Transaction, tx_id
+from node.transaction import Transaction
 from primitives.codec import pack
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
@@ -180,10 +180,9 @@ class Application:
         results = []
         notices: list[tuple[bytes, bytes, Any]] = []
         time_ms = block.header.timestamp_ms
-        for index, data in enumerate(block.txs, 1):
+        for index, (data, tid) in enumerate(zip(block.txs, block.tx_hashes(), strict=True), 1):
             if index % slice_txs == 0:
                 yield
-            tid = tx_id(data)
             self._action = ""
             try:
                 done = prechecked.take(tid) if prechecked is not None else None

@@ -52,16 +52,18 @@ class Options:
     find_max: bool = False
     p99_bound_s: float = P99_BOUND_S
     max_steps: int = FIND_MAX_STEPS
+    batch_wait_ms: float = 0.0
 
     def plans(self) -> list[RunPlan]:
         size = self.batch_size if self.submit == "batch" else 0
         if self.profile:
-            return [replace(p, connections=self.connections, txs=self.txs or p.txs, submit=self.submit, batch_size=size)
-                    for p in PROFILES[self.profile]]
+            return [replace(p, connections=self.connections, txs=self.txs or p.txs, submit=self.submit, batch_size=size,
+                            batch_wait_ms=self.batch_wait_ms) for p in PROFILES[self.profile]]
         mode = "closed" if self.closed_loop else "rate"
         name = f"rate-{self.rate:g}" if mode == "rate" else f"closed-{self.in_flight}"
         plan = RunPlan(name, mode, self.duration, rate=self.rate, concurrency=self.in_flight, txs=self.txs,
-                       connections=self.connections, submit=self.submit, batch_size=size)
+                       connections=self.connections, submit=self.submit, batch_size=size,
+                       batch_wait_ms=self.batch_wait_ms)
         return [plan]
 
     def chosen_workload(self) -> str:
@@ -110,6 +112,8 @@ def usage_problem(o: Options, given: Collection[str]) -> str | None:
         if o.find_max and closed else None,
         *(f"{_flag(name)} is for --find-max: add --find-max or drop it"
           for name in ("p99_bound", "max_steps") if name in given and not o.find_max),
+        "--batch-wait-ms gathers transactions for --submit batch: add --submit batch or drop it"
+        if "batch_wait_ms" in given and o.submit != "batch" else None,
         _series_workload(o),
     ]
     return next((c for c in checks if c), None)

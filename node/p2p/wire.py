@@ -6,7 +6,10 @@
 * ``SyncRequest`` / ``SyncResponse`` fetch committed blocks with certificates;
 * ``HeadAnnounce`` tells peers (observers above all) a new head exists;
 * ``PeerSet`` tells peers whom we are directly connected to, so that a
-  message is relayed only to peers that cannot hear its author themselves.
+  message is relayed only to peers that cannot hear its author themselves;
+* ``CompactProposal`` is a PRE-PREPARE with its transactions named by id
+  (``node.proposals``); ``TxFetch`` asks its sender for the ones a replica
+  lacks and ``TxFill`` brings them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from consensus.messages import Block, CommitCertificate
+from consensus.messages import MAX_BLOCK_TXS, SIG, VALIDATOR, Block, BlockHeader, CommitCertificate
 from primitives.codec import MAX_MESSAGE_BYTES, Bytes, Kind, ListOf, MessageCodec, Nested, Text, UInt
 
 MAX_SYNC_BLOCKS = 64
@@ -72,5 +75,50 @@ class PeerSet:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (ListOf(Text(64), 1024),)
 
 
-NodeMessage = ConsensusFrame | TxGossip | SyncRequest | SyncResponse | HeadAnnounce | PeerSet
-NODE_CODEC = MessageCodec([ConsensusFrame, TxGossip, SyncRequest, SyncResponse, HeadAnnounce, PeerSet])
+TX_ID = Bytes(32, exact=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactProposal:
+    """A PRE-PREPARE's fields with the block's transactions as ids, in block order."""
+
+    TAG: ClassVar[int] = 7
+    view: int
+    height: int
+    header: BlockHeader
+    tx_ids: tuple[bytes, ...]
+    sender: int
+    signature: bytes
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (
+        UInt(), UInt(), Nested(BlockHeader), ListOf(TX_ID, MAX_BLOCK_TXS), VALIDATOR, SIG,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TxFetch:
+    """Send me these transactions of your proposal at (height, view)."""
+
+    TAG: ClassVar[int] = 8
+    height: int
+    view: int
+    tx_ids: tuple[bytes, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), UInt(), ListOf(TX_ID, MAX_BLOCK_TXS))
+
+
+@dataclass(frozen=True, slots=True)
+class TxFill:
+    """The answer to a ``TxFetch``: the transactions the sender found."""
+
+    TAG: ClassVar[int] = 9
+    height: int
+    view: int
+    txs: tuple[bytes, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), UInt(), ListOf(Bytes(64 * 1024), MAX_BLOCK_TXS))
+
+
+NodeMessage = (
+    ConsensusFrame | TxGossip | SyncRequest | SyncResponse | HeadAnnounce | PeerSet | CompactProposal | TxFetch | TxFill
+)
+NODE_CODEC = MessageCodec([
+    ConsensusFrame, TxGossip, SyncRequest, SyncResponse, HeadAnnounce, PeerSet, CompactProposal, TxFetch, TxFill,
+])

@@ -24,7 +24,7 @@ from node.healthcare.transactions import Anchor, make_transaction
 from node.lab.testnet import client_key, generate_testnet
 from node.p2p.certs import client_context, server_context
 from node.p2p.transport import Transport
-from node.p2p.wire import NODE_CODEC, ConsensusFrame
+from node.p2p.wire import NODE_CODEC, CompactProposal, ConsensusFrame
 from node.runtime import Node
 from primitives.hashing import sha256
 from storage.chainstore import ChainStore
@@ -59,10 +59,16 @@ class WalCheckingTransport(Transport):
 
     def _check(self, payload: bytes) -> None:
         frame = NODE_CODEC.decode(payload)
-        if isinstance(frame, ConsensusFrame):
+        if isinstance(frame, ConsensusFrame | CompactProposal):
             wal = {r.message for r in self.store.wal_records() if isinstance(r, WalSigned)}
             at = asyncio.get_running_loop().time()
-            self.sent.append(Sent(CONSENSUS_CODEC.decode(frame.data), frame.data in wal, at))
+            if isinstance(frame, ConsensusFrame):
+                self.sent.append(Sent(CONSENSUS_CODEC.decode(frame.data), frame.data in wal, at))
+                return
+            # A PRE-PREPARE goes out compact: the WAL must hold the whole message it stands for.
+            whole = [m for m in map(CONSENSUS_CODEC.decode, wal)
+                     if isinstance(m, PrePrepare) and m.signature == frame.signature]
+            self.sent.append(Sent(whole[0] if whole else frame, bool(whole), at))
 
 
 @pytest.fixture

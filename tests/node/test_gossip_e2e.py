@@ -35,6 +35,10 @@ async def test_a_validator_behind_one_peer_votes_through_relays_and_commits_even
         # a transaction submitted to the isolated validator is gossiped on and committed
         code, body = await c.post_tx("node3", c.anchor_tx("relayed"), wait=True)
         assert code == 200 and body["status"] == "committed", body
+        # node3 heard the primary's proposals only as compact frames relayed by node2, and rebuilt them
+        metrics = (await c.node("node3").send("GET", "/metrics")).text
+        rebuilt = [float(v) for v in re.findall(r'medchain_compact_proposals_total\{outcome="\w+"\} (\S+)', metrics)]
+        assert sum(rebuilt) >= 1, metrics[-2000:]
         # the Server-Sent Events stream reports the next commit
         async with c.events("node1") as stream:
             code, ack = await c.post_tx("node0", c.anchor_tx("streamed"), wait=True)
