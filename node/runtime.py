@@ -815,7 +815,10 @@ class Node:
             self._gossip_ready.clear()
             while len(self._gossip_in):
                 await self._yield_to_drive()
-                self._admit_gossiped(self._gossip_in.take(GOSSIP_SLICE))
+                try:
+                    self._admit_gossiped(self._gossip_in.take(GOSSIP_SLICE))
+                except Exception:  # a bug in one slice must not end gossip for good: say so, go on with the next
+                    log.exception("checking gossiped transactions failed; %d left queued", len(self._gossip_in))
 
     async def _yield_to_drive(self) -> None:
         """Between slices of signature checks: let the loop run, and consensus work (votes, execution,
