@@ -33,8 +33,13 @@ from storage.errors import DatabaseLocked, StorageError, StoreClosed
 # admission and validation (almost always misses) skip the disk.  No block
 # compression: the values are mostly hashes, keys and signatures, which snappy
 # barely shrinks, while every first read of a block would pay to decompress it.
-WRITE_BUFFER_BYTES = 64 * 1024 * 1024
-BLOCK_CACHE_BYTES = 256 * 1024 * 1024
+# Memory: a node's RSS holds the memtable (and a second while it flushes) and
+# the block cache.  At 64 MB and 256 MB, a 300 s closed loop on 4 validators
+# peaked at 335-383 MB per node and slowed to 60% of its first 30 s; at 32 MB
+# and 32 MB the same run committed 1,000,000 transactions, peaked at 244-262 MB
+# and held 72-85% (docs/benchmarks.md).
+WRITE_BUFFER_BYTES = 32 * 1024 * 1024
+BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 BLOOM_FILTER_BITS = 10
 COMPRESSION = None
 
