@@ -904,15 +904,15 @@ class Node:
                                      only=validators)
 
     def _regossip(self) -> None:
-        """Offer the transactions whose resend is due (``RegossipSchedule``) again to every peer
-        but the one each came from: a full mempool may have refused them, and that peer may be
-        the next primary."""
+        """Offer the client transactions whose resend is due (``RegossipSchedule``) again to every
+        peer: a full mempool may have refused them, and that peer may be the next primary.  Only a
+        client's transactions are scheduled (``_admit``), so none has a peer of origin to skip."""
         due = self._regossip_plan.due(time.monotonic(), REGOSSIP_MAX)
-        if not due:
+        txs = [data for tid, _ in due if (data := self.mempool.get(tid)) is not None]
+        if not txs:
             return
         for peer in self.transport.connected_peers():
-            self._send_txs(peer, [data for tid, origin in due
-                                  if origin != peer and (data := self.mempool.get(tid)) is not None])
+            self._send_txs(peer, txs)
 
     def _send_txs(self, peer: str, txs: list[bytes]) -> None:
         for i in range(0, len(txs), GOSSIP_CHUNK):
