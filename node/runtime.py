@@ -2,7 +2,7 @@
 
 Everything that touches the replica goes through one inbox queue and one task
 (``_drive``), so the engine needs no locks.  For each output the driver keeps
-the documented order: persist the WAL records (a synchronous LevelDB batch,
+the documented order: persist the WAL records (one fdatasync of the WAL file,
 run off the event loop), then send, then commit (execute the block, one
 synchronous batch with block, certificate, state, tx index and head), then
 feed ``Executed`` back.  Observers have no replica: ``_follow`` fetches

@@ -11,13 +11,12 @@ from collections.abc import Callable
 from types import TracebackType
 
 from consensus.config import ChainTip
-from consensus.events import Evidence, WalRecord
+from consensus.events import Evidence
 from consensus.messages import Block, CommitCertificate
-from storage import blockstore, evidence, metadata, state, wal
+from storage import blockstore, evidence, metadata, state
 from storage.blockstore import CertifiedBlock, TxLocation
 from storage.database import Database, Reader
 from storage.keys import STATE, tx_key
-from storage.wal import WalEntry
 
 
 class ChainView:
@@ -96,13 +95,6 @@ class ChainView:
         return state.read_state_items(self._reader, prefix, after=after, limit=limit)
 
     # ------------------------------------------------------------ consensus
-
-    def wal_entries(self) -> list[WalEntry]:
-        return wal.read_entries(self._reader)
-
-    def wal_records(self) -> list[WalRecord]:
-        """Every WAL record in append order, for ``Replica.restore``."""
-        return [entry.record for entry in wal.read_entries(self._reader)]
 
     def evidence(self, limit: int | None = None) -> list[Evidence]:
         return evidence.read_evidence(self._reader, limit)

@@ -27,10 +27,10 @@ class ChainMismatch(StorageError):
 
 
 class CorruptRecord(StorageError):
-    """Bytes under a key are not the record that key must hold."""
+    """Bytes under a key (or in a file, with ``key`` empty) are not the record they must be."""
 
     def __init__(self, what: str, key: bytes, reason: str) -> None:
-        super().__init__(f"corrupt {what} (key {key.hex()}): {reason}")
+        super().__init__(f"corrupt {what}{f' (key {key.hex()})' if key else ''}: {reason}")
         self.what = what
         self.key = key
         self.reason = reason

@@ -166,7 +166,9 @@ def _check_store(db: Database, findings: Findings, chain_id: str | None, genesis
     chain.walk(top, head)
     _check_tx_index(db, findings, chain.tx_locations)
     _check_hash_index(db, findings, chain.heights)
-    _check_wal(db, findings)
+    _check_legacy_wal(db, findings)
+    for problem in wal.check_folder(db.path):
+        findings.add(problem)
     _check_evidence(db, findings)
 
 
@@ -310,7 +312,8 @@ def _check_hash_index(db: Database, findings: Findings, heights: dict[bytes, int
         findings.add(f"hash index: block {block_hash.hex()[:16]} at height {height} has no entry")
 
 
-def _check_wal(db: Database, findings: Findings) -> None:
+def _check_legacy_wal(db: Database, findings: Findings) -> None:
+    """WAL records an earlier version kept in LevelDB (moved into the WAL file at the next open)."""
     raw_next = db.get(META_WAL_NEXT)
     next_seq = read_u64(raw_next) if raw_next is not None and len(raw_next) == 8 else None
     if raw_next is not None and next_seq is None:

@@ -12,8 +12,8 @@ prefix   key after the prefix            value
 ``03``   height                          canonical ``CommitCertificate`` bytes
 ``04``   tx id = sha256(tx bytes) (32)   height (8) + index in the block (4)
 ``05``   application key (any bytes)     application value (opaque)
-``06``   WAL sequence number             record height (8) + ``WAL_CODEC`` bytes
-``07``   record height + WAL sequence    empty (index for pruning by height)
+``06``   WAL sequence number             earlier versions' WAL (record height + bytes)
+``07``   record height + WAL sequence    earlier versions' WAL index by height
 ``08``   evidence sequence number        ``EvidenceRecord`` bytes
 ``09``   sha256(evidence record) (32)    empty (duplicate guard)
 =======  ==============================  =========================================
@@ -22,8 +22,9 @@ Metadata: ``version`` (storage schema version, a msgpack int, the one key every
 future version must read the same way), ``identity`` (chain id and genesis
 hash, written once), ``head`` (height, hash, app hash after the head block, its
 timestamp and commit view; absent until block 1, then rewritten in the same
-batch as every block) and ``wal-next`` (the next WAL sequence number, so
-numbers never repeat even after every record was pruned).
+batch as every block) and, from earlier versions, ``wal-next``.  The WAL is
+now a file beside the LevelDB (storage/wal.py); ``06``, ``07`` and
+``wal-next`` are only read once, to move an earlier store's WAL into it.
 """
 
 from __future__ import annotations

@@ -67,8 +67,11 @@ def test_a_damaged_tx_index_entry_or_wal_record_is_named(data_dir: Path) -> None
     db = plyvel.DB(str(data_dir))
     db.put(wal_key(0), bytes(8) + b"\x91\x07")
     db.close()
-    with open_store(data_dir) as store:
-        with pytest.raises(CorruptRecord, match="tx index entry"):
-            store.tx_location(tid)
-        with pytest.raises(CorruptRecord, match="WAL record 0"):
-            store.wal_records()
+    # A WAL record left in LevelDB by an earlier version is moved into the WAL file at open: garbage stops the open.
+    with pytest.raises(CorruptRecord, match="WAL record 0"):
+        open_store(data_dir)
+    db = plyvel.DB(str(data_dir))
+    db.delete(wal_key(0))
+    db.close()
+    with open_store(data_dir) as store, pytest.raises(CorruptRecord, match="tx index entry"):
+        store.tx_location(tid)

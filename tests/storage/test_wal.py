@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from consensus.events import Propose, WalPrepared, WalRecord, WalSigned
+import plyvel
+import pytest
+
+from consensus.events import WAL_CODEC, Propose, WalPrepared, WalRecord, WalSigned
 from consensus.messages import (
     CONSENSUS_CODEC,
     Checkpoint,
@@ -16,7 +20,10 @@ from consensus.messages import (
 )
 from consensus.replica import Replica
 from storage.chainstore import ChainStore
-from storage.wal import record_height, signed_height
+from storage.errors import CorruptRecord
+from storage.integrity import check_data_dir
+from storage.keys import META_WAL_NEXT, WAL, WAL_BY_HEIGHT, u64
+from storage.wal import frame, record_height, signed_height
 from tests.helpers import (
     CHAIN,
     T0,
@@ -115,3 +122,117 @@ def test_a_restored_primary_does_not_propose_twice_after_reopening(data_dir: Pat
         restored = Replica.restore(config(4, 0), store.head() or genesis_tip(), store.wal_records())
     assert sent_of(restored.handle(Propose((b"second",)), T0 + 1), PrePrepare) == []
     assert [m.block.hash for m in sent_of(restored.start(T0 + 2), PrePrepare)] == [first.block.hash]
+
+
+# ---------------------------------------------------------------- the log file
+
+
+def _log_file(data_dir: Path) -> Path:
+    (path,) = sorted((data_dir / "wal").glob("wal-*.log"))
+    return path
+
+
+def test_records_go_to_the_wal_file_not_to_leveldb(data_dir: Path) -> None:
+    with open_store(data_dir) as store:
+        store.append_wal(_all_kinds(4))
+        size = _log_file(data_dir).stat().st_size
+    assert size > sum(len(WAL_CODEC.encode(r)) for r in _all_kinds(4))
+    db = plyvel.DB(str(data_dir))
+    try:
+        assert list(db.iterator(prefix=WAL)) == [] and list(db.iterator(prefix=WAL_BY_HEIGHT)) == []
+    finally:
+        db.close()
+
+
+def test_a_torn_last_append_is_dropped_and_the_log_goes_on(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with open_store(data_dir) as store:
+        store.append_wal([_signed(1), _signed(2)])
+        store.append_wal([_signed(3), _signed(3, 2)])
+    path = _log_file(data_dir)
+    whole = path.read_bytes()
+    for cut in (1, 9, 30, 60):  # inside the last frame's header, and inside its payload
+        path.write_bytes(whole[:-cut])
+        with caplog.at_level(logging.WARNING, logger="storage.wal"), open_store(data_dir) as store:
+            assert [record_height(r) for r in store.wal_records()] == [1, 2, 3]
+        assert "torn last append" in caplog.text
+        caplog.clear()
+    with open_store(data_dir) as store:
+        store.append_wal([_signed(4)])
+        entries = store.wal_entries()
+    assert [e.height for e in entries] == [1, 2, 3, 4]
+    assert [e.seq for e in entries] == [0, 1, 2, 3]
+
+
+def test_a_damaged_record_inside_the_log_stops_the_open_naming_file_and_offset(data_dir: Path) -> None:
+    """Dropping it would let the replica forget a vote it sent, and sign another for the same height."""
+    with open_store(data_dir) as store:
+        store.append_wal([_signed(1), _signed(2), _signed(3)])
+    path = _log_file(data_dir)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40  # inside the second frame: the third is intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRecord, match=r"checksum mismatch, with intact frames after it") as info:
+        open_store(data_dir)
+    assert str(path) in str(info.value) and "offset" in str(info.value)
+    problems = check_data_dir(data_dir)
+    assert any(str(path) in p and "checksum mismatch" in p for p in problems), problems
+
+
+def test_a_record_filed_under_the_wrong_height_is_named_by_the_store_check(data_dir: Path) -> None:
+    with open_store(data_dir) as store:
+        store.append_wal([_signed(1)])
+    path = _log_file(data_dir)
+    data = path.read_bytes()
+    header = 24  # magic, generation, first sequence number
+    payload = WAL_CODEC.encode(_signed(9))
+    path.write_bytes(data[:header] + frame(0, 2, payload))
+    assert check_data_dir(data_dir) == [
+        f"WAL record 0 in {path} at offset {header}: stored with height 2, but the record is of height 9"
+    ]
+
+
+def test_a_prune_interrupted_at_any_step_leaves_one_whole_generation(data_dir: Path) -> None:
+    with open_store(data_dir) as store:
+        store.append_wal([_signed(1), _signed(2), _signed(3)])
+    folder = data_dir / "wal"
+    old = _log_file(data_dir)
+    saved = old.read_bytes()
+    # Crashed before the rename: a half-written next generation lies beside the old one.
+    (folder / "wal-0000000000000002.tmp").write_bytes(saved[:40])
+    with open_store(data_dir) as store:
+        assert [record_height(r) for r in store.wal_records()] == [1, 2, 3]
+        assert store.prune_wal(3) == 2
+    assert [p.name for p in folder.iterdir()] == ["wal-0000000000000002.log"]
+    # Crashed after the rename, before removing the old generation: the newer one is kept.
+    old.write_bytes(saved)
+    with open_store(data_dir) as store:
+        assert [record_height(r) for r in store.wal_records()] == [3]
+        store.append_wal([_signed(4)])
+        assert [e.seq for e in store.wal_entries()] == [2, 3]
+    assert sorted(p.name for p in folder.iterdir()) == ["wal-0000000000000002.log"]
+
+
+def test_a_wal_kept_in_leveldb_by_an_earlier_version_moves_into_the_file(data_dir: Path) -> None:
+    records = [_signed(5), _signed(6), _signed(5, 2)]
+    with open_store(data_dir):
+        pass
+    db = plyvel.DB(str(data_dir))
+    for seq, record in enumerate(records, start=10):  # the earlier layout: seq -> height + record, and an index
+        height = record_height(record)
+        db.put(WAL + u64(seq), u64(height) + WAL_CODEC.encode(record))
+        db.put(WAL_BY_HEIGHT + u64(height) + u64(seq), b"")
+    db.put(META_WAL_NEXT, u64(20))
+    db.close()
+    for _ in range(2):  # a second open finds nothing left to move
+        with open_store(data_dir) as store:
+            entries = store.wal_entries()
+            assert [e.record for e in entries] == records and [e.seq for e in entries] == [10, 11, 12]
+    db = plyvel.DB(str(data_dir))
+    try:
+        assert list(db.iterator(prefix=WAL)) == [] and db.get(META_WAL_NEXT) is None
+    finally:
+        db.close()
+    with open_store(data_dir) as store:
+        assert store.prune_wal(6) == 2
+        store.append_wal([_signed(7)])
+        assert [e.seq for e in store.wal_entries()] == [11, 20]
