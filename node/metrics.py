@@ -103,7 +103,8 @@ class NodeMetrics:
 
         self.block_seconds = Histogram(
             "medchain_block_seconds",
-            "A committed block's stages: execute (the rules on every transaction) and store (its LevelDB batch), "
+            "A committed block's stages: execute (the rules on every transaction), store (its LevelDB batch) and "
+            "trim (freed heap handed back to the OS, at most once a second), "
             "in wall seconds or the CPU seconds of the thread doing it",
             ["stage", "clock"], buckets=LATENCY_BUCKETS, registry=r,
         )

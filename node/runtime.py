@@ -58,6 +58,7 @@ from node.documents import (
 )
 from node.errors import ApiError
 from node.genesis import Genesis
+from node.memory import HeapTrimmer
 from node.mempool import GossipBacklog, Mempool, MempoolFull, MempoolLimits, RegossipSchedule
 from node.metrics import NodeMetrics
 from node.p2p.byzantine import ByzantineSwitch
@@ -84,6 +85,7 @@ from primitives.errors import DecodeError
 from primitives.hashing import sha256
 from primitives.signing import SigningKey
 from storage.chainstore import ChainStore
+from storage.state import StateWrites
 
 log = logging.getLogger("medchain.node")
 T = TypeVar("T")
@@ -182,6 +184,7 @@ class Node:
         self._gossip_scheduled = False
         self._gossip_in = GossipBacklog(config.mempool.max_txs)
         self._gossip_ready = asyncio.Event()
+        self._heap = HeapTrimmer()
         self._propose_scheduled = False
         self._wake_queued = False  # a PendingWork is in the inbox
         self._proposals = ProposalAssembler()  # compact proposals waiting for transactions
@@ -404,7 +407,7 @@ class Node:
         writes = dict(result.writes)
         for r in result.results:
             writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
-        await self.offload(self._timed, "store", self.store.commit_block, block, cert, writes, result.app_hash)
+        await self.offload(self._store_block, block, cert, writes, result.app_hash)
         self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
         if result.notices:
             on_loop = await self.offload(self.app.after_commit, result)
@@ -435,6 +438,13 @@ class Node:
             await asyncio.sleep(0)
         self._observe_stage("execute", time.perf_counter() - wall, cpu)
         return result
+
+    def _store_block(self, block: Block, cert: CommitCertificate, writes: StateWrites, app_hash: bytes) -> None:
+        """On a storage thread: the block's one synchronous batch, then (at most once a second) the freed heap
+        back to the operating system (node/memory.py), timed as stages "store" and "trim"."""
+        self._timed("store", self.store.commit_block, block, cert, writes, app_hash)
+        if self._heap.due():
+            self._timed("trim", self._heap.maybe_trim)
 
     def _timed(self, stage: str, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on this (executor) thread, timed in wall and in this thread's CPU seconds."""

@@ -33,12 +33,16 @@ from storage.errors import DatabaseLocked, StorageError, StoreClosed
 # admission and validation (almost always misses) skip the disk.  No block
 # compression: the values are mostly hashes, keys and signatures, which snappy
 # barely shrinks, while every first read of a block would pay to decompress it.
-# Memory: a node's RSS holds the memtable (and a second while it flushes) and
-# the block cache.  At 64 MB and 256 MB, a 300 s closed loop on 4 validators
-# peaked at 335-383 MB per node and slowed to 60% of its first 30 s; at 32 MB
-# and 32 MB the same run committed 1,000,000 transactions, peaked at 244-262 MB
-# and held 72-85% (docs/benchmarks.md).
-WRITE_BUFFER_BYTES = 32 * 1024 * 1024
+# Memory: a node's RSS holds the memtable (and a second while it flushes), the
+# block cache, and the pages of the table files LevelDB maps to read them: a
+# level-0 compaction reads about four memtables' worth of them at once.  At
+# 64 MB and 256 MB, a 300 s closed loop on 4 validators peaked at 335-383 MB
+# per node and slowed to 60% of its first 30 s; at 32 MB and 32 MB it committed
+# 1,000,000 transactions, peaked at 244-262 MB and held 72-85%.  Once the WAL
+# left LevelDB (storage/wal.py) the memtable fills at about half the rate, and
+# at 16 MB the same run committed 1,000,000, peaked at 202-221 MB and held 87%
+# of its first 30 s (docs/benchmarks.md).
+WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 BLOCK_CACHE_BYTES = 32 * 1024 * 1024
 BLOOM_FILTER_BITS = 10
 COMPRESSION = None

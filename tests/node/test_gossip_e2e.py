@@ -39,6 +39,9 @@ async def test_a_validator_behind_one_peer_votes_through_relays_and_commits_even
         metrics = (await c.node("node3").send("GET", "/metrics")).text
         rebuilt = [float(v) for v in re.findall(r'medchain_compact_proposals_total\{outcome="\w+"\} (\S+)', metrics)]
         assert sum(rebuilt) >= 1, metrics[-2000:]
+        # after storing a block, a node hands its freed heap back to the OS (node/memory.py), timed as a stage
+        trims = re.search(r'medchain_block_seconds_count\{clock="cpu",stage="trim"\} (\S+)', metrics)
+        assert trims is not None and float(trims.group(1)) >= 1, metrics[-3000:]
         # the Server-Sent Events stream reports the next commit
         async with c.events("node1") as stream:
             code, ack = await c.post_tx("node0", c.anchor_tx("streamed"), wait=True)
