@@ -59,7 +59,7 @@ from node.documents import (
 from node.errors import ApiError
 from node.genesis import Genesis
 from node.memory import HeapTrimmer
-from node.mempool import GossipBacklog, Mempool, MempoolFull, MempoolLimits, RegossipSchedule
+from node.mempool import GossipBacklog, Mempool, MempoolFull, MempoolLimits, RegossipSchedule, proposal_delay
 from node.metrics import NodeMetrics
 from node.p2p.byzantine import ByzantineSwitch
 from node.p2p.transport import Transport
@@ -525,8 +525,11 @@ class Node:
             return
         if not self._propose_scheduled:
             self._propose_scheduled = True
-            full = len(self.mempool) >= self.cfg.consensus.max_block_txs
-            delay = 0.0 if full else self.cfg.consensus.batch_timeout_ms / 1000
+            oldest = self.mempool.oldest()
+            admitted = self._admitted_at.get(oldest) if oldest is not None else None
+            consensus = self.cfg.consensus
+            delay = proposal_delay(len(self.mempool), consensus.max_block_txs, consensus.batch_timeout_ms / 1000,
+                                   None if admitted is None else time.monotonic() - admitted)
             asyncio.get_running_loop().call_later(delay, self.inbox.put_nowait, self._propose_now)
 
     async def _propose_now(self) -> None:
