@@ -215,6 +215,15 @@ class Database:
             raise StorageError(f"write to {self.path} failed: {_message(exc)}") from None
 
 
+def sync_directory(directory: Path) -> None:
+    """Make a rename (or a creation) in ``directory`` durable: fsync the directory itself."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def open_leveldb(directory: Path, what: str, **options: Any) -> Any:
     """Open (creating if missing) the LevelDB in ``directory`` for this process alone.
 

@@ -50,7 +50,7 @@ import msgpack
 from consensus.events import WAL_CODEC, WalPrepared, WalRecord, WalSigned
 from consensus.messages import SignedMessage
 from primitives.errors import DecodeError, UsageError
-from storage.database import Batch, Database, Reader
+from storage.database import Batch, Database, Reader, sync_directory
 from storage.errors import CorruptRecord, StorageError
 from storage.keys import META_WAL_NEXT, WAL, WAL_BY_HEIGHT, prefix_end, read_u64
 
@@ -190,14 +190,6 @@ def _decode(payload: bytes, where: str) -> WalRecord:
     return record
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WalLog:
     """The log of one data directory; not thread-safe (``ChainStore`` serialises its calls)."""
 
@@ -277,7 +269,7 @@ class WalLog:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(self.folder)
+        sync_directory(self.folder)
         old = self._generation
         if self._fd is not None:
             os.close(self._fd)

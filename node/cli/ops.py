@@ -267,8 +267,9 @@ def node_rotate_kek(home: Path, as_json: bool) -> None:
     given through MEDCHAIN_KEK is not rotated here: unset it and keep the key
     in the file.
     """
-    from node.healthcare.kek import KEK_ENV, new_kek, read_kek_file, sync_directory, write_kek_file
+    from node.healthcare.kek import KEK_ENV, new_kek, read_kek_file, write_kek_file
     from node.healthcare.vault import VAULT_DIRNAME, kek_opens_store, rotate_kek
+    from storage.database import sync_directory
 
     if KEK_ENV in os.environ:
         raise Fail(f"{KEK_ENV} is set: rotate-kek rotates the KEK file named in config.toml; unset {KEK_ENV}")

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from primitives.errors import UsageError
+from storage.database import sync_directory
 
 KEK_BYTES = 32
 KEK_ENV = "MEDCHAIN_KEK"
@@ -83,13 +84,6 @@ def write_kek_file(path: Path, kek: bytes) -> None:
     sync_directory(path.parent)
 
 
-def sync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _parse(data: bytes, where: str, *, text_only: bool) -> bytes:
