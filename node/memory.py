@@ -23,7 +23,8 @@ from collections.abc import Callable
 TRIM_INTERVAL_S = 1.0
 
 
-def _find_malloc_trim() -> Callable[[int], int] | None:
+def find_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -39,14 +40,14 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 class HeapTrimmer:
     def __init__(
         self,
+        trim: Callable[[int], int] | None,
         interval_s: float = TRIM_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
-        trim: Callable[[int], int] | bool | None = True,
     ) -> None:
-        """``trim``: True finds the C library's ``malloc_trim``; None (or False) disables trimming."""
+        """``trim``: the C library's ``malloc_trim`` (``find_malloc_trim()``); None trims nothing."""
         self.interval_s = interval_s
         self._clock = clock
-        self._trim = _find_malloc_trim() if trim is True else (trim or None)
+        self._trim = trim
         self._last: float | None = None
         self.trims = 0
 

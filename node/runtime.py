@@ -58,7 +58,7 @@ from node.documents import (
 )
 from node.errors import ApiError
 from node.genesis import Genesis
-from node.memory import HeapTrimmer
+from node.memory import HeapTrimmer, find_malloc_trim
 from node.mempool import GossipBacklog, Mempool, MempoolFull, MempoolLimits, RegossipSchedule, proposal_delay
 from node.metrics import NodeMetrics
 from node.p2p.byzantine import ByzantineSwitch
@@ -184,7 +184,7 @@ class Node:
         self._gossip_scheduled = False
         self._gossip_in = GossipBacklog(config.mempool.max_txs)
         self._gossip_ready = asyncio.Event()
-        self._heap = HeapTrimmer()
+        self._heap = HeapTrimmer(find_malloc_trim())
         self._propose_scheduled = False
         self._wake_queued = False  # a PendingWork is in the inbox
         self._proposals = ProposalAssembler()  # compact proposals waiting for transactions

@@ -7,15 +7,12 @@ Rules:
   ``close``: a second process gets ``DatabaseLocked``;
 * ``commit_block`` is exactly one synchronous write batch holding the block,
   its certificate, the hash and transaction index entries, the application's
-  state writes, the new head and (optionally) the pruning of the WAL; a block
+  state writes and the new head; a block
   that does not extend the head is refused before anything is written, so a
   crash at any moment leaves the previous head or the next, never a mix;
 * the consensus WAL is a file of its own beside the LevelDB (storage/wal.py):
   ``append_wal`` is one write and one fdatasync per call; ``prune_wal`` writes
   the surviving records into a new file (a crash leaves the old or the new);
-  ``commit_block(prune_wal_below=h)`` prunes before it writes the block, only
-  records of heights up to the head being dropped, so after a crash the log
-  never lacks a record of a height above the head;
 * writes are serialised by a lock, so they may run on worker threads while
   reads go on elsewhere.
 """
@@ -33,7 +30,6 @@ from consensus.messages import Block, CommitCertificate
 from storage import blockstore, evidence, metadata, state
 from storage.chainview import ChainView
 from storage.database import Batch, Database
-from storage.errors import StoreClosed
 from storage.state import StateWrites
 from storage.wal import WalEntry, WalLog
 
@@ -48,7 +44,7 @@ class ChainStore(ChainView):
         self.genesis_hash = genesis_hash
         self._head = head
         self._lock = threading.Lock()
-        self._wal: WalLog | None = wal
+        self._wal = wal
         self._evidence_next = evidence.read_next_seq(db)
 
     @classmethod
@@ -73,9 +69,7 @@ class ChainStore(ChainView):
 
     def close(self) -> None:
         with self._lock:
-            if self._wal is not None:
-                self._wal.close()
-                self._wal = None
+            self._wal.close()
             self._db.close()
 
     def __enter__(self) -> ChainStore:
@@ -98,8 +92,6 @@ class ChainStore(ChainView):
         certificate: CommitCertificate,
         writes: StateWrites,
         app_hash: bytes,
-        *,
-        prune_wal_below: int | None = None,
     ) -> ChainTip:
         """Store ``block`` as the new head, durably and atomically; return the new head.
 
@@ -115,13 +107,7 @@ class ChainStore(ChainView):
             state.add_state_writes(batch, writes)
             new_head = ChainTip(block.height, block.hash, app_hash, block.header.timestamp_ms, certificate.view)
             metadata.put_head(batch, new_head)
-            committed_below = (head.height if head else 0) + 1
-            if prune_wal_below is not None:
-                # Before the block, only records of committed heights: a crash must not leave the new head's missing.
-                self._open_wal().prune(min(prune_wal_below, committed_below))
             self._db.write(batch, sync=True)
-            if prune_wal_below is not None and prune_wal_below > committed_below:
-                self._open_wal().prune(prune_wal_below)
             self._head = new_head
             return new_head
 
@@ -130,26 +116,21 @@ class ChainStore(ChainView):
         if not records:
             return
         with self._lock:
-            self._open_wal().append(list(records))
+            self._wal.append(list(records))
 
     def prune_wal(self, below_height: int) -> int:
         """Forget WAL records of heights below ``below_height``; return how many."""
         with self._lock:
-            return self._open_wal().prune(below_height)
+            return self._wal.prune(below_height)
 
     def wal_entries(self) -> list[WalEntry]:
         """The WAL's records with their sequence numbers and heights, in append order."""
         with self._lock:
-            return self._open_wal().entries()
+            return self._wal.entries()
 
     def wal_records(self) -> list[WalRecord]:
         """The WAL's records in append order (what ``Replica.restore`` takes)."""
         return [entry.record for entry in self.wal_entries()]
-
-    def _open_wal(self) -> WalLog:
-        if self._wal is None:
-            raise StoreClosed(f"the store in {self._db.path} is closed")
-        return self._wal
 
     def add_evidence(self, item: Evidence) -> bool:
         """Persist equivocation evidence; False if the same evidence is already stored."""

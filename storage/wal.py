@@ -51,7 +51,7 @@ from consensus.events import WAL_CODEC, WalPrepared, WalRecord, WalSigned
 from consensus.messages import SignedMessage
 from primitives.errors import DecodeError, UsageError
 from storage.database import Batch, Database, Reader, sync_directory
-from storage.errors import CorruptRecord, StorageError
+from storage.errors import CorruptRecord, StorageError, StoreClosed
 from storage.keys import META_WAL_NEXT, WAL, WAL_BY_HEIGHT, prefix_end, read_u64
 
 log = logging.getLogger(__name__)
@@ -130,9 +130,9 @@ class _Live:
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    """What reading one log file found: its header, its good frames, and where (and why) reading stopped."""
+    """What reading one log file found: its bytes, its good frames, and where (and why) reading stopped."""
 
-    generation: int
+    data: bytes
     first_seq: int
     frames: list[_Live]
     good_end: int  # offset just past the last good frame
@@ -161,7 +161,7 @@ def scan_file(path: Path) -> Scan:
     data = path.read_bytes()
     if len(data) < _HEADER.size:
         raise CorruptRecord(f"WAL file {path}", b"", f"{len(data)} bytes, too short for its header")
-    magic, generation, first_seq = _HEADER.unpack_from(data, 0)
+    magic, _, first_seq = _HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise CorruptRecord(f"WAL file {path}", b"", f"not a medchain WAL (magic {magic.hex()})")
     frames: list[_Live] = []
@@ -179,12 +179,17 @@ def scan_file(path: Path) -> Scan:
         frames.append(live)
         last_seq = live.seq
         offset += live.size
-    return Scan(generation, first_seq, frames, offset, len(data), damage)
+    return Scan(data, first_seq, frames, offset, len(data), damage)
 
 
-def _decode(payload: bytes, where: str) -> WalRecord:
+def _where(e: _Live, path: Path) -> str:
+    return f"WAL record {e.seq} in {path} at offset {e.offset}"
+
+
+def _decode(whole_frame: bytes, where: str) -> WalRecord:
+    """The record in a frame's bytes (``CorruptRecord`` naming ``where`` if they do not decode)."""
     try:
-        record: WalRecord = WAL_CODEC.decode(payload)
+        record: WalRecord = WAL_CODEC.decode(whole_frame[_FRAME.size :])
     except DecodeError as exc:
         raise CorruptRecord(where, b"", str(exc)) from None
     return record
@@ -329,21 +334,15 @@ class WalLog:
         keep = [e for e in self._live if e.height >= below_height]
         dropped = len(self._live) - len(keep)
         if dropped:
-            frames = [(e.seq, e.height, _payload(os.pread(fd, e.size, e.offset))) for e in keep]
+            frames = [(e.seq, e.height, os.pread(fd, e.size, e.offset)[_FRAME.size :]) for e in keep]
             self._start_generation(self._generation + 1, self._next_seq, frames)
         return dropped
 
     def entries(self) -> list[WalEntry]:
         """Every record, in append order."""
         fd = self._require_open()
-        out: list[WalEntry] = []
-        for e in self._live:
-            where = f"WAL record {e.seq} in {self._path(self._generation)} at offset {e.offset}"
-            out.append(WalEntry(e.seq, e.height, _decode(_payload(os.pread(fd, e.size, e.offset)), where)))
-        return out
-
-    def size_bytes(self) -> int:
-        return self._end
+        path = self._path(self._generation)
+        return [WalEntry(e.seq, e.height, _decode(os.pread(fd, e.size, e.offset), _where(e, path))) for e in self._live]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -352,12 +351,8 @@ class WalLog:
 
     def _require_open(self) -> int:
         if self._fd is None:
-            raise StorageError(f"the WAL in {self.folder} is closed")
+            raise StoreClosed(f"the WAL in {self.folder} is closed")
         return self._fd
-
-
-def _payload(data: bytes) -> bytes:
-    return data[_FRAME.size :]
 
 
 def check_folder(data_dir: Path) -> list[str]:
@@ -378,11 +373,10 @@ def check_folder(data_dir: Path) -> list[str]:
             continue
         if scan.damage is not None:
             problems.append(f"WAL file {path}: {scan.damage}")
-        data = path.read_bytes()
         for e in scan.frames:
-            where = f"WAL record {e.seq} in {path} at offset {e.offset}"
+            where = _where(e, path)
             try:
-                recorded = record_height(_decode(_payload(data[e.offset : e.offset + e.size]), where))
+                recorded = record_height(_decode(scan.data[e.offset : e.offset + e.size], where))
             except CorruptRecord as exc:
                 problems.append(str(exc))
                 continue

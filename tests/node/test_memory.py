@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from node.memory import HeapTrimmer
+from node.memory import HeapTrimmer, find_malloc_trim
 
 
 def _private_mb() -> float:
@@ -20,7 +20,7 @@ def _private_mb() -> float:
 def test_trims_at_most_once_per_interval() -> None:
     now = [100.0]
     calls: list[int] = []
-    trimmer = HeapTrimmer(interval_s=1.0, clock=lambda: now[0], trim=lambda pad: calls.append(pad) or 1)
+    trimmer = HeapTrimmer(lambda pad: calls.append(pad) or 1, interval_s=1.0, clock=lambda: now[0])
     assert trimmer.maybe_trim() and calls == [0]
     now[0] += 0.5
     assert not trimmer.due() and not trimmer.maybe_trim() and calls == [0]
@@ -29,14 +29,14 @@ def test_trims_at_most_once_per_interval() -> None:
 
 
 def test_without_malloc_trim_it_does_nothing() -> None:
-    trimmer = HeapTrimmer(trim=None)
+    trimmer = HeapTrimmer(None)
     assert not trimmer.available and not trimmer.due() and not trimmer.maybe_trim() and trimmer.trims == 0
 
 
 def test_on_glibc_it_hands_freed_memory_back() -> None:
     """A thread's arena keeps freed chunks below a live one; malloc_trim returns their pages."""
     assert sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc", "the test machine runs glibc"
-    trimmer = HeapTrimmer()
+    trimmer = HeapTrimmer(find_malloc_trim())
     assert trimmer.available
     kept: list[bytes] = []
 

@@ -1,8 +1,8 @@
 """Child process for the crash test: commit blocks (and WAL records) until killed.
 
 ``python -m tests.storage.crash_writer DIR`` appends a signed PREPARE for the
-next height to the WAL, commits the block (pruning the WAL below it in the
-same batch) and prints the committed height on its own line, flushed.
+next height to the WAL, prunes the WAL below that height (every record of a
+committed one), commits the block and prints the committed height on its own line, flushed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def main(directory: str) -> None:
             step = next_step(tip, txs_for(height, 20, 200))
             vote = sign(Prepare(0, height, step.block.hash, 1, b""), key, CHAIN)
             store.append_wal([WalSigned(CONSENSUS_CODEC.encode(vote))])
-            store.commit_block(step.block, step.certificate, step.writes, step.app_hash, prune_wal_below=height)
+            store.prune_wal(height)
+            store.commit_block(step.block, step.certificate, step.writes, step.app_hash)
             print(height, flush=True)
 
 

@@ -103,10 +103,11 @@ def test_sequence_numbers_never_repeat_even_after_everything_was_pruned(data_dir
         assert [e.seq for e in store.wal_entries()] == [2]
 
 
-def test_a_block_commit_can_prune_the_wal_in_the_same_batch(store: ChainStore) -> None:
+def test_records_of_committed_heights_are_pruned_around_a_block_commit(store: ChainStore) -> None:
     step = build_chain(1)[0]
     store.append_wal([_signed(1), _signed(2)])
-    store.commit_block(step.block, step.certificate, step.writes, step.app_hash, prune_wal_below=2)
+    store.commit_block(step.block, step.certificate, step.writes, step.app_hash)
+    store.prune_wal(2)
     assert [record_height(r) for r in store.wal_records()] == [2]
     assert head_or_genesis(store).height == 1
 
