@@ -84,15 +84,18 @@ from primitives.codec import pack, unpack_strict
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
 from primitives.signing import SigningKey
+from storage.blockstore import TxLocation
 from storage.chainstore import ChainStore
+from storage.chainview import ChainView
 from storage.state import StateWrites
 
 log = logging.getLogger("medchain.node")
 T = TypeVar("T")
 
-RESULT_PREFIX = b"txr/"
+RESULT_PREFIX = b"txr/"  # stores of earlier versions kept each transaction's result as state under this prefix
 SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
+SYNC_AHEAD = 2  # fetched catch-up batches that may wait to be applied before the next is asked for
 REGOSSIP_MAX = 4096  # transactions offered again per tick at most
 GOSSIP_CHUNK = 1024  # transactions per TxGossip frame
 GOSSIP_FLUSH_S = 0.010  # a client's transaction waits this long for others to share its gossip frame
@@ -123,6 +126,29 @@ def _batch_reply(results: list[BatchItem]) -> BatchReply:
     for item in results:
         counts[item["status"]] += 1
     return {"count": len(results), "counts": counts, "results": results}
+
+
+def outcomes(result: BlockResult) -> list[bytes]:
+    """Each transaction's result as its tx index entry keeps it (``ChainStore.commit_block``), read by ``tx_status``."""
+    return [pack([r.ok, r.code, r.message]) for r in result.results]
+
+
+def committed_result(store: ChainView, tid: bytes) -> tuple[TxLocation, bool, str, str] | None:
+    """Where a committed transaction is and its result (ok, code, message); None if not committed.
+
+    The result is the outcome in its tx index entry; an entry stored by an
+    earlier version has none, and its result is state under ``RESULT_PREFIX``
+    (absent in the oldest stores: then it reads as accepted).
+    """
+    found = store.tx_entry(tid)
+    if found is None:
+        return None
+    where, outcome = found
+    raw = outcome or store.get(RESULT_PREFIX + tid)
+    if not raw:
+        return where, True, "ok", ""
+    ok, code, message = unpack_strict(raw)
+    return where, bool(ok), str(code), str(message)
 
 
 def genesis_tip(genesis: Genesis) -> ChainTip:
@@ -193,6 +219,8 @@ class Node:
         self._peer_heads: dict[str, int] = {}
         self._peer_sets: dict[str, frozenset[str]] = {}
         self._sync_inflight_until = 0.0
+        self._sync_queued = 0  # fetched batches waiting in the inbox to be applied
+        self._sync_queued_to = 0  # the highest height among them
         self._tasks: list[asyncio.Task[None]] = []
         # The node's own storage threads (blocking LevelDB writes), named for py-spy and thread dumps.
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medchain-io")
@@ -404,10 +432,7 @@ class Node:
     async def _apply_block(self, block: Block, cert: CommitCertificate, certified: bool = False) -> BlockResult:
         """Execute and store ``block``; ``certified`` only when catch-up verified ``cert`` and the transactions."""
         result = await self._execute(block, CertifiedTxs(self.checker) if certified else self.checker)
-        writes = dict(result.writes)
-        for r in result.results:
-            writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
-        await self.offload(self._store_block, block, cert, writes, result.app_hash)
+        await self.offload(self._store_block, block, cert, result.writes, result.app_hash, outcomes(result))
         self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
         if result.notices:
             on_loop = await self.offload(self.app.after_commit, result)
@@ -439,10 +464,12 @@ class Node:
         self._observe_stage("execute", time.perf_counter() - wall, cpu)
         return result
 
-    def _store_block(self, block: Block, cert: CommitCertificate, writes: StateWrites, app_hash: bytes) -> None:
+    def _store_block(
+        self, block: Block, cert: CommitCertificate, writes: StateWrites, app_hash: bytes, results: list[bytes]
+    ) -> None:
         """On a storage thread: the block's one synchronous batch, then (at most once a second) the freed heap
         back to the operating system (node/memory.py), timed as stages "store" and "trim"."""
-        self._timed("store", self.store.commit_block, block, cert, writes, app_hash)
+        self._timed("store", self.store.commit_block, block, cert, writes, app_hash, results)
         if self._heap.due():
             self._timed("trim", self._heap.maybe_trim)
 
@@ -749,7 +776,14 @@ class Node:
                 asyncio.get_running_loop().create_task(self._serve_blocks(peer, from_height, max_blocks))
             case SyncResponse(head_height, blocks):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), head_height)
+                self._sync_inflight_until = 0.0
+                if blocks:
+                    self._sync_queued += 1
+                    self._sync_queued_to = max(self._sync_queued_to, blocks[-1].block.height)
                 self.inbox.put_nowait(lambda: self._apply_synced(peer, blocks))
+                if blocks and self._sync_queued < SYNC_AHEAD and head_height > blocks[-1].block.height:
+                    # Ask for the next batch now: the peer reads and sends it while this one executes.
+                    self._request_blocks(blocks[-1].block.height + 1, [peer])
             case HeadAnnounce(height, _):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), height)
             case PeerSet(peers):
@@ -873,9 +907,13 @@ class Node:
     # ------------------------------------------------------------ catch-up
 
     def _request_blocks(self, from_height: int, peers: list[str] | None = None) -> None:
+        """Ask a peer for the blocks from ``from_height`` (past any already fetched and waiting), one
+        request at a time: the next goes out when the answer arrives, or 2 s later without one."""
         now = time.monotonic()
         if now < self._sync_inflight_until:
             return
+        if self._sync_queued:
+            from_height = max(from_height, self._sync_queued_to + 1)
         connected = set(self.transport.connected_peers())
         candidates = [p for p in (peers or []) if p in connected] or sorted(
             (p for p in connected if self._peer_heads.get(p, 0) >= from_height),
@@ -934,7 +972,8 @@ class Node:
     async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
         """Apply fetched blocks in order; each executes without client signature checks (``CertifiedTxs``),
         so nothing reaches execution before its certificate and its transactions were checked."""
-        self._sync_inflight_until = 0.0
+        if blocks:
+            self._sync_queued -= 1
         for item in blocks:
             if item.block.height != self.tip.height + 1:
                 continue
@@ -1065,13 +1104,9 @@ class Node:
         }
 
     def tx_status(self, tid: bytes) -> TxStatus:
-        where = self.store.tx_location(tid)
-        if where is not None:
-            height, index = where
-            raw = self.store.get(RESULT_PREFIX + tid)
-            ok, code, message = (True, "ok", "")
-            if raw is not None:
-                ok, code, message = unpack_strict(raw)
+        found = committed_result(self.store, tid)
+        if found is not None:
+            (height, index), ok, code, message = found
             return self._committed_json(tid, height, index, ok, code, message)
         if tid in self.mempool:
             return {"tx_id": tid.hex(), "status": "pending"}

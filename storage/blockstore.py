@@ -4,7 +4,8 @@ A block is added only together with everything that depends on it (see
 ``ChainStore.commit_block``): ``check_extends`` refuses a block that does not
 extend the head before anything is written, and ``add_block`` puts the block,
 its certificate, its hash -> height entry and one tx index entry per
-transaction into the caller's batch.
+transaction into the caller's batch; an entry ends with that transaction's
+outcome when the caller gives one (see ``storage.keys``).
 
 Reads decode strictly; bytes under a block or certificate key that are not
 the record for that height raise ``CorruptRecord`` naming the height and key,
@@ -14,6 +15,7 @@ and leave every other read working.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from consensus.config import ChainTip
@@ -25,6 +27,7 @@ from storage.database import Batch, Reader
 from storage.errors import CommitRefused, CorruptRecord
 from storage.keys import (
     TX,
+    TX_LOCATION_SIZE,
     block_key,
     certificate_key,
     height_by_hash_key,
@@ -76,18 +79,29 @@ def check_extends(
         raise CommitRefused(f"refusing block {block.hash.hex()[:16]} at height {block.height}: {problem}")
 
 
-def add_block(batch: Batch, block: Block, cert: CommitCertificate) -> None:
+def add_block(
+    batch: Batch, block: Block, cert: CommitCertificate, outcomes: Sequence[bytes] | None = None
+) -> None:
+    """Put ``block`` and what depends on it into ``batch``; ``outcomes[i]`` (if given) ends tx ``i``'s entry."""
     height = block.height
+    if outcomes is not None and len(outcomes) != len(block.txs):
+        raise ValueError(f"{len(outcomes)} outcomes for a block of {len(block.txs)} transactions")
     batch.put(block_key(height), encode(block))
     batch.put(certificate_key(height), encode(cert))
     batch.put(height_by_hash_key(block.hash), u64(height))
     # The hot loop of a commit (one entry per transaction): kept free of calls.
     ops, digest = batch.ops, hashlib.sha256
     entries: dict[bytes, bytes] = {}
-    for index, tx in enumerate(block.txs):
-        key = TX + digest(tx).digest()
-        if key not in entries:  # a repeated tx is found at its first place in the block
-            entries[key] = pack_tx_location(height, index)
+    if outcomes is None:
+        for index, tx in enumerate(block.txs):
+            key = TX + digest(tx).digest()
+            if key not in entries:  # a repeated tx is found at its first place in the block
+                entries[key] = pack_tx_location(height, index)
+    else:
+        for index, (tx, outcome) in enumerate(zip(block.txs, outcomes, strict=True)):
+            key = TX + digest(tx).digest()
+            if key not in entries:  # ... with the outcome of that place
+                entries[key] = pack_tx_location(height, index, outcome)
     ops.extend(entries.items())
 
 
@@ -177,12 +191,18 @@ def read_certified_range(
 
 
 def read_tx_location(reader: Reader, tx_id: bytes) -> TxLocation | None:
+    found = read_tx_entry(reader, tx_id)
+    return None if found is None else found[0]
+
+
+def read_tx_entry(reader: Reader, tx_id: bytes) -> tuple[TxLocation, bytes] | None:
+    """The location and outcome of a committed transaction (the outcome is empty in earlier versions' entries)."""
     key = tx_key(tx_id)
     raw = reader.get(key)
     if raw is None:
         return None
     try:
-        return TxLocation(*unpack_tx_location(raw))
+        return TxLocation(*unpack_tx_location(raw)), raw[TX_LOCATION_SIZE:]
     except DecodeError as exc:
         raise CorruptRecord(f"tx index entry of {tx_id.hex()[:16]}", key, str(exc)) from None
 

@@ -92,18 +92,21 @@ class ChainStore(ChainView):
         certificate: CommitCertificate,
         writes: StateWrites,
         app_hash: bytes,
+        outcomes: Sequence[bytes] | None = None,
     ) -> ChainTip:
         """Store ``block`` as the new head, durably and atomically; return the new head.
 
         ``writes`` are the application's state changes for this block (value
-        None deletes) and ``app_hash`` the state hash after it.  Raises
+        None deletes) and ``app_hash`` the state hash after it; ``outcomes``
+        (one per transaction, opaque) are kept in the transactions' index
+        entries, read back by ``tx_entry``.  Raises
         ``CommitRefused`` (nothing written) unless the block extends the head.
         """
         with self._lock:
             head = self._head
             blockstore.check_extends(head, self.genesis_hash, self.chain_id, block, certificate, app_hash)
             batch = Batch()
-            blockstore.add_block(batch, block, certificate)
+            blockstore.add_block(batch, block, certificate, outcomes)
             state.add_state_writes(batch, writes)
             new_head = ChainTip(block.height, block.hash, app_hash, block.header.timestamp_ms, certificate.view)
             metadata.put_head(batch, new_head)

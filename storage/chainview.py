@@ -71,6 +71,11 @@ class ChainView:
         """(height, index in block) of a committed transaction; tx id = sha256(tx bytes)."""
         return blockstore.read_tx_location(self._reader, tx_id)
 
+    def tx_entry(self, tx_id: bytes) -> tuple[TxLocation, bytes] | None:
+        """Location and outcome of a committed transaction (``commit_block``'s ``outcomes``; empty if
+        the block was stored by an earlier version or without outcomes)."""
+        return blockstore.read_tx_entry(self._reader, tx_id)
+
     def has_tx(self, tx_id: bytes) -> bool:
         return self._reader.get(tx_key(tx_id)) is not None
 

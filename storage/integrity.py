@@ -48,6 +48,7 @@ from storage.keys import (
     HEIGHT_BY_HASH,
     META_WAL_NEXT,
     TX,
+    TX_LOCATION_SIZE,
     WAL,
     WAL_BY_HEIGHT,
     block_key,
@@ -286,7 +287,7 @@ def _location(raw: bytes) -> str:
 def _check_tx_index(db: Database, findings: Findings, expected: dict[bytes, bytes]) -> None:
     for key, value in _scan(db, TX):
         want = expected.pop(key, None)
-        if value == want:
+        if value[:TX_LOCATION_SIZE] == want:  # the outcome after it is the node's, not checked here
             continue
         tx = key[len(TX):].hex()[:16]
         if want is None:

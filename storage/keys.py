@@ -10,7 +10,7 @@ prefix   key after the prefix            value
 ``01``   height                          canonical ``Block`` bytes
 ``02``   block hash (32)                 height
 ``03``   height                          canonical ``CommitCertificate`` bytes
-``04``   tx id = sha256(tx bytes) (32)   height (8) + index in the block (4)
+``04``   tx id = sha256(tx bytes) (32)   height (8) + index in the block (4) + outcome
 ``05``   application key (any bytes)     application value (opaque)
 ``06``   WAL sequence number             earlier versions' WAL (record height + bytes)
 ``07``   record height + WAL sequence    earlier versions' WAL index by height
@@ -25,6 +25,12 @@ timestamp and commit view; absent until block 1, then rewritten in the same
 batch as every block) and, from earlier versions, ``wal-next``.  The WAL is
 now a file beside the LevelDB (storage/wal.py); ``06``, ``07`` and
 ``wal-next`` are only read once, to move an earlier store's WAL into it.
+
+A tx index entry ends with the transaction's *outcome*: what the node's
+application made of it (opaque bytes to the store, the node's result record),
+kept in the same entry so a transaction costs one random key, not two.
+Entries written by earlier versions have no outcome (12 bytes): their results
+are application state, under the node's own result keys.
 """
 
 from __future__ import annotations
@@ -108,12 +114,17 @@ def evidence_digest_key(digest: bytes) -> bytes:
     return EVIDENCE_DIGEST + digest
 
 
-def pack_tx_location(height: int, index: int) -> bytes:
-    return _TX_LOCATION.pack(height, index)
+TX_LOCATION_SIZE = _TX_LOCATION.size
+
+
+def pack_tx_location(height: int, index: int, outcome: bytes = b"") -> bytes:
+    """A tx index entry: the location, then the outcome (empty in entries of earlier versions)."""
+    return _TX_LOCATION.pack(height, index) + outcome
 
 
 def unpack_tx_location(data: bytes) -> tuple[int, int]:
-    if len(data) != _TX_LOCATION.size:
-        raise DecodeError(f"expected {_TX_LOCATION.size} bytes, got {len(data)}")
-    height, index = _TX_LOCATION.unpack(data)
+    """The location of a tx index entry (its outcome, if any, is ``data[TX_LOCATION_SIZE:]``)."""
+    if len(data) < TX_LOCATION_SIZE:
+        raise DecodeError(f"expected at least {TX_LOCATION_SIZE} bytes, got {len(data)}")
+    height, index = _TX_LOCATION.unpack_from(data)
     return int(height), int(index)

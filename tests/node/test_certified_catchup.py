@@ -37,7 +37,7 @@ from node.healthcare.transactions import Anchor, make_transaction
 from node.lab.testnet import client_key, generate_testnet
 from node.p2p.certs import client_context, server_context
 from node.p2p.transport import Transport
-from node.p2p.wire import NODE_CODEC, CertifiedBlock, ConsensusFrame, SyncResponse
+from node.p2p.wire import NODE_CODEC, CertifiedBlock, ConsensusFrame, SyncRequest, SyncResponse
 from node.runtime import Node
 from node.transaction import DOMAIN_TX, tx_id
 from primitives.hashing import sha256
@@ -78,9 +78,10 @@ class Net:
         votes = tuple(Vote(i, self.keys[i].sign(DOMAIN_COMMIT, self.node.chain_id, payload)) for i in voters)
         return CommitCertificate(block.height, 0, block.hash, votes)
 
-    async def serve(self, block: Block, certificate: CommitCertificate) -> None:
-        """``block`` arrives from a peer as a catch-up response; returns once the node has handled it."""
-        response = SyncResponse(block.height, (CertifiedBlock(block, certificate),))
+    async def serve(self, block: Block, certificate: CommitCertificate, head: int | None = None) -> None:
+        """``block`` arrives from a peer (whose head is ``head``, by default that block) as a catch-up
+        response; returns once the node has handled it."""
+        response = SyncResponse(head or block.height, (CertifiedBlock(block, certificate),))
         self.node.transport.on_message(PEER, NODE_CODEC.encode(response))
         await handled(self.node)
 
@@ -217,3 +218,29 @@ async def test_a_certified_header_with_other_transactions_is_refused_and_its_pee
     assert node.transport.peer_stats()[PEER]["penalties"] == 3
     await anyone.serve(block, certificate)
     assert node.tip.height == 1 and _statuses(node, txs) == ["committed"] * len(txs)
+
+
+async def test_the_next_batch_is_asked_for_when_one_arrives_not_after_it_is_applied(
+    anyone: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catch-up pipelines: the peer reads and sends batch k+1 while this node executes batch k."""
+    node = anyone.node
+    asked: list[tuple[int, int]] = []  # (from_height, the node's height when it asked)
+
+    def send(peer: str, payload: bytes) -> bool:
+        message = NODE_CODEC.decode(payload)
+        if isinstance(message, SyncRequest):
+            assert peer == PEER
+            asked.append((message.from_height, node.tip.height))
+        return True
+
+    monkeypatch.setattr(node.transport, "connected_peers", lambda: [PEER])
+    monkeypatch.setattr(node.transport, "send", send)
+    first = anyone.next_block(anyone.anchors("one"))
+    await anyone.serve(first, anyone.certificate(first), head=5)
+    assert node.tip.height == 1
+    assert asked == [(2, 0)]  # asked while block 1 still waited to be applied, and not again after it
+    second = anyone.next_block(anyone.anchors("two"))
+    await anyone.serve(second, anyone.certificate(second), head=2)  # this answer ends at the peer's head ...
+    # ... so nothing was asked for ahead of it; once applied, the node asks for 3 (the first answer said 5).
+    assert node.tip.height == 2 and asked == [(2, 0), (3, 2)]

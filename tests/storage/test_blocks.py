@@ -153,3 +153,31 @@ def test_reads_see_commits_of_another_thread(data_dir: Path) -> None:
         worker.join(timeout=30)
         assert store.head() == tip_after(steps[-1])
         check_consistent(store)
+
+
+def test_each_transaction_keeps_its_outcome_in_its_index_entry(store: ChainStore) -> None:
+    first, second = build_chain(2, txs_per_block=4)
+    commit(store, first)  # without outcomes, as earlier versions stored every block
+    outcomes = [f"outcome {i}".encode() for i in range(4)]
+    store.commit_block(second.block, second.certificate, second.writes, second.app_hash, outcomes)
+    for index, tx in enumerate(first.block.txs):
+        assert store.tx_entry(sha256(tx)) == ((1, index), b"")
+    for index, tx in enumerate(second.block.txs):
+        assert store.tx_entry(sha256(tx)) == ((2, index), outcomes[index])
+        assert store.tx_location(sha256(tx)) == (2, index) and store.tx(sha256(tx)) == tx
+    assert store.tx_entry(sha256(b"never")) is None
+    check_consistent(store)
+
+
+def test_a_repeated_transaction_keeps_the_outcome_of_its_first_place(store: ChainStore) -> None:
+    step = next_step(GENESIS, (b"same", b"other", b"same"))
+    store.commit_block(step.block, step.certificate, step.writes, step.app_hash, [b"first", b"x", b"again"])
+    assert store.tx_entry(sha256(b"same")) == ((1, 0), b"first")
+
+
+def test_outcomes_that_do_not_match_the_transactions_write_nothing(store: ChainStore) -> None:
+    step = next_step(GENESIS, txs_for(1, 3))
+    with pytest.raises(ValueError, match="2 outcomes for a block of 3 transactions"):
+        store.commit_block(step.block, step.certificate, step.writes, step.app_hash, [b"a", b"b"])
+    assert store.head() is None and store.block(1) is None
+    assert all(store.tx_entry(sha256(tx)) is None for tx in step.block.txs)

@@ -23,9 +23,8 @@ from consensus.events import Evidence
 from node.genesis import Genesis
 from node.healthcare.application import Application
 from node.lab import disk_faults
-from node.runtime import RESULT_PREFIX, genesis_tip
+from node.runtime import genesis_tip, outcomes
 from node.transaction import tx_id
-from primitives.codec import pack
 from primitives.errors import UsageError
 from primitives.merkle import merkle_root
 from storage.blockstore import CertifiedBlock
@@ -107,11 +106,8 @@ def replay(blocks: Iterable[CertifiedBlock], genesis: Genesis, workdir: Path, ch
                 )
                 break
             result = app.execute_block(block, store, app_hash)
-            writes = dict(result.writes)
-            for r in result.results:
-                writes[RESULT_PREFIX + r.tx_id] = pack([r.ok, r.code, r.message])
             try:
-                store.commit_block(block, cert, writes, result.app_hash)
+                store.commit_block(block, cert, result.writes, result.app_hash, outcomes(result))
             except CommitRefused as exc:
                 out.problems.append(f"height {h}: {exc}")
                 break
