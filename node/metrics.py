@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+WAL_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -107,6 +108,13 @@ class NodeMetrics:
             "trim (freed heap handed back to the OS, at most once a second), "
             "in wall seconds or the CPU seconds of the thread doing it",
             ["stage", "clock"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+
+        self.wal_append = Histogram(
+            "medchain_wal_append_seconds",
+            "Consensus WAL appends (one write and one fdatasync, before the messages they record are sent), "
+            "wall seconds on the storage thread",
+            buckets=WAL_BUCKETS, registry=r,
         )
 
         # The healthcare ledger, as this node serves it.

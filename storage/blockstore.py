@@ -14,7 +14,6 @@ and leave every other read working.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -89,19 +88,20 @@ def add_block(
     batch.put(block_key(height), encode(block))
     batch.put(certificate_key(height), encode(cert))
     batch.put(height_by_hash_key(block.hash), u64(height))
-    # The hot loop of a commit (one entry per transaction): kept free of calls.
-    ops, digest = batch.ops, hashlib.sha256
+    # The hot loop of a commit (one entry per transaction): kept free of calls; the ids are the
+    # block's own (hashed once per block object, usually by validation already).
     entries: dict[bytes, bytes] = {}
     if outcomes is None:
-        for index, tx in enumerate(block.txs):
-            key = TX + digest(tx).digest()
+        for index, tid in enumerate(block.tx_hashes()):
+            key = TX + tid
             if key not in entries:  # a repeated tx is found at its first place in the block
                 entries[key] = pack_tx_location(height, index)
     else:
-        for index, (tx, outcome) in enumerate(zip(block.txs, outcomes, strict=True)):
-            key = TX + digest(tx).digest()
+        for index, (tid, outcome) in enumerate(zip(block.tx_hashes(), outcomes, strict=True)):
+            key = TX + tid
             if key not in entries:  # ... with the outcome of that place
                 entries[key] = pack_tx_location(height, index, outcome)
+    ops = batch.ops
     ops.extend(entries.items())
 
 

@@ -13,6 +13,8 @@ Rules:
 * the consensus WAL is a file of its own beside the LevelDB (storage/wal.py):
   ``append_wal`` is one write and one fdatasync per call; ``prune_wal`` writes
   the surviving records into a new file (a crash leaves the old or the new);
+* ``has_tx`` answers a transaction never committed from memory (a filter of
+  the committed ids, storage/txfilter.py) and reads the index otherwise;
 * writes are serialised by a lock, so they may run on worker threads while
   reads go on elsewhere.
 """
@@ -30,8 +32,12 @@ from consensus.messages import Block, CommitCertificate
 from storage import blockstore, evidence, metadata, state
 from storage.chainview import ChainView
 from storage.database import Batch, Database
+from storage.keys import TX, prefix_end
 from storage.state import StateWrites
+from storage.txfilter import CommittedTxs
 from storage.wal import WalEntry, WalLog
+
+FILTER_PAGE = 65_536  # tx index keys read per page while the filter is built at open
 
 
 class ChainStore(ChainView):
@@ -46,6 +52,11 @@ class ChainStore(ChainView):
         self._lock = threading.Lock()
         self._wal = wal
         self._evidence_next = evidence.read_next_seq(db)
+        self._committed = CommittedTxs()
+        start, stop = TX, prefix_end(TX)
+        while keys := db.keys(start, stop, limit=FILTER_PAGE):
+            self._committed.add_many([k[1:] for k in keys])
+            start = keys[-1] + b"\x00"
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], chain_id: str, genesis_hash: bytes) -> ChainStore:
@@ -84,6 +95,10 @@ class ChainStore(ChainView):
         snap = self._db.snapshot()
         return ChainView(snap, snap.release)
 
+    def has_tx(self, tx_id: bytes) -> bool:
+        """Whether ``tx_id`` is committed; a new transaction is answered from memory (storage/txfilter.py)."""
+        return tx_id in self._committed and super().has_tx(tx_id)
+
     # ------------------------------------------------------------ writes
 
     def commit_block(
@@ -105,6 +120,7 @@ class ChainStore(ChainView):
         with self._lock:
             head = self._head
             blockstore.check_extends(head, self.genesis_hash, self.chain_id, block, certificate, app_hash)
+            self._committed.add_many(block.tx_hashes())  # before the write: a has_tx meanwhile reads the index
             batch = Batch()
             blockstore.add_block(batch, block, certificate, outcomes)
             state.add_state_writes(batch, writes)

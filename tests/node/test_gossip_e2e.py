@@ -42,6 +42,9 @@ async def test_a_validator_behind_one_peer_votes_through_relays_and_commits_even
         # after storing a block, a node hands its freed heap back to the OS (node/memory.py), timed as a stage
         trims = re.search(r'medchain_block_seconds_count\{clock="cpu",stage="trim"\} (\S+)', metrics)
         assert trims is not None and float(trims.group(1)) >= 1, metrics[-3000:]
+        # every consensus WAL append is timed: a backup appends its signed votes and prepared certificates
+        appends = re.search(r"medchain_wal_append_seconds_count (\S+)", metrics)
+        assert appends is not None and float(appends.group(1)) >= 2, metrics[-3000:]
         # the Server-Sent Events stream reports the next commit
         async with c.events("node1") as stream:
             code, ack = await c.post_tx("node0", c.anchor_tx("streamed"), wait=True)

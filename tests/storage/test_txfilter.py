@@ -1,0 +1,50 @@
+"""The filter of committed transaction ids: no id added is ever reported absent, and it stays selective."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from primitives.hashing import sha256
+from storage.txfilter import FALSE_POSITIVE_RATE, CommittedTxs
+from tests.storage.builders import build_chain, commit, open_store
+
+
+def _ids(label: str, n: int) -> list[bytes]:
+    return [hashlib.sha256(f"{label}/{i}".encode()).digest() for i in range(n)]
+
+
+def test_every_added_id_is_found_as_the_filter_grows_and_new_ids_mostly_are_not() -> None:
+    filt = CommittedTxs(first_capacity=1_000)
+    added = _ids("committed", 10_000)
+    for start in range(0, len(added), 700):  # blocks of 700, across the growth points
+        filt.add_many(added[start : start + 700])
+    assert len(filt) == 10_000
+    assert filt.filters == 4  # capacities 1,000, then twice the total so far: 2,000, 6,000, 18,000
+    assert all(tid in filt for tid in added)
+    fresh = _ids("never", 20_000)
+    false_positives = sum(tid in filt for tid in fresh)
+    assert false_positives < 3 * FALSE_POSITIVE_RATE * len(fresh) * filt.filters  # each filter adds its rate, at most
+
+
+def test_a_filter_sized_for_what_it_holds_keeps_one_filter() -> None:
+    filt = CommittedTxs(expected=600, first_capacity=1_000)
+    filt.add_many(iter(_ids("x", 1_200)))  # any iterable
+    assert filt.filters == 1 and len(filt) == 1_200
+
+
+def test_the_store_answers_from_the_index_as_before_and_rebuilds_the_filter_at_open(tmp_path: Path) -> None:
+    steps = build_chain(3, txs_per_block=6)
+    with open_store(tmp_path / "data") as store:
+        for step in steps[:2]:
+            commit(store, step)
+        assert all(store.has_tx(sha256(tx)) for step in steps[:2] for tx in step.block.txs)
+        assert not any(store.has_tx(sha256(tx)) for tx in steps[2].block.txs)
+    with open_store(tmp_path / "data") as store:  # the filter is memory: built again from the index
+        assert all(store.has_tx(sha256(tx)) for step in steps[:2] for tx in step.block.txs)
+        commit(store, steps[2])
+        assert all(store.has_tx(sha256(tx)) for tx in steps[2].block.txs)
+        # The filter only ever rules out: an id it holds that the index does not is still not committed.
+        store._committed.add_many([sha256(b"in the filter only")])
+        assert not store.has_tx(sha256(b"in the filter only"))
+        assert not store.has_tx(sha256(b"never"))
