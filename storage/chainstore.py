@@ -13,8 +13,9 @@ Rules:
 * the consensus WAL is a file of its own beside the LevelDB (storage/wal.py):
   ``append_wal`` is one write and one fdatasync per call; ``prune_wal`` writes
   the surviving records into a new file (a crash leaves the old or the new);
-* ``has_tx`` answers a transaction never committed from memory (a filter of
-  the committed ids, storage/txfilter.py) and reads the index otherwise;
+* ``has_tx`` and state reads answer a transaction never committed and a key
+  never written from memory (filters of the committed ids and of the state
+  keys, storage/keyfilter.py) and read LevelDB otherwise;
 * writes are serialised by a lock, so they may run on worker threads while
   reads go on elsewhere.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from consensus.config import ChainTip
@@ -32,12 +33,22 @@ from consensus.messages import Block, CommitCertificate
 from storage import blockstore, evidence, metadata, state
 from storage.chainview import ChainView
 from storage.database import Batch, Database
-from storage.keys import TX, prefix_end
+from storage.keyfilter import KeyFilter
+from storage.keys import STATE, TX, prefix_end
 from storage.state import StateWrites
-from storage.txfilter import CommittedTxs
 from storage.wal import WalEntry, WalLog
 
-FILTER_PAGE = 65_536  # tx index keys read per page while the filter is built at open
+FILTER_PAGE = 65_536  # keys read per page while the filters are built at open
+
+
+def _filter_of(db: Database, prefix: bytes) -> KeyFilter:
+    """A filter of every key under ``prefix`` (without it), read a page at a time."""
+    found = KeyFilter()
+    start, stop = prefix, prefix_end(prefix)
+    while keys := db.keys(start, stop, limit=FILTER_PAGE):
+        found.add_many([k[len(prefix):] for k in keys])
+        start = keys[-1] + b"\x00"
+    return found
 
 
 class ChainStore(ChainView):
@@ -52,11 +63,8 @@ class ChainStore(ChainView):
         self._lock = threading.Lock()
         self._wal = wal
         self._evidence_next = evidence.read_next_seq(db)
-        self._committed = CommittedTxs()
-        start, stop = TX, prefix_end(TX)
-        while keys := db.keys(start, stop, limit=FILTER_PAGE):
-            self._committed.add_many([k[1:] for k in keys])
-            start = keys[-1] + b"\x00"
+        self._committed = _filter_of(db, TX)  # tx ids in the tx index
+        self._state_keys = _filter_of(db, STATE)  # application state keys ever written
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], chain_id: str, genesis_hash: bytes) -> ChainStore:
@@ -96,8 +104,20 @@ class ChainStore(ChainView):
         return ChainView(snap, snap.release)
 
     def has_tx(self, tx_id: bytes) -> bool:
-        """Whether ``tx_id`` is committed; a new transaction is answered from memory (storage/txfilter.py)."""
+        """Whether ``tx_id`` is committed; a new transaction is answered from memory (storage/keyfilter.py)."""
         return tx_id in self._committed and super().has_tx(tx_id)
+
+    def get(self, key: bytes) -> bytes | None:
+        """Application state at ``key``; a key never written is answered from memory."""
+        return super().get(key) if key in self._state_keys else None
+
+    def state_reader(self) -> Callable[[bytes], bytes | None]:
+        read, written = super().state_reader(), self._state_keys
+
+        def filtered(key: bytes) -> bytes | None:
+            return read(key) if key in written else None
+
+        return filtered
 
     # ------------------------------------------------------------ writes
 
@@ -120,7 +140,9 @@ class ChainStore(ChainView):
         with self._lock:
             head = self._head
             blockstore.check_extends(head, self.genesis_hash, self.chain_id, block, certificate, app_hash)
-            self._committed.add_many(block.tx_hashes())  # before the write: a has_tx meanwhile reads the index
+            # Into the filters before the write: a read meanwhile goes to LevelDB, as it did before them.
+            self._committed.add_many(block.tx_hashes())
+            self._state_keys.add_many([key for key, value in writes.items() if value is not None])
             batch = Batch()
             blockstore.add_block(batch, block, certificate, outcomes)
             state.add_state_writes(batch, writes)

@@ -12,6 +12,7 @@ node's sends; the HTTP load itself is not counted.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import platform
 import subprocess
@@ -39,6 +40,13 @@ class NodeCounters:
     rejected: Counter[str] = field(default_factory=Counter)  # committed but rejected by the ledger, by code
     gossip_refused: Counter[str] = field(default_factory=Counter)  # by admission error code
     disk_bytes: int = 0
+    # Cumulative histogram buckets {upper bound s: count} of the pauses a run's tail latency can come
+    # from: consensus WAL appends, block stores (wall time) and the garbage collector (all generations).
+    pauses: dict[str, dict[float, int]] = field(default_factory=dict)
+
+
+PAUSE_FAMILIES = {"medchain_wal_append_seconds": "wal", "medchain_gc_pause_seconds": "gc"}
+SLOW_PAUSE_S = 0.1  # a pause at least this long shows in a run's p99 commit latency
 
 
 def parse_metrics(text: str) -> NodeCounters:
@@ -46,6 +54,9 @@ def parse_metrics(text: str) -> NodeCounters:
     out = NodeCounters()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                _add_pause_bucket(out.pauses, family.name, sample.labels, sample.value)
+                continue
             if not sample.name.endswith("_total"):
                 continue
             value = int(sample.value)
@@ -61,6 +72,42 @@ def parse_metrics(text: str) -> NodeCounters:
                 case "medchain_gossip_txs_refused":
                     out.gossip_refused[sample.labels.get("reason", "?")] += value
     return out
+
+
+def _add_pause_bucket(pauses: dict[str, dict[float, int]], family: str, labels: dict[str, str], value: float) -> None:
+    kind = PAUSE_FAMILIES.get(family)
+    if kind is None and family == "medchain_block_seconds" and labels.get("clock") == "wall":
+        kind = labels.get("stage") if labels.get("stage") == "store" else None
+    if kind is None:
+        return
+    bound = float(labels["le"])
+    buckets = pauses.setdefault(kind, {})
+    buckets[bound] = buckets.get(bound, 0) + int(value)
+
+
+def slow_pauses(before: dict[float, int], after: dict[float, int], slow_s: float = SLOW_PAUSE_S) -> dict[str, Any]:
+    """Between two readings of one cumulative histogram: how many pauses, how many longer than ``slow_s``
+    (a bucket bound), and the longest.
+
+    The longest pause lies between ``longest_from_s`` and ``longest_up_to_s``
+    (the bounds of the lowest bucket that holds every pause of the run; both
+    None without a pause, ``longest_up_to_s`` None beyond the last bound).
+    """
+    gained = {le: after.get(le, 0) - before.get(le, 0) for le in after}
+    total = gained.get(math.inf, 0)
+    below = max((n for le, n in gained.items() if le <= slow_s), default=0)
+    low: float | None = None
+    high: float | None = None
+    if total > 0:
+        bounds = sorted(gained)
+        at = next(i for i, le in enumerate(bounds) if gained[le] == total)
+        low = bounds[at - 1] if at > 0 else 0.0
+        high = bounds[at] if bounds[at] != math.inf else None
+    return {"count": total, "over_slow": total - below, "longest_from_s": low, "longest_up_to_s": high}
+
+
+def _pauses(before: NodeCounters, after: NodeCounters) -> dict[str, dict[str, Any]]:
+    return {kind: slow_pauses(before.pauses.get(kind, {}), buckets) for kind, buckets in sorted(after.pauses.items())}
 
 
 def data_dir(node: NodeProcess) -> Path:
@@ -121,6 +168,7 @@ def compare(before: dict[str, NodeCounters], after: dict[str, NodeCounters], com
         "view_changes": {n: after[n].view_changes - before[n].view_changes for n in after if n in before},
         "rejected_in_blocks_by_code": dict(sorted(rejected.items())),
         "gossip_refused_by_code": dict(sorted(refused.items())),
+        "pauses": {n: _pauses(before[n], after[n]) for n in after if n in before},
     }
 
 

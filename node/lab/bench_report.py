@@ -30,6 +30,24 @@ def _failures(f: dict[str, Any]) -> str:
     return f"{f['never_committed']:,} of {f['submitted']:,}" + (f" ({100 * share:.2f} %)" if share else "")
 
 
+def _pauses(run: dict[str, Any], longest: bool) -> str:
+    """Per kind of pause (WAL append, block store, GC): the most pauses over 0.1 s at one node, or the
+    longest pause at any node (the upper bound of its bucket; "> x" beyond the last bound)."""
+    per_node = list(run["nodes"].get("pauses", {}).values())
+    out = []
+    for kind in ("wal", "store", "gc"):
+        seen = [p[kind] for p in per_node if kind in p and p[kind]["count"]]
+        if not seen:
+            out.append("-")
+        elif not longest:
+            out.append(str(max(s["over_slow"] for s in seen)))
+        elif any(s["longest_up_to_s"] is None for s in seen):
+            out.append(f"> {max(s['longest_from_s'] for s in seen):g}")
+        else:
+            out.append(f"{max(s['longest_up_to_s'] for s in seen):g}")
+    return " / ".join(out)
+
+
 def _codes(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}: {v:,}" for k, v in counts.items()) or "0"
 
@@ -68,6 +86,8 @@ def format_report(report: dict[str, Any]) -> str:
         ("highest view", [str(r["max_view"]) for r in runs]),
         ("view changes (most at one node)", [str(max(r["nodes"].get("view_changes", {}).values(), default=0))
                                              for r in runs]),
+        ("pauses > 0.1 s, most at one node: WAL append / block store / GC", [_pauses(r, False) for r in runs]),
+        ("longest pause, up to (s): WAL append / block store / GC", [_pauses(r, True) for r in runs]),
         ("P2P bytes sent per tx, all nodes", [_fmt(r["nodes"].get("wire_bytes_per_tx")) for r in runs]),
         ("disk bytes per tx, per node", [_fmt(r["nodes"].get("disk_bytes_per_tx_per_node")) for r in runs]),
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.lab.bench_readings import NodeCounters, compare, parse_metrics
+from node.lab.bench_readings import NodeCounters, compare, parse_metrics, slow_pauses
 from node.metrics import NodeMetrics
 
 
@@ -38,3 +38,31 @@ def test_the_difference_is_given_per_node_and_per_committed_transaction() -> Non
     assert found["view_changes"] == {"node0": 1, "node1": 0}
     assert found["rejected_in_blocks_by_code"] == {"duplicate": 3}
     assert compare(before, after, committed=0)["wire_bytes_per_tx"] is None
+
+
+def test_pauses_are_read_from_the_histograms_and_compared_by_bucket() -> None:
+    metrics = NodeMetrics()
+    before = parse_metrics(metrics.text().decode())
+    for seconds in (0.0004, 0.003, 0.003, 0.3, 1.7):
+        metrics.wal_append.observe(seconds)
+    metrics.block_seconds.labels("store", "wall").observe(0.02)
+    metrics.block_seconds.labels("store", "cpu").observe(9.0)  # CPU time is not a pause
+    metrics.block_seconds.labels("execute", "wall").observe(9.0)  # nor is execution
+    metrics.wal_append.observe(60.0)  # beyond the last bound
+    after = parse_metrics(metrics.text().decode())
+    assert set(after.pauses) == {"wal", "store"}
+    found = compare({"node0": before}, {"node0": after}, committed=10)["pauses"]["node0"]
+    assert found["wal"] == {"count": 6, "over_slow": 3, "longest_from_s": 5.0, "longest_up_to_s": None}
+    assert found["store"] == {"count": 1, "over_slow": 0, "longest_from_s": 0.01, "longest_up_to_s": 0.025}
+
+
+def test_a_run_without_pauses_has_no_longest() -> None:
+    metrics = NodeMetrics()
+    metrics.wal_append.observe(0.2)
+    reading = parse_metrics(metrics.text().decode())
+    assert slow_pauses(reading.pauses["wal"], reading.pauses["wal"]) == {
+        "count": 0, "over_slow": 0, "longest_from_s": None, "longest_up_to_s": None,
+    }
+    assert slow_pauses({}, reading.pauses["wal"]) == {
+        "count": 1, "over_slow": 1, "longest_from_s": 0.1, "longest_up_to_s": 0.25,
+    }

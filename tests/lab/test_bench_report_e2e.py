@@ -28,7 +28,7 @@ RUN = {
 }
 NODES = {
     "wire_bytes_sent", "wire_bytes_per_tx", "disk_bytes_added", "disk_bytes_per_tx_per_node", "view_changes",
-    "rejected_in_blocks_by_code", "gossip_refused_by_code",
+    "rejected_in_blocks_by_code", "gossip_refused_by_code", "pauses",
 }
 
 
@@ -65,6 +65,8 @@ def check_run(run: dict[str, Any]) -> None:
     assert run["latency_hdr"] and run["plan"]["seconds"] == 5.0
     assert run["nodes"]["wire_bytes_per_tx"] > 0 and run["nodes"]["disk_bytes_per_tx_per_node"] > 0
     assert set(run["nodes"]["view_changes"]) == {f"node{i}" for i in range(4)}
+    # every node appended to its consensus WAL and stored blocks during the run: both are timed
+    assert all(p["wal"]["count"] > 0 and p["store"]["count"] > 0 for p in run["nodes"]["pauses"].values())
     assert "client" in run["cpu_pct"] and all(run["peak_rss_mb"][f"node{i}"] > 0 for i in range(4))
 
 

@@ -1,4 +1,4 @@
-"""The filter of committed transaction ids: no id added is ever reported absent, and it stays selective."""
+"""Filters of stored keys: a key added is never reported absent, they stay selective, the store answers as LevelDB."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from primitives.hashing import sha256
-from storage.txfilter import FALSE_POSITIVE_RATE, CommittedTxs
+from storage.keyfilter import FALSE_POSITIVE_RATE, KeyFilter
 from tests.storage.builders import build_chain, commit, open_store
 
 
@@ -15,7 +15,7 @@ def _ids(label: str, n: int) -> list[bytes]:
 
 
 def test_every_added_id_is_found_as_the_filter_grows_and_new_ids_mostly_are_not() -> None:
-    filt = CommittedTxs(first_capacity=1_000)
+    filt = KeyFilter(first_capacity=1_000)
     added = _ids("committed", 10_000)
     for start in range(0, len(added), 700):  # blocks of 700, across the growth points
         filt.add_many(added[start : start + 700])
@@ -28,7 +28,7 @@ def test_every_added_id_is_found_as_the_filter_grows_and_new_ids_mostly_are_not(
 
 
 def test_a_filter_sized_for_what_it_holds_keeps_one_filter() -> None:
-    filt = CommittedTxs(expected=600, first_capacity=1_000)
+    filt = KeyFilter(expected=600, first_capacity=1_000)
     filt.add_many(iter(_ids("x", 1_200)))  # any iterable
     assert filt.filters == 1 and len(filt) == 1_200
 
@@ -48,3 +48,21 @@ def test_the_store_answers_from_the_index_as_before_and_rebuilds_the_filter_at_o
         store._committed.add_many([sha256(b"in the filter only")])
         assert not store.has_tx(sha256(b"in the filter only"))
         assert not store.has_tx(sha256(b"never"))
+
+
+def test_state_reads_agree_with_leveldb_for_written_deleted_and_never_written_keys(tmp_path: Path) -> None:
+    first, second = build_chain(2, txs_per_block=2)
+    with open_store(tmp_path / "data") as store:
+        store.commit_block(first.block, first.certificate, {**first.writes, b"doc/a": b"1", b"doc/b": b"2"},
+                           first.app_hash)
+        store.commit_block(second.block, second.certificate, {**second.writes, b"doc/b": None, b"doc/c": b"3"},
+                           second.app_hash)
+        expected = {b"doc/a": b"1", b"doc/b": None, b"doc/c": b"3", b"doc/never": None}
+        read = store.state_reader()
+        assert {k: store.get(k) for k in expected} == expected == {k: read(k) for k in expected}
+    with open_store(tmp_path / "data") as store:  # rebuilt at open from the state keys
+        read = store.state_reader()
+        assert {k: store.get(k) for k in expected} == expected == {k: read(k) for k in expected}
+        assert b"doc/a" in store._state_keys and b"doc/c" in store._state_keys
+        with store.snapshot() as snap:  # a snapshot reads LevelDB as it always did
+            assert {k: snap.get(k) for k in expected} == expected
