@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from consensus.config import ChainTip
@@ -111,13 +111,12 @@ class ChainStore(ChainView):
         """Application state at ``key``; a key never written is answered from memory."""
         return super().get(key) if key in self._state_keys else None
 
-    def state_reader(self) -> Callable[[bytes], bytes | None]:
-        read, written = super().state_reader(), self._state_keys
+    def written_state_keys(self) -> KeyFilter:
+        """Every state key ever written, and some never written (``key not in`` it: the key holds nothing).
 
-        def filtered(key: bytes) -> bytes | None:
-            return read(key) if key in written else None
-
-        return filtered
+        ``state_reader`` reads LevelDB for every key; a hot loop asks this first (BlockReader).
+        """
+        return self._state_keys
 
     # ------------------------------------------------------------ writes
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -121,6 +121,16 @@ class RangeReader(StateReader, Protocol):
 _UNREAD = object()
 
 
+class _EveryKey:
+    """A base without a filter of its written keys: every key may hold a value."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+_EVERY_KEY = _EveryKey()
+
+
 class BlockReader:
     """The state before a block, each key read from the store at most once while the block executes.
 
@@ -129,18 +139,20 @@ class BlockReader:
     remembered.  Range reads go to the store.
     """
 
-    __slots__ = ("_read", "_reads", "state_items")
+    __slots__ = ("_read", "_reads", "_written", "state_items")
 
     def __init__(self, base: StateReader) -> None:
         fast = getattr(base, "state_reader", None)  # the chain store's direct LevelDB reads
         self._read: Callable[[bytes], bytes | None] = fast() if fast is not None else base.get
+        written = getattr(base, "written_state_keys", None)  # the chain store's filter: a key not in it is empty
+        self._written: Container[bytes] = written() if written is not None else _EVERY_KEY
         self._reads: dict[bytes, bytes | None] = {}
         self.state_items = getattr(base, "state_items", None)
 
     def get(self, key: bytes) -> bytes | None:
         value = self._reads.get(key, _UNREAD)
         if value is _UNREAD:  # no exception on a miss: most of a block's reads are first reads
-            value = self._reads[key] = self._read(key)
+            value = self._reads[key] = self._read(key) if key in self._written else None
         return value  # type: ignore[return-value]
 
 
