@@ -31,18 +31,30 @@ import hmac
 import json
 import re
 import secrets
-from typing import Any
-
-import fhir.resources
-from fhir.resources import get_fhir_model_class
-from fhir.resources.resource import Resource
-from pydantic import ValidationError
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from primitives.errors import UsageError
 
+if TYPE_CHECKING:
+    from fhir.resources.resource import Resource
+    from pydantic import ValidationError
+
 FHIR_VERSION = "R5 (5.0.0)"
-if fhir.resources.__fhir_version__ != "5.0.0":
-    raise ImportError(f"fhir.resources models FHIR {fhir.resources.__fhir_version__}, this code expects 5.0.0 (R5)")
+
+
+@cache
+def _fhir() -> tuple[Any, type[Resource], type[ValidationError]]:
+    """``fhir.resources`` (its model lookup and resource base) and pydantic's error, imported at first use:
+    the models take about 0.3 s to import, which every node process would pay at start-up otherwise."""
+    import fhir.resources
+    from fhir.resources import get_fhir_model_class
+    from fhir.resources.resource import Resource
+    from pydantic import ValidationError
+
+    if fhir.resources.__fhir_version__ != "5.0.0":
+        raise ImportError(f"fhir.resources models FHIR {fhir.resources.__fhir_version__}, this code expects 5.0.0 (R5)")
+    return get_fhir_model_class, Resource, ValidationError
 
 MAX_RESOURCE_BYTES = 48 * 1024
 # JSON text is refused before parsing above this size, so a huge body costs no
@@ -76,9 +88,10 @@ def validate_resource(obj: Any) -> tuple[str, bytes]:
         raise FhirError(DOCUMENT, f"expected a JSON object (a FHIR resource), got {_json_kind(doc)}")
     resource_type, model = _resource_model(doc)
     _refuse_null_members(resource_type, doc)
+    validation_error = _fhir()[2]
     try:
         resource = model.model_validate(doc)
-    except ValidationError as exc:
+    except validation_error as exc:
         raise _from_pydantic(resource_type, exc) from None
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         # fhir.resources lets some errors escape pydantic, e.g. KeyError for an
@@ -154,11 +167,12 @@ def _resource_model(doc: dict[str, Any]) -> tuple[str, type[Resource]]:
         raise FhirError("resourceType", f"must be a string, got {_json_kind(name)}")
     if not _TYPE_NAME.fullmatch(name):
         raise FhirError("resourceType", "not a FHIR resource type name")
+    get_fhir_model_class, resource_base, _ = _fhir()
     try:
         model = get_fhir_model_class(name)
     except ValueError:
         raise FhirError("resourceType", f"{name!r} is not a FHIR {FHIR_VERSION} resource type") from None
-    if not issubclass(model, Resource):
+    if not issubclass(model, resource_base):
         raise FhirError("resourceType", f"{name!r} is a FHIR data type, not a resource")
     if name in ABSTRACT_RESOURCE_TYPES:
         raise FhirError("resourceType", f"{name!r} is abstract; name a concrete resource type")
