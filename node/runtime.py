@@ -784,13 +784,16 @@ class Node:
             case SyncResponse(head_height, blocks):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), head_height)
                 self._sync_inflight_until = 0.0
-                if blocks:
+                # Only a batch that starts where the fetched chain ends extends the pipeline: a batch from
+                # elsewhere (stale, or a peer's invention) is applied or dropped as before, never ahead of.
+                extends = bool(blocks) and blocks[0].block.height == self._sync_fetched_to() + 1
+                if extends:
                     self._sync_queued += 1
-                    self._sync_queued_to = max(self._sync_queued_to, blocks[-1].block.height)
-                self.inbox.put_nowait(lambda: self._apply_synced(peer, blocks))
-                if blocks and self._sync_queued < SYNC_AHEAD and head_height > blocks[-1].block.height:
+                    self._sync_queued_to = blocks[0].block.height + len(blocks) - 1
+                self.inbox.put_nowait(lambda: self._apply_synced(peer, blocks, counted=extends))
+                if extends and self._sync_queued < SYNC_AHEAD and head_height > self._sync_queued_to:
                     # Ask for the next batch now: the peer reads and sends it while this one executes.
-                    self._request_blocks(blocks[-1].block.height + 1, [peer])
+                    self._request_blocks(self._sync_queued_to + 1, [peer])
             case HeadAnnounce(height, _):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), height)
             case PeerSet(peers):
@@ -919,8 +922,7 @@ class Node:
         now = time.monotonic()
         if now < self._sync_inflight_until:
             return
-        if self._sync_queued:
-            from_height = max(from_height, self._sync_queued_to + 1)
+        from_height = max(from_height, self._sync_fetched_to() + 1)
         connected = set(self.transport.connected_peers())
         candidates = [p for p in (peers or []) if p in connected] or sorted(
             (p for p in connected if self._peer_heads.get(p, 0) >= from_height),
@@ -930,6 +932,10 @@ class Node:
             return
         self._sync_inflight_until = now + 2.0
         self.transport.send(candidates[0], NODE_CODEC.encode(SyncRequest(from_height, 64)))
+
+    def _sync_fetched_to(self) -> int:
+        """The height up to which blocks are committed or fetched and waiting to be applied."""
+        return max(self.tip.height, self._sync_queued_to) if self._sync_queued else self.tip.height
 
     async def _serve_blocks(self, peer: str, from_height: int, max_blocks: int = 64) -> None:
         if self.byzantine.silent:
@@ -976,10 +982,11 @@ class Node:
         for i in range(0, len(txs), GOSSIP_CHUNK):
             self.transport.send(peer, NODE_CODEC.encode(TxGossip(tuple(txs[i : i + GOSSIP_CHUNK]))))
 
-    async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
+    async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...], counted: bool = False) -> None:
         """Apply fetched blocks in order; each executes without client signature checks (``CertifiedTxs``),
-        so nothing reaches execution before its certificate and its transactions were checked."""
-        if blocks:
+        so nothing reaches execution before its certificate and its transactions were checked.
+        ``counted``: the batch was counted as waiting in the fetch pipeline."""
+        if counted:
             self._sync_queued -= 1
         for item in blocks:
             if item.block.height != self.tip.height + 1:

@@ -244,3 +244,27 @@ async def test_the_next_batch_is_asked_for_when_one_arrives_not_after_it_is_appl
     await anyone.serve(second, anyone.certificate(second), head=2)  # this answer ends at the peer's head ...
     # ... so nothing was asked for ahead of it; once applied, the node asks for 3 (the first answer said 5).
     assert node.tip.height == 2 and asked == [(2, 0), (3, 2)]
+
+
+async def test_a_batch_that_does_not_follow_the_fetched_chain_is_never_fetched_ahead_of(
+    anyone: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer's answer from elsewhere (stale, or invented at a far height) does not move where catch-up asks."""
+    node = anyone.node
+    asked: list[int] = []
+
+    def send(peer: str, payload: bytes) -> bool:
+        message = NODE_CODEC.decode(payload)
+        if isinstance(message, SyncRequest):
+            asked.append(message.from_height)
+        return True
+
+    monkeypatch.setattr(node.transport, "connected_peers", lambda: [PEER])
+    monkeypatch.setattr(node.transport, "send", send)
+    first = anyone.next_block(anyone.anchors("one"))
+    far = Block(replace(first.header, height=50), first.txs)
+    await anyone.serve(far, anyone.certificate(far), head=60)
+    assert node.tip.height == 0
+    assert asked == [1]  # once it was dropped, from the node's own head: not from 51
+    await anyone.serve(first, anyone.certificate(first), head=60)
+    assert node.tip.height == 1 and asked == [1, 2]  # the real block 1 extends the chain: 2 is asked at once
