@@ -221,7 +221,7 @@ class Node:
         self._peer_sets: dict[str, frozenset[str]] = {}
         self._sync_inflight_until = 0.0
         self._sync_queued = 0  # fetched batches waiting in the inbox to be applied
-        self._sync_queued_to = 0  # the highest height among them
+        self._sync_queued_to = 0  # the last height of the newest of them
         self._tasks: list[asyncio.Task[None]] = []
         # The node's own storage threads (blocking LevelDB writes), named for py-spy and thread dumps.
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medchain-io")
@@ -472,11 +472,11 @@ class Node:
         self.metrics.wal_append.observe(time.perf_counter() - started)
 
     def _store_block(
-        self, block: Block, cert: CommitCertificate, writes: StateWrites, app_hash: bytes, results: list[bytes]
+        self, block: Block, cert: CommitCertificate, writes: StateWrites, app_hash: bytes, tx_outcomes: list[bytes]
     ) -> None:
         """On a storage thread: the block's one synchronous batch, then (at most once a second) the freed heap
         back to the operating system (node/memory.py), timed as stages "store" and "trim"."""
-        self._timed("store", self.store.commit_block, block, cert, writes, app_hash, results)
+        self._timed("store", self.store.commit_block, block, cert, writes, app_hash, tx_outcomes)
         if self._heap.due():
             self._timed("trim", self._heap.maybe_trim)
 

@@ -15,6 +15,7 @@ and leave every other read working.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import NamedTuple
 
 from consensus.config import ChainTip
@@ -91,18 +92,11 @@ def add_block(
     # The hot loop of a commit (one entry per transaction): kept free of calls; the ids are the
     # block's own (hashed once per block object, usually by validation already).
     entries: dict[bytes, bytes] = {}
-    if outcomes is None:
-        for index, tid in enumerate(block.tx_hashes()):
-            key = TX + tid
-            if key not in entries:  # a repeated tx is found at its first place in the block
-                entries[key] = pack_tx_location(height, index)
-    else:
-        for index, (tid, outcome) in enumerate(zip(block.tx_hashes(), outcomes, strict=True)):
-            key = TX + tid
-            if key not in entries:  # ... with the outcome of that place
-                entries[key] = pack_tx_location(height, index, outcome)
-    ops = batch.ops
-    ops.extend(entries.items())
+    for index, (tid, outcome) in enumerate(zip(block.tx_hashes(), outcomes or repeat(b""))):  # noqa: B905 - checked
+        key = TX + tid
+        if key not in entries:  # a repeated tx is found at its first place in the block, with that place's outcome
+            entries[key] = pack_tx_location(height, index, outcome)
+    batch.ops.extend(entries.items())
 
 
 # ---------------------------------------------------------------- reading

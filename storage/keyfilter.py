@@ -12,8 +12,9 @@ LevelDB, so it never changes an answer:
   a stored key (a key added for a write that then fails, or later deleted, is
   only a false positive: LevelDB is read, and says no);
 * a false positive (about 1% of absent keys) costs the read it saves otherwise;
-* it is built at open by reading the keys under its prefix (about 0.6 s per
-  million keys here) and grows by filters of twice the capacity, so the
+* it is built at open by reading the keys under its prefix (opening a store
+  of 600,000 such keys took 0.27-0.33 s here, 0.16-0.18 s of it reading the
+  keys) and grows by filters of twice the capacity, so the
   false-positive rate stays bounded as the chain grows (about 1.2 MB of memory
   per million keys).
 """

@@ -84,8 +84,6 @@ def write_kek_file(path: Path, kek: bytes) -> None:
     sync_directory(path.parent)
 
 
-
-
 def _parse(data: bytes, where: str, *, text_only: bool) -> bytes:
     text = data.strip()
     if len(text) == 2 * KEK_BYTES:

@@ -76,8 +76,8 @@ def parse_metrics(text: str) -> NodeCounters:
 
 def _add_pause_bucket(pauses: dict[str, dict[float, int]], family: str, labels: dict[str, str], value: float) -> None:
     kind = PAUSE_FAMILIES.get(family)
-    if kind is None and family == "medchain_block_seconds" and labels.get("clock") == "wall":
-        kind = labels.get("stage") if labels.get("stage") == "store" else None
+    if family == "medchain_block_seconds" and labels.get("stage") == "store" and labels.get("clock") == "wall":
+        kind = "store"
     if kind is None:
         return
     bound = float(labels["le"])
