@@ -222,6 +222,8 @@ class Node:
         self._sync_inflight_until = 0.0
         self._sync_queued = 0  # fetched batches waiting in the inbox to be applied
         self._sync_queued_to = 0  # the last height of the newest of them
+        # A synced block executed and staged whose batch a storage thread is writing (``_apply_block``).
+        self._storing: tuple[asyncio.Future[None], Block, CommitCertificate, BlockResult] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # The node's own storage threads (blocking LevelDB writes), named for py-spy and thread dumps.
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medchain-io")
@@ -425,22 +427,50 @@ class Node:
     async def _commit(self, commit: CommitBlock) -> Event:
         block, cert = commit.block, commit.certificate
         # via_sync: the replica verified the certificate and _apply_synced the transactions (CertifiedTxs).
-        result = await self._apply_block(block, cert, certified=commit.via_sync)
+        result = await self._apply_block(block, cert, certified=commit.via_sync, overlap=commit.via_sync)
         if commit.via_sync:
             self.metrics.blocks_synced.inc()
         return Executed(block.height, result.app_hash)
 
-    async def _apply_block(self, block: Block, cert: CommitCertificate, certified: bool = False) -> BlockResult:
-        """Execute and store ``block``; ``certified`` only when catch-up verified ``cert`` and the transactions."""
+    async def _apply_block(
+        self, block: Block, cert: CommitCertificate, certified: bool = False, overlap: bool = False
+    ) -> BlockResult:
+        """Execute and store ``block``; ``certified`` only when catch-up verified ``cert`` and the transactions.
+
+        ``overlap`` (catch-up): return once the block is executed and staged (``ChainStore.stage``); its
+        batch is written on a storage thread while the next block executes, and its commit is finished
+        (clients answered, events sent) when that write is done (``_settle_store``).
+        """
         result = await self._execute(block, CertifiedTxs(self.checker) if certified else self.checker)
-        await self.offload(self._store_block, block, cert, result.writes, result.app_hash, outcomes(result))
-        self.tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
+        await self._settle_store()  # the block before, written while this one executed
+        args = (block, cert, result.writes, result.app_hash, outcomes(result))
+        tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
+        if overlap:
+            self.store.stage(block, result.writes)
+            self._storing = (asyncio.ensure_future(self.offload(self._store_block, *args)), block, cert, result)
+            self.tip = tip
+            return result
+        await self.offload(self._store_block, *args)
+        self.tip = tip
+        await self._finish_commit(block, cert, result)
+        return result
+
+    async def _settle_store(self) -> None:
+        """Wait for the write of the block ``_apply_block(overlap=True)`` left in flight, then finish its commit."""
+        storing, self._storing = self._storing, None
+        if storing is None:
+            return
+        write, block, cert, result = storing
+        await write
+        await self._finish_commit(block, cert, result)
+
+    async def _finish_commit(self, block: Block, cert: CommitCertificate, result: BlockResult) -> None:
+        """What follows a block once it is durable: the application's notices, then clients and events."""
         if result.notices:
             on_loop = await self.offload(self.app.after_commit, result)
             if on_loop is not None:
                 on_loop()
         self._after_commit(block, cert, result)
-        return result
 
     async def _execute(self, block: Block, prechecked: Prechecked) -> BlockResult:
         """Run the rules on the loop in slices of transactions, letting the API and P2P in between.
@@ -796,6 +826,10 @@ class Node:
                     self._request_blocks(self._sync_queued_to + 1, [peer])
             case HeadAnnounce(height, _):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), height)
+                # Clearly behind (a validator one block behind is about to commit it through consensus):
+                # ask now rather than at the sync loop's next tick, so a node that starts behind starts at once.
+                if height > self.tip.height + (1 if self.replica is not None else 0):
+                    self._request_blocks(self.tip.height + 1)
             case PeerSet(peers):
                 self._peer_sets[peer] = frozenset(peers)
 
@@ -985,9 +1019,18 @@ class Node:
     async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...], counted: bool = False) -> None:
         """Apply fetched blocks in order; each executes without client signature checks (``CertifiedTxs``),
         so nothing reaches execution before its certificate and its transactions were checked.
-        ``counted``: the batch was counted as waiting in the fetch pipeline."""
+        ``counted``: the batch was counted as waiting in the fetch pipeline.  Each block's write overlaps
+        the next block's execution; the last is durable before this returns."""
         if counted:
             self._sync_queued -= 1
+        try:
+            await self._apply_synced_blocks(peer, blocks)
+        finally:
+            await self._settle_store()
+        if blocks and max(self._peer_heads.values(), default=0) > self.tip.height:
+            self._request_blocks(self.tip.height + 1)
+
+    async def _apply_synced_blocks(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
         for item in blocks:
             if item.block.height != self.tip.height + 1:
                 continue
@@ -1010,10 +1053,8 @@ class Node:
             if reason is not None:
                 self._refuse_synced(peer, item.block.height, reason)
                 return
-            await self._apply_block(item.block, item.certificate, certified=True)
+            await self._apply_block(item.block, item.certificate, certified=True, overlap=True)
             self.metrics.blocks_synced.inc()
-        if blocks and max(self._peer_heads.values(), default=0) > self.tip.height:
-            self._request_blocks(self.tip.height + 1)
 
     def _refuse_synced(self, peer: str, height: int, reason: str) -> None:
         log.warning("refusing block %d from %s: %s", height, peer, reason)

@@ -37,7 +37,7 @@ from node.healthcare.transactions import Anchor, make_transaction
 from node.lab.testnet import client_key, generate_testnet
 from node.p2p.certs import client_context, server_context
 from node.p2p.transport import Transport
-from node.p2p.wire import NODE_CODEC, CertifiedBlock, ConsensusFrame, SyncRequest, SyncResponse
+from node.p2p.wire import NODE_CODEC, CertifiedBlock, ConsensusFrame, HeadAnnounce, SyncRequest, SyncResponse
 from node.runtime import Node
 from node.transaction import DOMAIN_TX, tx_id
 from primitives.hashing import sha256
@@ -268,3 +268,26 @@ async def test_a_batch_that_does_not_follow_the_fetched_chain_is_never_fetched_a
     assert asked == [1]  # once it was dropped, from the node's own head: not from 51
     await anyone.serve(first, anyone.certificate(first), head=60)
     assert node.tip.height == 1 and asked == [1, 2]  # the real block 1 extends the chain: 2 is asked at once
+
+
+async def test_a_head_announced_ahead_is_fetched_at_once_not_at_the_next_sync_tick(
+    anyone: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that learns it is behind asks straight away; a validator one block behind leaves that block
+    to consensus, an observer (which follows by announcements) fetches it."""
+    node = anyone.node
+    asked: list[int] = []
+
+    def send(peer: str, payload: bytes) -> bool:
+        message = NODE_CODEC.decode(payload)
+        if isinstance(message, SyncRequest):
+            asked.append(message.from_height)
+        return True
+
+    monkeypatch.setattr(node.transport, "connected_peers", lambda: [PEER])
+    monkeypatch.setattr(node.transport, "send", send)
+    node.transport.on_message(PEER, NODE_CODEC.encode(HeadAnnounce(1, bytes(32))))
+    assert asked == ([1] if node.replica is None else [])
+    node._sync_inflight_until = 0.0  # the observer's request above is not answered in this test
+    node.transport.on_message(PEER, NODE_CODEC.encode(HeadAnnounce(40, bytes(32))))
+    assert asked[-1:] == [1]  # handled synchronously: no await between the frame and the request
