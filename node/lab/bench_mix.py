@@ -544,15 +544,18 @@ def read_node(api: str) -> NodeReading:
     """Scrape one node's ``/metrics`` once and keep the ledger's outcomes and the block stages' CPU."""
     outcomes: Counter[tuple[str, str]] = Counter()
     cpu: dict[str, float] = {}
-    txs = 0
-    for line in asyncio.run(fetch_metrics(api)).splitlines():
+    text = asyncio.run(fetch_metrics(api))
+    for line in text.splitlines():
         if m := _LEDGER_LINE.match(line):
             outcomes[(m.group(1), m.group(2))] = int(float(m.group(3)))
         elif m := _STAGE_LINE.match(line):
             cpu[m.group(1)] = float(m.group(2))
-        elif m := _TXS_LINE.match(line):
-            txs += int(float(m.group(2)))
-    return NodeReading(outcomes, cpu, txs)
+    return NodeReading(outcomes, cpu, executed_txs(text))
+
+
+def executed_txs(metrics: str) -> int:
+    """The transactions a node executed since it started (committed and rejected), from its ``/metrics`` text."""
+    return sum(int(float(m.group(2))) for line in metrics.splitlines() if (m := _TXS_LINE.match(line)))
 
 
 def stage_us_per_tx(before: NodeReading, after: NodeReading) -> dict[str, float]:

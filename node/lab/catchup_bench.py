@@ -16,7 +16,11 @@ Rules of the measurement:
   time before that, not counted;
 * the transactions caught up are what the restarted process executed
   (``medchain_txs_committed`` + ``rejected`` of its own ``/metrics``, which
-  start at zero with the process), the blocks its height; that it really
+  start at zero with the process), the blocks its height; the rates count
+  only what it executed on the clock: a node starts fetching as soon as its
+  peers connect, which can be before its API answers, so what it had
+  executed by the first poll (``before_clock_txs``, ``before_clock_blocks``)
+  is left out of them; that it really
   reached the head is checked by comparing its head hash with another
   validator's block at that height;
 * CPU is user+sys of each process over the catch-up (``node.lab.usage``), %
@@ -44,7 +48,7 @@ import aiohttp
 from node.client.http import NodeClient
 from node.lab import bench
 from node.lab import cluster as clusters
-from node.lab.bench_mix import read_node
+from node.lab.bench_mix import executed_txs, read_node
 from node.lab.disk_faults import wipe_node
 from node.lab.fresh_cluster import free_base_port, lab_folder, running_cluster, wait_ready
 from node.lab.percentiles import no_nan
@@ -100,6 +104,8 @@ class CatchupRun:
     height: int  # its height at the end (blocks caught up)
     head: int  # the others' height at the end
     txs: int  # transactions it executed
+    before_clock_txs: int  # of those, executed before the first poll (not in the rates)
+    before_clock_blocks: int
     blocks_per_s: float
     tx_per_s: float
     cpu_pct: dict[str, float]
@@ -185,11 +191,13 @@ class _Poll:
 
     points: list[tuple[float, int, int]] = field(default_factory=list)
     first_block_s: float | None = None
+    txs_at_start: int = 0  # what the node had executed when the clock started (read just before the first poll)
 
 
 async def _poll_until_head(session: aiohttp.ClientSession, victim: clusters.NodeProcess,
                            others: list[clusters.NodeProcess], t0: float, timeout: float) -> _Poll:
     seen = _Poll()
+    seen.txs_at_start = executed_txs((await NodeClient(victim.api, session, timeout=10).send("GET", "/metrics")).text)
     while True:
         rows = await asyncio.gather(*(clusters.fetch_status(session, n) for n in [victim, *others]))
         now = time.monotonic() - t0
@@ -267,8 +275,9 @@ def catch_up_once(number: int, root: Path, nodes: list[clusters.NodeProcess], vi
         run=number, node=victim, restart_s=round(restart_s, 2), seconds=seconds,
         first_block_s=None if seen.first_block_s is None else round(seen.first_block_s, 3),
         reached=height >= head, head_matches=matches, start_head=seen.points[0][2], height=height, head=head,
-        txs=reading.txs, blocks_per_s=round(height / seconds, 1) if seconds else math.nan,
-        tx_per_s=round(reading.txs / seconds, 1) if seconds else math.nan,
+        txs=reading.txs, before_clock_txs=seen.txs_at_start, before_clock_blocks=seen.points[0][1],
+        blocks_per_s=round((height - seen.points[0][1]) / seconds, 1) if seconds else math.nan,
+        tx_per_s=round((reading.txs - seen.txs_at_start) / seconds, 1) if seconds else math.nan,
         cpu_pct=cpu_percent(before, after), stage_cpu_s={k: round(v, 2) for k, v in reading.stage_cpu.items()},
         gap=gap_timeline(seen.points),
     )
@@ -358,7 +367,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"{chain['seconds']:.1f} s ({chain['tx_per_s']:,.0f} tx/s)"
         + (f"; {r['options']['load']:g} tx/s offered during each catch-up" if r["options"]["load"] else ""),
         f"  {'run':<5}{'node':<8}{'restart s':>10}{'catch-up s':>11}{'1st block s':>12}{'blocks':>9}{'txs':>10}"
-        f"{'blocks/s':>10}{'tx/s':>10}{'its CPU %':>10}{'others CPU %':>13}  at head",
+        f"{'before clock':>13}{'blocks/s':>10}{'tx/s':>10}{'its CPU %':>10}{'others CPU %':>13}  at head",
     ]
     for run in r["runs"]:
         others = [v for k, v in run["cpu_pct"].items() if k not in (run["node"], "client")]
@@ -366,7 +375,8 @@ def format_report(r: dict[str, Any]) -> str:
         ok = "yes" if run["reached"] and run["head_matches"] else "NO"
         lines.append(
             f"  {run['run']:<5}{run['node']:<8}{run['restart_s']:>10.2f}{run['seconds']:>11.2f}{first:>12}"
-            f"{run['height']:>9,}{run['txs']:>10,}{_num(run['blocks_per_s']):>10}{_num(run['tx_per_s']):>10}"
+            f"{run['height']:>9,}{run['txs']:>10,}{run['before_clock_txs']:>13,}{_num(run['blocks_per_s']):>10}"
+            f"{_num(run['tx_per_s']):>10}"
             f"{run['cpu_pct'].get(run['node'], 0):>10.0f}{sum(others) / max(1, len(others)):>13.0f}  {ok}"
         )
     s = r["summary"]

@@ -32,6 +32,7 @@ from consensus.messages import (
 )
 from node.config import load_config, parse_address, read_key
 from node.genesis import load_genesis
+from node.healthcare.ledger.state import Overlay
 from node.healthcare.node_app import healthcare_app
 from node.healthcare.transactions import Anchor, make_transaction
 from node.lab.testnet import client_key, generate_testnet
@@ -291,3 +292,56 @@ async def test_a_head_announced_ahead_is_fetched_at_once_not_at_the_next_sync_ti
     node._sync_inflight_until = 0.0  # the observer's request above is not answered in this test
     node.transport.on_message(PEER, NODE_CODEC.encode(HeadAnnounce(40, bytes(32))))
     assert asked[-1:] == [1]  # handled synchronously: no await between the frame and the request
+
+
+async def test_each_synced_block_executes_while_the_one_before_is_written(
+    anyone: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catch-up overlaps a block's LevelDB write with the next block's execution; writes stay in order, and a
+    block's commit is announced (clients, events) only once it is written."""
+    node = anyone.node
+    chain: list[CertifiedBlock] = []
+    prev_hash, app_hash, state = node.tip.block_hash, node.tip.app_hash, Overlay(node.store)
+    for height in (1, 2, 3):  # blocks with the app hashes the node's rules give, computed beside the node
+        txs = anyone.anchors(f"block {height}")
+        header = BlockHeader(node.chain_id, height, prev_hash, 0, 0, node.tip.timestamp_ms + height,
+                             merkle_root(txs), len(txs), app_hash)
+        block = Block(header, tuple(txs))
+        steps = node.app.execute_steps(block, state, app_hash, None, 10_000)
+        with pytest.raises(StopIteration) as done:
+            next(steps)
+        state = Overlay(node.store, {**state.writes, **done.value.value.writes})
+        prev_hash, app_hash = block.hash, done.value.value.app_hash
+        chain.append(CertifiedBlock(block, anyone.certificate(block)))
+
+    events: list[tuple[str, int]] = []
+    real_commit, real_execute, real_after = node.store.commit_block, node._execute, node._after_commit
+
+    def commit_block(block: Block, *args: object) -> object:
+        events.append(("write", block.height))
+        time.sleep(0.05)  # a slow disk: the loop goes on meanwhile
+        done = real_commit(block, *args)  # type: ignore[arg-type]
+        events.append(("written", block.height))
+        return done
+
+    async def execute(block: Block, prechecked: object) -> object:
+        events.append(("execute", block.height))
+        return await real_execute(block, prechecked)  # type: ignore[arg-type]
+
+    def after_commit(block: Block, *args: object) -> None:
+        events.append(("announced", block.height))
+        real_after(block, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(node.store, "commit_block", commit_block)
+    monkeypatch.setattr(node, "_execute", execute)
+    monkeypatch.setattr(node, "_after_commit", after_commit)
+    node.transport.on_message(PEER, NODE_CODEC.encode(SyncResponse(3, tuple(chain))))
+    await handled(node)
+    assert node.tip.height == 3 and node.store.head() is not None and node.store.head().height == 3
+    assert all(s == "committed" for item in chain for s in _statuses(node, list(item.block.txs)))
+    assert events.index(("execute", 2)) < events.index(("written", 1))  # overlapped
+    assert events.index(("execute", 3)) < events.index(("written", 2))
+    assert [e for e in events if e[0] in ("write", "written")] == [
+        ("write", 1), ("written", 1), ("write", 2), ("written", 2), ("write", 3), ("written", 3)]
+    for height in (1, 2, 3):
+        assert events.index(("announced", height)) > events.index(("written", height))
