@@ -247,11 +247,8 @@ async def test_the_next_batch_is_asked_for_when_one_arrives_not_after_it_is_appl
     assert node.tip.height == 2 and asked == [(2, 0), (3, 2)]
 
 
-async def test_a_batch_that_does_not_follow_the_fetched_chain_is_never_fetched_ahead_of(
-    anyone: Net, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A peer's answer from elsewhere (stale, or invented at a far height) does not move where catch-up asks."""
-    node = anyone.node
+def _sync_requests(node: Node, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The heights the node asks its one peer for, as it asks (its frames go nowhere else)."""
     asked: list[int] = []
 
     def send(peer: str, payload: bytes) -> bool:
@@ -262,6 +259,15 @@ async def test_a_batch_that_does_not_follow_the_fetched_chain_is_never_fetched_a
 
     monkeypatch.setattr(node.transport, "connected_peers", lambda: [PEER])
     monkeypatch.setattr(node.transport, "send", send)
+    return asked
+
+
+async def test_a_batch_that_does_not_follow_the_fetched_chain_is_never_fetched_ahead_of(
+    anyone: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer's answer from elsewhere (stale, or invented at a far height) does not move where catch-up asks."""
+    node = anyone.node
+    asked = _sync_requests(node, monkeypatch)
     first = anyone.next_block(anyone.anchors("one"))
     far = Block(replace(first.header, height=50), first.txs)
     await anyone.serve(far, anyone.certificate(far), head=60)
@@ -277,16 +283,7 @@ async def test_a_head_announced_ahead_is_fetched_at_once_not_at_the_next_sync_ti
     """A node that learns it is behind asks straight away; a validator one block behind leaves that block
     to consensus, an observer (which follows by announcements) fetches it."""
     node = anyone.node
-    asked: list[int] = []
-
-    def send(peer: str, payload: bytes) -> bool:
-        message = NODE_CODEC.decode(payload)
-        if isinstance(message, SyncRequest):
-            asked.append(message.from_height)
-        return True
-
-    monkeypatch.setattr(node.transport, "connected_peers", lambda: [PEER])
-    monkeypatch.setattr(node.transport, "send", send)
+    asked = _sync_requests(node, monkeypatch)
     node.transport.on_message(PEER, NODE_CODEC.encode(HeadAnnounce(1, bytes(32))))
     assert asked == ([1] if node.replica is None else [])
     node._sync_inflight_until = 0.0  # the observer's request above is not answered in this test
