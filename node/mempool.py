@@ -40,13 +40,21 @@ class Mempool:
         """The pending transaction's bytes, or None."""
         return self._txs.get(tx_id)
 
+    def has_room(self, size: int) -> bool:
+        """Whether a new transaction of ``size`` bytes would be taken now."""
+        return len(self._txs) < self.limits.max_txs and self.size_bytes + size <= self.limits.max_bytes
+
+    def refuse_full(self) -> MempoolFull:
+        """Count a refusal for lack of room; the exception that says so."""
+        self.rejected_full += 1
+        return MempoolFull(f"mempool holds {len(self._txs)} transactions ({self.size_bytes} bytes)")
+
     def add(self, tx_id: bytes, data: bytes) -> bool:
         """Add a checked transaction; False if already present; MempoolFull when full."""
         if tx_id in self:
             return False
-        if len(self._txs) >= self.limits.max_txs or self.size_bytes + len(data) > self.limits.max_bytes:
-            self.rejected_full += 1
-            raise MempoolFull(f"mempool holds {len(self._txs)} transactions ({self.size_bytes} bytes)")
+        if not self.has_room(len(data)):
+            raise self.refuse_full()
         self._txs[tx_id] = data
         self.size_bytes += len(data)
         self.admitted += 1

@@ -19,7 +19,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from consensus.certificates import Verifier
 from consensus.config import ChainTip, ReplicaConfig
@@ -629,6 +629,11 @@ class Node:
         """
         if self.store.has_tx(tid):
             raise ApiError(409, "already-committed", f"transaction {tid.hex()} is already committed")
+        mempool = self.mempool
+        if tid not in mempool and not mempool.has_room(len(data)):
+            # Before the signature check: a full mempool (a node behind the others fills up with what they already
+            # committed) verified and kept every transaction offered only to refuse it.
+            self._mempool_full(mempool.refuse_full())
         problem = self.checker.check(data, tid)
         if problem is not None:
             code, _, message = problem.partition(": ")
@@ -645,10 +650,10 @@ class Node:
                 self.checker.take(tid)
                 raise ApiError(422, *found)
         try:
-            added = self.mempool.add(tid, data)
+            added = mempool.add(tid, data)
         except MempoolFull as exc:
-            self.metrics.mempool_full.inc()
-            raise ApiError(503, "mempool-full", f"{exc}; retry later", {"Retry-After": "1"}) from None
+            self.checker.take(tid)  # its decoded form is kept only for what the mempool holds
+            self._mempool_full(exc)
         if added:
             self._admitted_at[tid] = now = time.monotonic()
             if origin is None:
@@ -660,6 +665,10 @@ class Node:
             if wake:
                 self._wake()
         return added
+
+    def _mempool_full(self, exc: MempoolFull) -> NoReturn:
+        self.metrics.mempool_full.inc()
+        raise ApiError(503, "mempool-full", f"{exc}; retry later", {"Retry-After": "1"}) from None
 
     def _wake(self) -> None:
         """Tell the replica there is work, once: unless it already knows and no proposal waits on it.

@@ -20,9 +20,11 @@ from node.config import load_config, read_key
 from node.healthcare.node_app import healthcare_app
 from node.healthcare.transactions import Anchor, make_transaction
 from node.lab.testnet import client_key, generate_testnet
+from node.mempool import MempoolLimits
 from node.p2p.setup import build_transport
 from node.p2p.wire import NODE_CODEC, TxGossip
 from node.runtime import GOSSIP_FLUSH_S, Node
+from node.transaction import tx_id
 from primitives.hashing import sha256
 from storage.chainstore import ChainStore
 from tests.harness import free_base_port
@@ -111,3 +113,21 @@ async def test_a_batch_of_refusals_wakes_nothing_and_gossips_nothing(admitting: 
     assert [r["error"] for r in reply["results"]] == ["malformed", "malformed"]
     await asyncio.sleep(0)
     assert wake_ups(node) == 0 and gossiped(admitting) == []
+
+
+async def test_a_full_mempool_refuses_before_checking_and_keeps_nothing_of_what_it_refused(
+    admitting: Admitting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node behind the others fills its mempool with what they committed; what it cannot hold it must not
+    verify (the CPU it needs to catch up) nor keep (decoded forms, verdicts)."""
+    node = admitting.node
+    monkeypatch.setattr(node.mempool, "limits", MempoolLimits(max_txs=10))
+    txs = anchors(node, "full", 15)
+    reply = await node.submit_batch(txs, wait_commit=False, timeout=1)
+    assert [r["status"] for r in reply["results"]] == ["pending"] * 10 + ["refused"] * 5
+    assert {r["error"] for r in reply["results"][10:]} == {"mempool-full"}
+    assert node.checker.verified == 10  # the five refused were never checked
+    refused = [tx_id(data) for data in txs[10:]]
+    assert not any(node.checker.verified_ok(t) or node.checker.peek(t) is not None for t in refused)
+    again = await node.submit_batch(txs[:3], wait_commit=False, timeout=1)  # already held: not "full"
+    assert [r["status"] for r in again["results"]] == ["pending"] * 3 and node.checker.verified == 10
