@@ -961,9 +961,12 @@ class Node:
 
     def _request_blocks(self, from_height: int, peers: list[str] | None = None) -> None:
         """Ask a peer for the blocks from ``from_height`` (past any already fetched and waiting), one
-        request at a time: the next goes out when the answer arrives, or 2 s later without one."""
+        request at a time: the next goes out when the answer arrives, or 2 s later without one, and
+        not while ``SYNC_AHEAD`` fetched batches wait to be applied."""
         now = time.monotonic()
-        if now < self._sync_inflight_until:
+        if now < self._sync_inflight_until or self._sync_queued >= SYNC_AHEAD:
+            # One request at a time, and no more batches fetched than SYNC_AHEAD waiting: a node that applies
+            # slower than its peers send (slow, or behind a busy disk) would hold ever more of them in memory.
             return
         from_height = max(from_height, self._sync_fetched_to() + 1)
         connected = set(self.transport.connected_peers())
