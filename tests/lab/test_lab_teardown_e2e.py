@@ -119,10 +119,11 @@ class StderrReader:
 
 def test_ctrl_c_during_the_experiment_stops_the_cluster(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        # Ten times the packs of the default run: 2,000 were sometimes all commissioned, shipped and scanned
-        # (2.3 s) before the interrupt arrived, and the run ended on its own.
-        [str(ROOT / "scripts" / "counterfeit"), "--packs", "20000", "--keep"],
+        [str(ROOT / "scripts" / "counterfeit"), "--packs", "2000", "--keep"],
         env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        # Ctrl-C as a terminal sends it, whatever the test run inherited: started in the background by a shell
+        # without job control (nohup ... &), it has SIGINT ignored, so had the script, which ran to its end.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         stderr = StderrReader(proc)
