@@ -81,6 +81,11 @@ class NodeMetrics:
             registry=r,
         )
         self.blocks_synced = Counter("medchain_blocks_synced", "Blocks committed through catch-up", registry=r)
+        self.sync_batches_dropped = Counter(
+            "medchain_sync_batches_dropped",
+            "Fetched block batches dropped unapplied: already fetched, not following on, or two already waiting",
+            registry=r,
+        )
         self.blocks_refused = Counter(
             "medchain_blocks_refused", "Blocks from peers refused (bad certificate, wrong parent or state)", registry=r
         )

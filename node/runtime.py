@@ -96,6 +96,7 @@ T = TypeVar("T")
 RESULT_PREFIX = b"txr/"  # stores of earlier versions kept each transaction's result as state under this prefix
 SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
+PEER_CATCHING_UP_S = 2.0  # a lagging validator whose announced head rose this recently is served only on request
 SYNC_AHEAD = 2  # fetched catch-up batches that may wait to be applied before the next is asked for
 REGOSSIP_MAX = 4096  # transactions offered again per tick at most
 GOSSIP_CHUNK = 1024  # transactions per TxGossip frame
@@ -222,6 +223,7 @@ class Node:
         self._sync_inflight_until = 0.0
         self._sync_queued = 0  # fetched batches waiting in the inbox to be applied
         self._sync_queued_to = 0  # the last height of the newest of them
+        self._peer_rose: dict[str, tuple[int, float]] = {}  # a peer's highest announced head, and when it rose
         # A synced block executed and staged whose batch a storage thread is writing (``_apply_block``).
         self._storing: tuple[asyncio.Future[None], Block, CommitCertificate, BlockResult] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -362,7 +364,11 @@ class Node:
                 peers = [self.validator_names[p] for p in item.peers] or None
                 self._request_blocks(item.from_height, peers)
             elif isinstance(item, ServeSync):
-                await self._serve_blocks(self.validator_names[item.peer], item.from_height)
+                # The replica serves a validator whose votes are two heights old; one whose announced head
+                # is rising is fetching on its own, and a batch pushed to it would only be dropped there.
+                peer = self.validator_names[item.peer]
+                if time.monotonic() - self._peer_rose.get(peer, (0, -PEER_CATCHING_UP_S))[1] >= PEER_CATCHING_UP_S:
+                    await self._serve_blocks(peer, item.from_height)
         for evidence in out.evidence:
             self.metrics.evidence.inc()
             await self.offload(self.store.add_evidence, evidence)
@@ -823,24 +829,46 @@ class Node:
             case SyncResponse(head_height, blocks):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), head_height)
                 self._sync_inflight_until = 0.0
-                # Only a batch that starts where the fetched chain ends extends the pipeline: a batch from
-                # elsewhere (stale, or a peer's invention) is applied or dropped as before, never ahead of.
-                extends = bool(blocks) and blocks[0].block.height == self._sync_fetched_to() + 1
-                if extends:
-                    self._sync_queued += 1
-                    self._sync_queued_to = blocks[0].block.height + len(blocks) - 1
-                self.inbox.put_nowait(lambda: self._apply_synced(peer, blocks, counted=extends))
-                if extends and self._sync_queued < SYNC_AHEAD and head_height > self._sync_queued_to:
-                    # Ask for the next batch now: the peer reads and sends it while this one executes.
-                    self._request_blocks(self._sync_queued_to + 1, [peer])
+                self._on_synced_batch(peer, head_height, blocks)
             case HeadAnnounce(height, _):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), height)
+                if height > self._peer_rose.get(peer, (0, 0.0))[0]:
+                    self._peer_rose[peer] = (height, time.monotonic())
                 # Clearly behind (a validator one block behind is about to commit it through consensus):
                 # ask now rather than at the sync loop's next tick, so a node that starts behind starts at once.
                 if height > self.tip.height + (1 if self.replica is not None else 0):
                     self._request_blocks(self.tip.height + 1)
             case PeerSet(peers):
                 self._peer_sets[peer] = frozenset(peers)
+
+    def _on_synced_batch(self, peer: str, head_height: int, blocks: tuple[CertifiedBlock, ...]) -> None:
+        """Queue a fetched batch to be applied if it extends the fetched chain and fewer than ``SYNC_AHEAD``
+        wait; drop it otherwise.
+
+        Batches also come unasked: a peer serves one to a validator whose votes show it lagging,
+        and a Byzantine peer may send them at will.  Queued whatever they held, they piled up in
+        the inbox of a node that applies slower than its peers send (a node stopped 0.6 s in each
+        second under load held hundreds of 4 MiB batches and passed 1 GB).  So what waits is
+        bounded: the blocks already fetched are cut from the front, and what is left is kept only
+        if it follows on and there is room; what is dropped is fetched again in its turn.
+        """
+        fetched_to = self._sync_fetched_to()
+        start = 0
+        while start < len(blocks) and blocks[start].block.height <= fetched_to:
+            start += 1
+        fresh = blocks[start:]
+        if not fresh or fresh[0].block.height != fetched_to + 1 or self._sync_queued >= SYNC_AHEAD:
+            if blocks:
+                self.metrics.sync_batches_dropped.inc()
+            if head_height > self.tip.height:
+                self._request_blocks(self.tip.height + 1)  # from our own chain (no-op while SYNC_AHEAD wait)
+            return
+        self._sync_queued += 1
+        self._sync_queued_to = fresh[0].block.height + len(fresh) - 1
+        self.inbox.put_nowait(lambda: self._apply_synced(peer, fresh))
+        if self._sync_queued < SYNC_AHEAD and head_height > self._sync_queued_to:
+            # Ask for the next batch now: the peer reads and sends it while this one executes.
+            self._request_blocks(self._sync_queued_to + 1, [peer])
 
     def _deliver(self, data: bytes) -> None:
         """A consensus message for the replica."""
@@ -1028,13 +1056,12 @@ class Node:
         for i in range(0, len(txs), GOSSIP_CHUNK):
             self.transport.send(peer, NODE_CODEC.encode(TxGossip(tuple(txs[i : i + GOSSIP_CHUNK]))))
 
-    async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...], counted: bool = False) -> None:
-        """Apply fetched blocks in order; each executes without client signature checks (``CertifiedTxs``),
-        so nothing reaches execution before its certificate and its transactions were checked.
-        ``counted``: the batch was counted as waiting in the fetch pipeline.  Each block's write overlaps
-        the next block's execution; the last is durable before this returns."""
-        if counted:
-            self._sync_queued -= 1
+    async def _apply_synced(self, peer: str, blocks: tuple[CertifiedBlock, ...]) -> None:
+        """Apply a fetched batch (one counted in ``_sync_queued``) in order; each block executes without
+        client signature checks (``CertifiedTxs``), so nothing reaches execution before its certificate and
+        its transactions were checked.  Each block's write overlaps the next block's execution; the last is
+        durable before this returns."""
+        self._sync_queued -= 1
         try:
             await self._apply_synced_blocks(peer, blocks)
         finally:

@@ -364,3 +364,74 @@ async def test_no_more_batches_are_fetched_while_two_wait_to_be_applied(
     await handled(node)
     assert node.tip.height == 1 and node._sync_queued == 0
     assert asked == [2, 3]  # once one was applied, it asks again past the one still waiting
+
+
+def _batch(net: Net, block: Block, head: int = 50) -> bytes:
+    return NODE_CODEC.encode(SyncResponse(head, (CertifiedBlock(block, net.certificate(block)),)))
+
+
+async def test_batches_that_arrive_unasked_never_wait_more_than_sync_ahead(
+    anyone: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Peers push batches to a validator whose votes show it lagging, and a Byzantine peer may send them at
+    will: a node that applies slower than they come must not queue them all (a node stopped 0.6 s in every
+    second under load held hundreds of 4 MiB batches in its inbox and passed 1 GB)."""
+    node = anyone.node
+    _sync_requests(node, monkeypatch)
+    dropped = "medchain_sync_batches_dropped_total"
+    first = anyone.next_block(anyone.anchors("one"))
+    later = [Block(replace(first.header, height=h), first.txs) for h in range(2, 7)]  # refused when applied
+    waiting = node.inbox.qsize()
+    for block in [first, *later]:  # six in a row, before the driver takes any
+        node.transport.on_message(PEER, _batch(anyone, block))
+    node.transport.on_message(PEER, _batch(anyone, first))  # one already waiting, again
+    node.transport.on_message(PEER, _batch(anyone, Block(replace(first.header, height=40), first.txs)))  # a gap
+    assert node._sync_queued == SYNC_AHEAD
+    assert node.inbox.qsize() - waiting == SYNC_AHEAD
+    assert node.metrics.registry.get_sample_value(dropped) == 6
+    await handled(node)
+    assert node.tip.height == 1 and node._sync_queued == 0
+
+
+async def test_a_batch_that_overlaps_what_was_fetched_is_applied_from_where_the_fetched_chain_ends(
+    anyone: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch holding blocks already applied and the next one is cut, not dropped."""
+    node = anyone.node
+    _sync_requests(node, monkeypatch)
+    first = anyone.next_block(anyone.anchors("one"))
+    await anyone.serve(first, anyone.certificate(first))
+    second = anyone.next_block(anyone.anchors("two"))
+    both = (CertifiedBlock(first, anyone.certificate(first)), CertifiedBlock(second, anyone.certificate(second)))
+    node.transport.on_message(PEER, NODE_CODEC.encode(SyncResponse(2, both)))
+    await handled(node)
+    assert node.tip.height == 2
+    assert node.metrics.registry.get_sample_value("medchain_sync_batches_dropped_total") == 0
+
+
+async def test_a_lagging_validator_is_sent_blocks_unasked_only_while_its_head_stands_still(
+    validator: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Votes two heights old make the replica serve their sender; a sender whose announced head rose in the
+    last ``PEER_CATCHING_UP_S`` is fetching on its own, and a batch pushed to it would be dropped there."""
+    node = validator.node
+    served: list[str] = []
+
+    def send(peer: str, payload: bytes) -> bool:
+        if isinstance(NODE_CODEC.decode(payload), SyncResponse):
+            served.append(peer)
+        return True
+
+    monkeypatch.setattr(node.transport, "connected_peers", lambda: [PEER])
+    monkeypatch.setattr(node.transport, "send", send)
+    blocks: list[Block] = []
+    for label in ("one", "two", "three"):
+        blocks.append(validator.next_block(validator.anchors(label)))
+        await validator.serve(blocks[-1], validator.certificate(blocks[-1]))
+    assert node.tip.height == 3
+    node.transport.on_message("node1", NODE_CODEC.encode(HeadAnnounce(1, bytes(32))))  # node1 is moving
+    stale = blocks[0]
+    for sender in (1, 2):  # each sends a PREPARE for height 1
+        validator.consensus(Prepare(0, 1, stale.hash, sender, b""))
+    await handled(node)
+    assert served == ["node2"]
