@@ -213,7 +213,8 @@ def presign(seeds: list[bytes], chain_id: str, tag: str, count: int, workers: in
 
 
 def build_load(txs: list[bytes], apis: list[tuple[str, int]]) -> Load:
-    """Transaction ``i`` goes to node ``i % len(apis)``; its request bytes are built here, once."""
+    """Each transaction's request bytes, built here, once (the Host header names node ``i % len(apis)``;
+    nodes ignore it, and the ``Submitter`` sends each to the node with the least outstanding)."""
     requests = []
     for i, tx in enumerate(txs):
         host, port = apis[i % len(apis)]
@@ -373,6 +374,7 @@ class Lane:
         self.conns: set[_Conn] = set()
         self.idle: list[_Conn] = []
         self.pending: deque[int] = deque()
+        self.outstanding = 0  # offered here and not answered yet (waiting, or in a request)
         self.reconnects = 0
         self._opening: set[asyncio.Task[None]] = set()
         self._flush_scheduled = False
@@ -384,6 +386,7 @@ class Lane:
         )
 
     def offer(self, index: int) -> None:
+        self.outstanding += 1
         if self.shared.batch_size:
             self.pending.append(index)  # sent in the next flush, with everything offered before it
             if not self._flush_scheduled:
@@ -405,6 +408,7 @@ class Lane:
         self._next(conn)
 
     def on_response(self, conn: _Conn, index: int, status: int, retry_after: float) -> None:
+        self.outstanding -= 1
         self.shared.on_response(index, status, retry_after)
         self._next(conn)
 
@@ -416,6 +420,7 @@ class Lane:
             assert conn.transport is not None
             conn.transport.abort()
             return
+        self.outstanding -= len(indices)
         for index, answer in zip(indices, statuses, strict=True):
             self.shared.on_response(index, answer, retry_after)
         self._next(conn)
@@ -453,6 +458,10 @@ class Lane:
                 conn.transport.close()
 
 
+def _outstanding(lane: Lane) -> int:
+    return lane.outstanding
+
+
 class Submitter:
     """Offers transactions to the lanes, retries 503s after Retry-After, counts answers.
 
@@ -485,7 +494,14 @@ class Submitter:
     def offer(self, index: int, due: float) -> None:
         self.due[index] = due
         self.offered += 1
-        self.lanes[index % len(self.lanes)].offer(index)
+        self._lane().offer(index)
+
+    def _lane(self) -> Lane:
+        """The node with the fewest transactions offered and not answered (the first of equals, so an even
+        load goes round in turn).  A node that stops answering (paused, overloaded) keeps what it holds and
+        is offered no more, as a gateway's least-outstanding balancing would: sent in turn, a closed loop's
+        every slot ended up waiting on a stopped node and the others committed nothing."""
+        return min(self.lanes, key=_outstanding)
 
     def note_sent(self, index: int) -> None:
         if not self.first_sent[index]:
@@ -504,7 +520,7 @@ class Submitter:
     def retry_due(self, now: float) -> None:
         while self._retries and self._retries[0][0] <= now:
             _, index = heapq.heappop(self._retries)
-            self.lanes[index % len(self.lanes)].offer(index)
+            self._lane().offer(index)
 
     def client_backlog(self) -> int:
         return sum(len(lane.pending) for lane in self.lanes)

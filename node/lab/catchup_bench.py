@@ -278,7 +278,7 @@ def catch_up_once(number: int, root: Path, nodes: list[clusters.NodeProcess], vi
         txs=reading.txs, before_clock_txs=seen.txs_at_start, before_clock_blocks=seen.points[0][1],
         blocks_per_s=round((height - seen.points[0][1]) / seconds, 1) if seconds else math.nan,
         tx_per_s=round((reading.txs - seen.txs_at_start) / seconds, 1) if seconds else math.nan,
-        cpu_pct=cpu_percent(before, after), stage_cpu_s={k: round(v, 2) for k, v in reading.stage_cpu.items()},
+        cpu_pct=cpu_percent(before, after), stage_cpu_s={k: round(v, 4) for k, v in reading.stage_cpu.items()},
         gap=gap_timeline(seen.points),
     )
     progress.say(f"run {number}: {victim} caught up {run.height:,} blocks, {run.txs:,} txs in {run.seconds:.2f} s"
