@@ -223,7 +223,7 @@ class Node:
         self._sync_inflight_until = 0.0
         self._sync_queued = 0  # fetched batches waiting in the inbox to be applied
         self._sync_queued_to = 0  # the last height of the newest of them
-        self._peer_rose: dict[str, tuple[int, float]] = {}  # a peer's highest announced head, and when it rose
+        self._peer_rose: dict[str, tuple[int, float]] = {}  # a peer's last announced head, and when it moved
         # A synced block executed and staged whose batch a storage thread is writing (``_apply_block``).
         self._storing: tuple[asyncio.Future[None], Block, CommitCertificate, BlockResult] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -832,7 +832,8 @@ class Node:
                 self._on_synced_batch(peer, head_height, blocks)
             case HeadAnnounce(height, _):
                 self._peer_heads[peer] = max(self._peer_heads.get(peer, 0), height)
-                if height > self._peer_rose.get(peer, (0, 0.0))[0]:
+                if height != self._peer_rose.get(peer, (-1, 0.0))[0]:
+                    # Rising, or lower than before: restarted (perhaps wiped), and catching up from there.
                     self._peer_rose[peer] = (height, time.monotonic())
                 # Clearly behind (a validator one block behind is about to commit it through consensus):
                 # ask now rather than at the sync loop's next tick, so a node that starts behind starts at once.

@@ -431,7 +431,10 @@ async def test_a_lagging_validator_is_sent_blocks_unasked_only_while_its_head_st
     assert node.tip.height == 3
     node.transport.on_message("node1", NODE_CODEC.encode(HeadAnnounce(1, bytes(32))))  # node1 is moving
     stale = blocks[0]
-    for sender in (1, 2):  # each sends a PREPARE for height 1
+    # node0 announced 40 long ago, and 0 now: it restarted (wiped, say) and is catching up from there
+    node._peer_rose[PEER] = (40, time.monotonic() - 10)
+    node.transport.on_message(PEER, NODE_CODEC.encode(HeadAnnounce(0, bytes(32))))
+    for sender in (0, 1, 2):  # each sends a PREPARE for height 1
         validator.consensus(Prepare(0, 1, stale.hash, sender, b""))
     await handled(node)
     assert served == ["node2"]
