@@ -188,6 +188,10 @@ class Node:
         self.metrics = NodeMetrics()
         self.inbox: asyncio.Queue[Event | Callable[[], Awaitable[None]]] = asyncio.Queue()
         self.tip = store.head() or genesis_tip(genesis)
+        # The last block written to disk: what /status reports.  During catch-up ``tip`` runs one block
+        # ahead of it (staged, executing the next while it is written), and a client told a height must
+        # be able to read that block.
+        self.written_tip = self.tip
         self.replica: Replica | None = None
         if self.is_validator:
             assert self.index is not None
@@ -472,6 +476,7 @@ class Node:
 
     async def _finish_commit(self, block: Block, cert: CommitCertificate, result: BlockResult) -> None:
         """What follows a block once it is durable: the application's notices, then clients and events."""
+        self.written_tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
         if result.notices:
             on_loop = await self.offload(self.app.after_commit, result)
             if on_loop is not None:
@@ -1149,9 +1154,9 @@ class Node:
             "node_id": self.cfg.name,
             "role": "validator" if self.is_validator else "observer",
             "node_key": self.key.verify_key.hex(),
-            "height": self.tip.height,
-            "head_hash": self.tip.block_hash.hex(),
-            "app_hash": self.tip.app_hash.hex(),
+            "height": self.written_tip.height,
+            "head_hash": self.written_tip.block_hash.hex(),
+            "app_hash": self.written_tip.app_hash.hex(),
             "view": view,
             "primary": self.validator_names[view % len(self.validator_names)],
             "in_view_change": bool(r and r.vc_target is not None),
@@ -1165,7 +1170,7 @@ class Node:
 
     def health(self) -> tuple[bool, Liveness]:
         peers = len(self.transport.connected_peers())
-        return not self.stopping, {"height": self.tip.height, "peers": peers}
+        return not self.stopping, {"height": self.written_tip.height, "peers": peers}
 
     def block_json(self, height: int) -> BlockDocument | None:
         found = self.store.certified_block(height)
