@@ -153,6 +153,10 @@ def committed_result(store: ChainView, tid: bytes) -> tuple[TxLocation, bool, st
     return where, bool(ok), str(code), str(message)
 
 
+def _tip_after(block: Block, cert: CommitCertificate, result: BlockResult) -> ChainTip:
+    return ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
+
+
 def genesis_tip(genesis: Genesis) -> ChainTip:
     return ChainTip(0, genesis.hash, sha256(b"medchain/v1/app-genesis" + genesis.hash), genesis.genesis_time_ms)
 
@@ -454,7 +458,7 @@ class Node:
         result = await self._execute(block, CertifiedTxs(self.checker) if certified else self.checker)
         await self._settle_store()  # the block before, written while this one executed
         args = (block, cert, result.writes, result.app_hash, outcomes(result))
-        tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
+        tip = _tip_after(block, cert, result)
         if overlap:
             self.store.stage(block, result.writes)
             self._storing = (asyncio.ensure_future(self.offload(self._store_block, *args)), block, cert, result)
@@ -476,7 +480,7 @@ class Node:
 
     async def _finish_commit(self, block: Block, cert: CommitCertificate, result: BlockResult) -> None:
         """What follows a block once it is durable: the application's notices, then clients and events."""
-        self.written_tip = ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
+        self.written_tip = _tip_after(block, cert, result)
         if result.notices:
             on_loop = await self.offload(self.app.after_commit, result)
             if on_loop is not None:

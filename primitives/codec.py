@@ -211,39 +211,12 @@ Read = Callable[[Any], Any]
 
 def _fast_kind(kind: Kind) -> Read:
     """A reader of one field that only accepts what ``kind.from_wire`` accepts, and names nothing."""
+    check = _inline_check(kind, "x")
+    if check is not None:
+        return _generated("read", ["def read(x):", f"    if not ({check}):", "        raise _MISMATCH", "    return x"],
+                          {})
     t = type(kind)
-    if t is UInt:
-        top = kind.maximum  # type: ignore[attr-defined]
-
-        def read(x: Any) -> Any:
-            if type(x) is int and 0 <= x <= top:
-                return x
-            raise _MISMATCH
-    elif t is Bool:
-        def read(x: Any) -> Any:
-            if type(x) is bool:
-                return x
-            raise _MISMATCH
-    elif t is Bytes:
-        size, exact = kind.max_len, kind.exact  # type: ignore[attr-defined]
-        if exact:
-            def read(x: Any) -> Any:
-                if type(x) is bytes and len(x) == size:
-                    return x
-                raise _MISMATCH
-        else:
-            def read(x: Any) -> Any:
-                if type(x) is bytes and len(x) <= size:
-                    return x
-                raise _MISMATCH
-    elif t is Text:
-        size = kind.max_len  # type: ignore[attr-defined]
-
-        def read(x: Any) -> Any:
-            if type(x) is str and len(x) <= size:
-                return x
-            raise _MISMATCH
-    elif t is Optional:
+    if t is Optional:
         inner = _fast_kind(kind.inner)  # type: ignore[attr-defined]
 
         def read(x: Any) -> Any:
@@ -266,9 +239,18 @@ def _fast_kind(kind: Kind) -> Read:
     return read
 
 
+def _generated(name: str, lines: list[str], scope: dict[str, Any]) -> Read:
+    """The function ``name`` that ``lines`` define, run in ``scope`` (which gets ``_MISMATCH``).  The source
+    is only ever built here from a schema's own numbers and names."""
+    scope["_MISMATCH"] = _MISMATCH
+    exec("\n".join(lines), scope)
+    made: Read = scope[name]
+    return made
+
+
 def _inline_check(kind: Kind, name: str) -> str | None:
-    """The test ``_fast_kind(kind)`` makes of a value, as an expression on ``name``; None for kinds that
-    need a reader of their own (nested records, lists, optionals, the rest)."""
+    """The check of a plain kind's value, as an expression on ``name`` (``_fast_kind`` and ``_fast_record``
+    both generate from it); None for kinds that need a reader of their own (records, lists, optionals)."""
     t = type(kind)
     if t is UInt:
         return f"type({name}) is int and 0 <= {name} <= {int(kind.maximum)}"  # type: ignore[attr-defined]
@@ -295,7 +277,7 @@ def _fast_record(cls: type[R]) -> Callable[[Any], R]:
         return found
     kinds = [kind for _, kind in _schema(cls)]
     names = [f"x{i}" for i in range(len(kinds))]
-    scope: dict[str, Any] = {"_MISMATCH": _MISMATCH, "_cls": cls}
+    scope: dict[str, Any] = {"_cls": cls}
     lines = ["def fast_read(obj):", f"    if type(obj) is not list or len(obj) != {len(kinds)}:",
              "        raise _MISMATCH"]
     if kinds:
@@ -310,8 +292,7 @@ def _fast_record(cls: type[R]) -> Callable[[Any], R]:
             lines += [f"    if not ({check}):", "        raise _MISMATCH"]
             args.append(name)
     lines.append(f"    return _cls({', '.join(args)})")
-    exec("\n".join(lines), scope)  # the source is built above from the schema's own numbers and names only
-    fast_read: Callable[[Any], R] = scope["fast_read"]
+    fast_read: Callable[[Any], R] = _generated("fast_read", lines, scope)
     type.__setattr__(cls, "_FAST_READ", fast_read)
     return fast_read
 
