@@ -129,6 +129,42 @@ class BlockDocument(TypedDict):
     certificate: CertificateDocument
 
 
+class BlockSummary(TypedDict):
+    """One line of ``GET /blocks``: a committed block's header, without its transactions."""
+
+    height: int
+    hash: str
+    proposer: str  # the validator's name
+    view: int
+    timestamp_ms: int
+    tx_count: int
+
+
+class NetworkMember(TypedDict):
+    """A validator or observer of the genesis file, as this node knows it."""
+
+    name: str
+    role: Literal["validator", "observer"]
+    org: str | None  # the organisation whose node it is, when the genesis names one
+    key: str
+    self: bool  # this node
+    connected: bool  # this node, or a peer with an open link to it
+    height: int | None  # this node's height, or the last height the peer announced (None: not heard yet)
+    primary: bool  # the primary of this node's current view
+    bytes_in: int
+    bytes_out: int
+
+
+class NetworkDocument(TypedDict):
+    """``GET /network``: this node's status and every member of the network as this node sees it."""
+
+    node: NodeStatus
+    members: list[NetworkMember]
+    last_commit_ms: int | None  # wall time of this node's last commit since it started
+    view_changes: int  # views entered after a view change since this node started
+    evidence: int  # equivocation evidence items this node holds
+
+
 class ProofDocument(TypedDict):
     """A self-contained inclusion proof (``node.proofs``): canonical encodings as hex, plus readable fields."""
 
@@ -164,3 +200,6 @@ class CommitEvent(TypedDict):
     view: int
     time_ms: int
     app_hash: str
+    proposer: str  # the validator's name
+    latency_ms: float | None  # median from admission here to commit of the block's txs admitted here
+    evidence: int  # equivocation evidence items this node holds

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 from consensus.certificates import Verifier
 from consensus.config import ChainTip, ReplicaConfig
@@ -50,15 +51,18 @@ from node.documents import (
     BatchItem,
     BatchReply,
     BlockDocument,
+    BlockSummary,
     CommitEvent,
     EvidenceDocument,
     Liveness,
+    NetworkDocument,
+    NetworkMember,
     NodeStatus,
     ProofDocument,
     TxStatus,
 )
 from node.errors import ApiError
-from node.genesis import Genesis
+from node.genesis import Genesis, Member
 from node.memory import HeapTrimmer, find_malloc_trim
 from node.mempool import GossipBacklog, Mempool, MempoolFull, MempoolLimits, RegossipSchedule, proposal_delay
 from node.metrics import NodeMetrics
@@ -96,6 +100,7 @@ T = TypeVar("T")
 RESULT_PREFIX = b"txr/"  # stores of earlier versions kept each transaction's result as state under this prefix
 SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
+EVIDENCE_LISTED = 1000  # equivocation evidence items /evidence lists
 PEER_CATCHING_UP_S = 2.0  # a lagging validator whose announced head moved this recently is served only on request
 SYNC_AHEAD = 2  # fetched catch-up batches that may wait to be applied before the next is asked for
 REGOSSIP_MAX = 4096  # transactions offered again per tick at most
@@ -238,6 +243,8 @@ class Node:
         # The node's own storage threads (blocking LevelDB writes), named for py-spy and thread dumps.
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medchain-io")
         self._last_commit_at: float | None = None
+        self._last_commit_ms: int | None = None  # wall clock, for /network
+        self.view_changes_seen = 0
         self.started_at = time.time()
         self.stopping = False
         # The application last: it may read any of the above.
@@ -383,6 +390,7 @@ class Node:
             log.warning("evidence: validator %d sent conflicting %s messages", evidence.validator, evidence.kind)
         for change in out.view_changes:
             self.metrics.view_changes.inc()
+            self.view_changes_seen += 1
             log.info(
                 "view change: %d -> %d at height %d, primary %s (%s)",
                 change.old_view,
@@ -541,6 +549,7 @@ class Node:
         if self._last_commit_at is not None:
             self.metrics.block_interval.observe(now - self._last_commit_at)
         self._last_commit_at = now
+        self._last_commit_ms = int(time.time() * 1000)
         self.metrics.block_txs.observe(len(block.txs))
         ids = [r.tx_id for r in result.results]
         self.mempool.remove(ids)
@@ -548,10 +557,12 @@ class Node:
         self.checker.forget(ids)
         self._proposals.forget_through(block.height)
         self._count_results(result)
+        latencies: list[float] = []
         for index, r in enumerate(result.results):
             admitted = self._admitted_at.pop(r.tx_id, None)
             if admitted is not None:
                 self.metrics.commit_latency.observe(now - admitted)
+                latencies.append(now - admitted)
             for fut in self._waiters.pop(r.tx_id, []):
                 if not fut.done():
                     fut.set_result(self._committed_json(r.tx_id, block.height, index, r.ok, r.code, r.message))
@@ -563,6 +574,9 @@ class Node:
             "view": cert.view,
             "time_ms": block.header.timestamp_ms,
             "app_hash": result.app_hash.hex(),
+            "proposer": self.validator_names[block.header.proposer],
+            "latency_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+            "evidence": self.store.evidence_count,
         }
         for queue in list(self._subscribers):
             if queue.qsize() < 1000:
@@ -1207,6 +1221,58 @@ class Node:
             },
         }
 
+    def block_summaries(self, before: int | None, limit: int) -> list[BlockSummary]:
+        """Up to ``limit`` committed blocks below height ``before`` (or from the head), newest first."""
+        top = self.written_tip.height if before is None else min(before - 1, self.written_tip.height)
+        out: list[BlockSummary] = []
+        for height in range(top, max(0, top - limit), -1):
+            block = self.store.block(height)
+            if block is None:
+                break
+            h = block.header
+            out.append({
+                "height": height, "hash": block.hash.hex(), "proposer": self.validator_names[h.proposer],
+                "view": h.view, "timestamp_ms": h.timestamp_ms, "tx_count": h.tx_count,
+            })
+        return out
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        """The height of a committed block named by its hash."""
+        height = self.store.height_of(block_hash)
+        return height if height is not None and height <= self.written_tip.height else None
+
+    def tx_bytes(self, tid: bytes) -> tuple[bytes, bool] | None:
+        """A transaction's bytes, and whether they are committed (else pending in this node's mempool)."""
+        data = self.store.tx(tid)
+        if data is not None:
+            return data, True
+        pending = self.mempool.get(tid)
+        return (pending, False) if pending is not None else None
+
+    def network_json(self) -> NetworkDocument:
+        status = self.status()
+        stats = self.transport.peer_stats()
+        org_of = {node: org.id for org in self.genesis.organisations for node in org.nodes}
+        members: list[NetworkMember] = []
+        groups: tuple[tuple[Literal["validator", "observer"], tuple[Member, ...]], ...] = (
+            ("validator", self.genesis.validators), ("observer", self.genesis.observers),
+        )
+        for role, group in groups:
+            for m in group:
+                me = m.name == self.cfg.name
+                s = stats.get(m.name, {})
+                members.append({
+                    "name": m.name, "role": role, "org": org_of.get(m.name), "key": m.key.hex(), "self": me,
+                    "connected": me or bool(s.get("connected")),
+                    "height": status["height"] if me else self._peer_heads.get(m.name),
+                    "primary": role == "validator" and m.name == status["primary"],
+                    "bytes_in": s.get("bytes_in", 0), "bytes_out": s.get("bytes_out", 0),
+                })
+        return {
+            "node": status, "members": members, "last_commit_ms": self._last_commit_ms,
+            "view_changes": self.view_changes_seen, "evidence": self.store.evidence_count,
+        }
+
     def tx_status(self, tid: bytes) -> TxStatus:
         found = committed_result(self.store, tid)
         if found is not None:
@@ -1227,7 +1293,7 @@ class Node:
 
     def evidence_json(self) -> list[EvidenceDocument]:
         out: list[EvidenceDocument] = []
-        for item in self.store.evidence(limit=1000):
+        for item in self.store.evidence(limit=EVIDENCE_LISTED):
             out.append(
                 {
                     "validator": self.validator_names[item.validator]

@@ -239,6 +239,11 @@ class ChainStore(ChainView):
         """The WAL's records in append order (what ``Replica.restore`` takes)."""
         return [entry.record for entry in self.wal_entries()]
 
+    @property
+    def evidence_count(self) -> int:
+        """How many items of equivocation evidence are stored."""
+        return self._evidence_next
+
     def add_evidence(self, item: Evidence) -> bool:
         """Persist equivocation evidence; False if the same evidence is already stored."""
         with self._lock:

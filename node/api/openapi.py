@@ -164,7 +164,37 @@ def schemas() -> dict[str, Schema]:
         }),
         "CommitEvent": obj({
             "height": INT, "hash": hex_string(32), "txs": INT, "rejected": INT, "view": INT, "time_ms": INT,
-            "app_hash": hex_string(32),
+            "app_hash": hex_string(32), "proposer": STR,
+            "latency_ms": {**nullable({"type": "number"}), "description": "median time from admission at this "
+                           "node to commit of the block's transactions admitted here; null when none was"},
+            "evidence": {**INT, "description": "equivocation evidence items this node holds"},
+        }),
+        "DecodedTx": obj({
+            "tx_id": hex_string(32), "status": ref("TxStatus"), "size": INT,
+            "kind": {**nullable(STR), "description": "the body's type, e.g. Commission; null if undecodable"},
+            "chain_id": nullable(STR),
+            "signer": nullable(obj({"key": hex_string(32), "org": nullable(STR), "role": nullable(STR),
+                                    "active": nullable(BOOL)})),
+            "timestamp_ms": nullable(INT), "nonce": nullable(hex_string(16)),
+            "body": {**nullable({"type": "object"}), "description": "the body's fields, bytes as hex"},
+            "error": {**nullable(STR), "description": "why the bytes do not decode"},
+        }),
+        "SearchHit": obj(
+            {"query": STR, "kind": {"enum": ["block", "tx", "anchor", "patient", "record", "pack"]}},
+            {"height": INT, "tx_id": hex_string(32), "sha256": hex_string(32), "patient": hex_string(16),
+             "record_id": hex_string(16), "gtin": STR, "serial": STR, "code": STR},
+        ),
+        "BlockSummary": obj({"height": INT, "hash": hex_string(32), "proposer": STR, "view": INT,
+                             "timestamp_ms": INT, "tx_count": INT}),
+        "Network": obj({
+            "node": ref("Status"),
+            "members": array(obj({
+                "name": STR, "role": {"enum": ["validator", "observer"]}, "org": nullable(STR),
+                "key": hex_string(32), "self": BOOL, "connected": BOOL,
+                "height": {**nullable(INT), "description": "this node's, or the last the peer announced"},
+                "primary": BOOL, "bytes_in": INT, "bytes_out": INT,
+            })),
+            "last_commit_ms": nullable(INT), "view_changes": INT, "evidence": INT,
         }),
         "Evidence": obj({
             "validator": {"type": ["string", "integer"]}, "kind": STR, "height": INT,
@@ -270,6 +300,19 @@ def core_paths() -> dict[str, Schema]:
         "/health": {"get": op("getHealth", "node", "Liveness: 200 while the node runs, 503 while it stops.",
                               {"200": json_answer("running", ref("Health")),
                                "503": json_answer("stopping", ref("Health"))})},
+        "/blocks": {"get": op(
+            "listBlocks", "chain", "The latest committed blocks (or those below ?before), newest first.",
+            {"200": json_answer("block headers without their transactions", array(ref("BlockSummary"))),
+             **errors(400)},
+            parameters=[query_param("limit", "how many, 1..100 (default 20)", {**INT, "minimum": 1, "maximum": 100}),
+                        query_param("before", "only blocks below this height", {**INT, "minimum": 1})])},
+        "/genesis": {"get": op(
+            "getGenesis", "chain", "The genesis file this node runs (validators, observers, organisations); "
+                                   "its canonical SHA-256 is in the X-Medchain-Genesis-Hash header.",
+            {"200": json_answer("the genesis document", {"type": "object"})})},
+        "/network": {"get": op(
+            "getNetwork", "node", "This node's status and every validator and observer as this node sees them.",
+            {"200": json_answer("the node and the members of the network", ref("Network"))})},
         "/blocks/{height}": {"get": op(
             "getBlock", "chain", "A committed block: header, tx ids and commit certificate.",
             {"200": json_answer("the block", ref("Block")), **errors(400, 404)},
@@ -296,6 +339,13 @@ def core_paths() -> dict[str, Schema]:
                                {"200": json_answer("metric families named medchain_*", STR, "text/plain")})},
         "/openapi.json": {"get": op("getOpenApi", "node", "This document.",
                                     {"200": json_answer("OpenAPI 3.1", {"type": "object"})})},
+        "/ui": {"get": op("explorerRoot", "explorer", "Redirects to /ui/.",
+                          {"308": {"description": "to /ui/"}})},
+        "/ui/{path}": {"get": op(
+            "explorerPage", "explorer", "The explorer's pages and their files (HTML, ES modules, CSS); "
+                                        "/ui/ is the network page.",
+            {"200": json_answer("the file", STR, "text/html"), **errors(404)},
+            parameters=[path_param("path", "a file of the explorer, e.g. verify.html or js/common.js", STR)])},
     }
 
 
@@ -407,6 +457,15 @@ def healthcare_paths() -> dict[str, Schema]:
         "/alerts/stream": {"get": op(
             "streamAlerts", "drugs", "Server-sent events: one `alert` event per alert committed from now on.",
             {"200": sse_answer("The stream, with the alert's sequence number as event id.", "Alert")})},
+        "/txs/{id}/decoded": {"get": op(
+            "getDecodedTx", "chain", "A committed or pending transaction decoded: kind, signer, body fields.",
+            {"200": json_answer("the transaction, for people", ref("DecodedTx")), **errors(400, 404)},
+            parameters=[TX_ID])},
+        "/search": {"get": op(
+            "search", "chain", "What a query names: a block (height or hash), a transaction, an anchored "
+                               "document, a patient, a record or a pack (a GS1 code in any written form).",
+            {"200": json_answer("the kind found and how to fetch it", ref("SearchHit")), **errors(400, 404)},
+            parameters=[query_param("q", "height, hash, tx id, SHA-256, 16-byte id or GS1 code", STR)])},
     }
 
 

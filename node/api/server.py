@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from node import explorer
 from node.api.admin import AdminGuard, AdminRoutes
 from node.api.batch import BatchLimits, decode_batch, read_body
 from node.api.openapi import openapi_json
-from node.api.request import MAX_BODY_BYTES, number_query, parse_json
+from node.api.request import MAX_BODY_BYTES, int_query, number_query, parse_json
 from node.api.sse import event_stream
 from node.errors import ApiError
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from node.runtime import Node
 
 MAX_WAIT_SECONDS = 120
+BLOCKS_PAGE = 20  # GET /blocks without ?limit
+BLOCKS_PAGE_MAX = 100
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -99,6 +102,7 @@ class Api:
             [
                 web.get("/status", self.status),
                 web.get("/health", self.health),
+                web.get("/blocks", self.blocks),
                 web.get("/blocks/{height}", self.block),
                 web.post("/txs", self.submit),
                 web.post("/txs/batch", self.submit_batch),
@@ -106,12 +110,15 @@ class Api:
                 web.get("/proofs/{id}", self.proof),
                 web.get("/events", self.events),
                 web.get("/evidence", self.evidence),
+                web.get("/network", self.network),
+                web.get("/genesis", self.genesis),
                 web.get("/metrics", self.metrics),
                 web.get("/openapi.json", openapi_json),
             ]
         )
         app.add_routes(self.node.app.routes())
         app.add_routes(self._admin().routes())
+        app.add_routes(explorer.routes())
         return app
 
     def _admin(self) -> AdminRoutes:
@@ -132,6 +139,19 @@ class Api:
     async def health(self, request: web.Request) -> web.Response:
         ok, detail = self.node.health()
         return web.json_response({"ok": ok, **detail}, status=200 if ok else 503)
+
+    async def blocks(self, request: web.Request) -> web.Response:
+        limit = int_query(request, "limit", 1, BLOCKS_PAGE_MAX, "bad-limit")
+        before = int_query(request, "before", 1, 2**63 - 1, "bad-integer")
+        return web.json_response(self.node.block_summaries(before, BLOCKS_PAGE if limit is None else limit))
+
+    async def genesis(self, request: web.Request) -> web.Response:
+        """The genesis file this node runs, as it was read (its canonical hash names the chain)."""
+        genesis = self.node.genesis
+        return web.json_response(genesis.raw, headers={"X-Medchain-Genesis-Hash": genesis.hash.hex()})
+
+    async def network(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.network_json())
 
     async def block(self, request: web.Request) -> web.Response:
         height = _int_param(request, "height")

@@ -15,6 +15,7 @@ from aiohttp import web
 from node.api.request import int_query, json_body
 from node.api.sse import event_stream
 from node.errors import ApiError
+from node.healthcare import explorer
 from node.healthcare.application import ANCHOR_PREFIX
 from node.healthcare.documents import AnchorDocument
 from node.healthcare.gs1 import Gs1Error, check_gtin
@@ -83,6 +84,8 @@ class HealthcareRoutes:
             web.get("/drugs/shipments/{sid}", self.shipment),
             web.get("/alerts", self.alerts),
             web.get("/alerts/stream", self.alert_stream),
+            web.get("/txs/{id}/decoded", self.decoded_tx),
+            web.get("/search", self.search),
         ]
 
     async def anchor(self, request: web.Request) -> web.Response:
@@ -179,3 +182,16 @@ class HealthcareRoutes:
     async def alert_stream(self, request: web.Request) -> web.StreamResponse:
         hc = self.healthcare
         return await event_stream(request, "alerts", "alert", "seq", hc.subscribe_alerts, hc.unsubscribe_alerts)
+
+    # ------------------------------------------------------------ explorer
+
+    async def decoded_tx(self, request: web.Request) -> web.Response:
+        tid = _hex(request.match_info["id"], "id", 32)
+        found = self.node.tx_bytes(tid)
+        if found is None:
+            raise ApiError(404, "not-found", f"transaction {tid.hex()} is neither committed nor pending here")
+        views = self.healthcare.views()
+        return web.json_response(explorer.describe(found[0], self.node.tx_status(tid), views, self.node.genesis))
+
+    async def search(self, request: web.Request) -> web.Response:
+        return web.json_response(explorer.search(self.node, self.healthcare.views(), request.query.get("q", "")))
