@@ -273,6 +273,11 @@ def schemas() -> dict[str, Schema]:
             "packs": array(obj({"gtin": STR, "serial": STR})), "height": INT, "tx_id": hex_string(32),
             "received_tx_id": nullable(hex_string(32)),
         }),
+        "Hold": obj({
+            "kind": {"enum": ["recall", "lot-quarantine", "pack-quarantine"]}, "gtin": STR, "lot": nullable(STR),
+            "serial": nullable(STR), "reason": STR, "org": nullable(STR), "height": nullable(INT),
+            "time_ms": nullable(INT), "tx_id": nullable(hex_string(32)),
+        }),
         "Alert": obj({
             "seq": INT, "gtin": STR, "serial": STR, "lot": nullable(STR), "expiry": nullable(STR), "reason": STR,
             "info": nullable(STR), "scanned_by": STR, "reporter_org": STR, "height": INT, "time_ms": INT,
@@ -454,6 +459,12 @@ def healthcare_paths() -> dict[str, Schema]:
             "getAlerts", "drugs", "Alerts on the ledger, in sequence order.",
             {"200": json_answer("a page of alerts", array(ref("Alert"))), **errors(400)},
             parameters=[query_param("after", "alerts after this sequence number", INT), LIMIT])},
+        "/drugs/holds": {"get": op(
+            "listHolds", "drugs", "Recalls and quarantines in force: lots recalled, lots and packs quarantined.",
+            {"200": json_answer("each hold, why, and the transaction that put it", array(ref("Hold"))),
+             **errors(400)},
+            parameters=[query_param("limit", "at most this many, 1..1000 (default 100)",
+                                    {**INT, "minimum": 1, "maximum": 1000})])},
         "/alerts/stream": {"get": op(
             "streamAlerts", "drugs", "Server-sent events: one `alert` event per alert committed from now on.",
             {"200": sse_answer("The stream, with the alert's sequence number as event id.", "Alert")})},

@@ -217,6 +217,20 @@ ShipmentDocument = TypedDict(
 )
 
 
+class HoldDocument(TypedDict):
+    """A recall or quarantine in force: what it holds, why, and the transaction that put it."""
+
+    kind: str  # recall, lot-quarantine or pack-quarantine
+    gtin: str
+    lot: str | None
+    serial: str | None
+    reason: str
+    org: str | None  # the organisation that put it
+    height: int | None
+    time_ms: int | None
+    tx_id: str | None
+
+
 class AlertDocument(TypedDict):
     seq: int
     gtin: str

@@ -82,6 +82,7 @@ class HealthcareRoutes:
             web.get("/drugs/packs/{gtin}/{serial}/epcis", self.epcis),
             web.get("/drugs/lots/{gtin}/{lot}", self.lot),
             web.get("/drugs/shipments/{sid}", self.shipment),
+            web.get("/drugs/holds", self.holds),
             web.get("/alerts", self.alerts),
             web.get("/alerts/stream", self.alert_stream),
             web.get("/txs/{id}/decoded", self.decoded_tx),
@@ -174,6 +175,9 @@ class HealthcareRoutes:
     async def shipment(self, request: web.Request) -> web.Response:
         sid = request.match_info["sid"]
         return _found(self.healthcare.views().shipment(sid), f"no shipment {sid}")
+
+    async def holds(self, request: web.Request) -> web.Response:
+        return web.json_response(self.healthcare.views().holds(_page(request)))
 
     async def alerts(self, request: web.Request) -> web.Response:
         after = int_query(request, "after", 0, MAX_TIME_MS, "bad-integer")

@@ -14,6 +14,7 @@ from node.healthcare.documents import (
     EpcisDocument,
     EpcisPackEvent,
     EventDocument,
+    HoldDocument,
     LicenceDocument,
     LotDocument,
     MemberDocument,
@@ -28,6 +29,7 @@ from node.healthcare.epcis import epcis_document
 from node.healthcare.ledger.bodies import PackRef
 from node.healthcare.ledger.records import (
     ALERT_PREFIX,
+    HOLD_PREFIX,
     Access,
     Alert,
     Consent,
@@ -49,6 +51,8 @@ from node.healthcare.ledger.records import (
     lot_key,
     lot_packs_prefix,
     member_key,
+    pack_key,
+    parse_hold_key,
     patient_key,
     record_key,
     shipment_key,
@@ -229,6 +233,31 @@ class LedgerViews:
     def alerts(self, after: int | None = None, limit: int = MAX_PAGE) -> list[AlertDocument]:
         start = alert_key(after) if after is not None else None
         return [alert_json(decode(Alert, raw)) for _, raw in self._items(ALERT_PREFIX, start, limit)]
+
+    def holds(self, limit: int = MAX_PAGE) -> list[HoldDocument]:
+        """Recalls and quarantines in force, lots first by GTIN and lot, then packs."""
+        out: list[HoldDocument] = []
+        for key, _ in self._items(HOLD_PREFIX, None, limit):
+            kind, gtin, ident = parse_hold_key(key)
+            record: Lot | Pack | None
+            if kind == "pack-quarantine":
+                record = self.state.load(Pack, pack_key(gtin, ident))
+                reason = record.suspect if record is not None else None
+                event_kind = "quarantine"
+            else:
+                record = self.state.load(Lot, lot_key(gtin, ident))
+                reason = None if record is None else record.recalled if kind == "recall" else record.suspect
+                event_kind = "recall" if kind == "recall" else "quarantine"
+            if record is None or reason is None:
+                continue
+            put = next((e for e in reversed(self.events(record.events)) if e.kind == event_kind), None)
+            out.append({
+                "kind": kind, "gtin": gtin, "lot": None if kind == "pack-quarantine" else ident,
+                "serial": ident if kind == "pack-quarantine" else None, "reason": reason,
+                "org": put.org if put else None, "height": put.height if put else None,
+                "time_ms": put.time_ms if put else None, "tx_id": put.tx_id.hex() if put else None,
+            })
+        return out
 
     def epcis(self, gtin: str, serial: str, created_ms: int) -> EpcisDocument | None:
         """The pack's history as an EPCIS 2.0 document; its EPC is a fact of the GTIN (``gs1.sgtin_uri``)."""

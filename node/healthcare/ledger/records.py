@@ -135,6 +135,30 @@ def lot_key(gtin: str, lot: str) -> bytes:
     return b"sc/l/" + _lot_part(gtin, lot)
 
 
+HOLD_PREFIX = b"sc/h/"  # lots recalled, lots and packs quarantined: what the regulator's view lists
+
+
+def recall_hold_key(gtin: str, lot: str) -> bytes:
+    return HOLD_PREFIX + b"r" + _lot_part(gtin, lot)
+
+
+def lot_hold_key(gtin: str, lot: str) -> bytes:
+    return HOLD_PREFIX + b"l" + _lot_part(gtin, lot)
+
+
+def pack_hold_key(gtin: str, serial: str) -> bytes:
+    return HOLD_PREFIX + b"p" + gtin.encode() + serial.encode()
+
+
+def parse_hold_key(key: bytes) -> tuple[str, str, str]:
+    """(kind, gtin, lot or serial) of a hold key: kind is recall, lot-quarantine or pack-quarantine."""
+    rest = key[len(HOLD_PREFIX):]
+    tag, gtin = rest[:1], rest[1:15].decode()
+    if tag == b"p":
+        return "pack-quarantine", gtin, rest[15:].decode()
+    return ("recall" if tag == b"r" else "lot-quarantine"), gtin, rest[16:16 + rest[15]].decode()
+
+
 def lot_packs_prefix(gtin: str, lot: str) -> bytes:
     return b"sc/q/" + _lot_part(gtin, lot)
 

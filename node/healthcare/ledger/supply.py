@@ -57,10 +57,13 @@ from node.healthcare.ledger.records import (
     alert_key,
     event_key,
     licence_key,
+    lot_hold_key,
     lot_key,
     lot_pack_key,
     lot_packs_prefix,
+    pack_hold_key,
     pack_key,
+    recall_hold_key,
     shipment_key,
     shipment_packs_key,
 )
@@ -403,6 +406,7 @@ class Supply:
         event = self._event(ctx, "recall", actor.org_id, ref=body.reason)
         ctx.state.store(lot_key(body.gtin, body.lot),
                         replace(lot, recalled=body.reason, events=(*lot.events, event)))
+        ctx.state.put(recall_hold_key(body.gtin, body.lot), b"")
 
     def _regulator(self, ctx: Ctx) -> Actor:
         actor = self.directory.actor(ctx.state, ctx.signer)
@@ -425,6 +429,7 @@ class Supply:
                                f"pack {ref.gtin}/{ref.serial} is {'already' if on else 'not'} quarantined")
             ctx.state.store(pack_key(ref.gtin, ref.serial),
                             replace(pack, suspect=(body.reason or kind) if on else None, events=(*pack.events, event)))
+            ctx.state.put(pack_hold_key(ref.gtin, ref.serial), b"" if on else None)
             if pack.state == "in_transit" and pack.shipment is not None:  # its receive checks this count
                 key = shipment_key(pack.shipment)
                 shipment = ctx.state.load(Shipment, key)
@@ -438,6 +443,7 @@ class Supply:
                            f"lot {body.lot} is {'already' if on else 'not'} quarantined")
         ctx.state.store(lot_key(body.gtin, body.lot),
                         replace(lot, suspect=(body.reason or kind) if on else None, events=(*lot.events, event)))
+        ctx.state.put(lot_hold_key(body.gtin, body.lot), b"" if on else None)
 
     # ------------------------------------------------------------ alerts
 

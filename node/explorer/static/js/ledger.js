@@ -180,3 +180,39 @@ export async function signTransaction(key, chainId, body, { nonce = null, timest
 }
 
 export { bytesToHex, hexToBytes };
+
+// ---------------------------------------------------------------- keys and submission
+
+// A key file as medchain writes it ({"type": "ed25519", "public": hex, "seed": hex}), read in this page only.
+export async function readKeyFile(file) {
+  let doc;
+  try {
+    doc = JSON.parse(await file.text());
+  } catch {
+    throw new Error(`${file.name} is not a JSON key file`);
+  }
+  let seed;
+  try {
+    seed = hexToBytes(doc.seed);
+  } catch {
+    throw new Error(`${file.name} has no hex 'seed'`);
+  }
+  if (seed.length !== 32) throw new Error(`${file.name}: the seed must be 32 bytes`);
+  if (typeof doc.public !== "string") throw new Error(`${file.name} has no 'public' key`);
+  return signer(seed, hexToBytes(doc.public));
+}
+
+export async function patientId(publicKey) {
+  const digest = await sha256(concat(new TextEncoder().encode("medchain/v1/patient"), publicKey));
+  return bytesToHex(digest.slice(0, 16));
+}
+
+// Post signed bytes and wait for the commit: the node's TxStatus (committed or rejected), or an Error.
+export async function submit(txBytes, timeoutS = 30) {
+  const response = await fetch(`/txs?wait=commit&timeout=${timeoutS}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ tx: bytesToHex(txBytes) }),
+  });
+  const doc = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(doc?.message ? `${doc.message} (${doc.error})` : `HTTP ${response.status}`);
+  return doc;
+}
