@@ -280,3 +280,31 @@ def test_a_receive_is_refused_for_a_pack_or_lot_quarantined_or_a_lot_expired_in_
     late.ok(lk["maker"], b.Ship("slow", "dist", (b.PackRef(GTIN, "E1"),), ()))
     late.run(lk["maker"], b.Commission(GTIN, "OTHER", EXPIRY, ("X",)), advance_ms=20 * DAY)
     late.refused(lk["dist"], b.Receive("slow"), "expired")
+
+
+def test_holds_in_force_list_recalls_and_quarantines_until_released() -> None:
+    """The hold index behind GET /drugs/holds: recalls stay; quarantines go with their release."""
+    from node.healthcare.ledger.records import parse_hold_key, recall_hold_key
+    from node.healthcare.views import LedgerViews
+
+    w, k = _chain()
+    _to_pharmacy(w, k, "S0", "S1")
+    w.ok(k["maker"], b.Commission(GTIN, "L2", EXPIRY, ("T0",)))
+
+    def holds() -> list[tuple[str, str | None, str | None, str, str | None]]:
+        return [(h["kind"], h["lot"], h["serial"], h["reason"], h["org"])
+                for h in LedgerViews(w.state, None).holds()]  # type: ignore[arg-type]
+
+    assert holds() == []
+    w.ok(k["regulator"], b.Quarantine(GTIN, None, "S0", "suspect seal"))
+    w.ok(k["regulator"], b.Quarantine(GTIN, "L1", None, "lab test pending"))
+    w.ok(k["maker"], b.Recall(GTIN, "L2", "contamination"))
+    assert sorted(holds()) == [
+        ("lot-quarantine", "L1", None, "lab test pending", "regulator"),
+        ("pack-quarantine", None, "S0", "suspect seal", "regulator"),
+        ("recall", "L2", None, "contamination", "maker"),
+    ]
+    w.ok(k["regulator"], b.Release(GTIN, None, "S0", "seal fine"))
+    w.ok(k["regulator"], b.Release(GTIN, "L1", None, "lab test passed"))
+    assert holds() == [("recall", "L2", None, "contamination", "maker")]
+    assert parse_hold_key(recall_hold_key(GTIN, "L2")) == ("recall", GTIN, "L2")
