@@ -150,6 +150,7 @@ class NetworkMember(TypedDict):
     self: bool  # this node
     connected: bool  # this node, or a peer with an open link to it
     height: int | None  # this node's height, or the last height the peer announced (None: not heard yet)
+    peers: list[str] | None  # the nodes it is connected to, as it last told this node (None: not told yet)
     primary: bool  # the primary of this node's current view
     bytes_in: int
     bytes_out: int

@@ -85,7 +85,7 @@ from node.proofs import build_proof
 from node.proposals import PRE_PREPARE_PREFIX, ProposalAssembler, compact, serve
 from node.transaction import tx_id
 from node.validation import CertifiedTxs, TxChecker, transactions_problem, validate_block
-from primitives.codec import pack, unpack_strict
+from primitives.codec import encode, pack, unpack_strict
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
 from primitives.signing import SigningKey
@@ -1226,12 +1226,11 @@ class Node:
         top = self.written_tip.height if before is None else min(before - 1, self.written_tip.height)
         out: list[BlockSummary] = []
         for height in range(top, max(0, top - limit), -1):
-            block = self.store.block(height)
-            if block is None:
+            h = self.store.block_header(height)  # not the transactions: a page of full blocks is megabytes
+            if h is None:
                 break
-            h = block.header
             out.append({
-                "height": height, "hash": block.hash.hex(), "proposer": self.validator_names[h.proposer],
+                "height": height, "hash": sha256(encode(h)).hex(), "proposer": self.validator_names[h.proposer],
                 "view": h.view, "timestamp_ms": h.timestamp_ms, "tx_count": h.tx_count,
             })
         return out
@@ -1265,6 +1264,8 @@ class Node:
                     "name": m.name, "role": role, "org": org_of.get(m.name), "key": m.key.hex(), "self": me,
                     "connected": me or bool(s.get("connected")),
                     "height": status["height"] if me else self._peer_heads.get(m.name),
+                    "peers": status["peers"] if me else sorted(self._peer_sets[m.name]) if m.name in self._peer_sets
+                    else None,
                     "primary": role == "validator" and m.name == status["primary"],
                     "bytes_in": s.get("bytes_in", 0), "bytes_out": s.get("bytes_out", 0),
                 })

@@ -375,6 +375,28 @@ def encode(value: Any) -> bytes:
     return pack(record_to_wire(value))
 
 
+def decode_leading(cls: type[R], data: bytes) -> R:
+    """The first field of an encoded record, itself a record of ``cls``, decoded without reading the rest.
+
+    For a large record whose head is wanted alone (a block's header without its
+    transactions).  The field must be canonically encoded, as ``decode`` asks of
+    a whole record.
+    """
+    unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=True, max_buffer_size=max(len(data), 1))
+    unpacker.feed(data)
+    try:
+        if unpacker.read_array_header() < 1:
+            raise DecodeError("an empty record has no leading field")
+        start = unpacker.tell()
+        wire = unpacker.unpack()
+        end = unpacker.tell()
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.OutOfData) as exc:
+        raise DecodeError(f"not valid msgpack: {str(exc) or type(exc).__name__}") from None
+    if pack(wire) != data[start:end]:
+        raise DecodeError("not the canonical encoding of its value")
+    return record_from_wire(cls, wire)
+
+
 def decode(cls: type[R], data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> R:
     """Strictly decode canonical bytes into a record of ``cls``."""
     return record_from_wire(cls, unpack_strict(data, max_bytes))

@@ -19,8 +19,8 @@ from itertools import repeat
 from typing import NamedTuple
 
 from consensus.config import ChainTip
-from consensus.messages import Block, CommitCertificate
-from primitives.codec import encode
+from consensus.messages import Block, BlockHeader, CommitCertificate
+from primitives.codec import decode_leading, encode
 from primitives.errors import DecodeError
 from primitives.hashing import HASH_SIZE, sha256
 from storage.database import Batch, Reader
@@ -123,6 +123,21 @@ def _certificate_from(raw: bytes | None, height: int) -> CommitCertificate:
 def read_block(reader: Reader, height: int) -> Block | None:
     raw = reader.get(block_key(height))
     return None if raw is None else _block_from(raw, height)
+
+
+def read_block_header(reader: Reader, height: int) -> BlockHeader | None:
+    """The header of the block at ``height`` without decoding its transactions."""
+    raw = reader.get(block_key(height))
+    if raw is None:
+        return None
+    key, what = block_key(height), f"block at height {height}"
+    try:
+        header = decode_leading(BlockHeader, raw)
+    except DecodeError as exc:
+        raise CorruptRecord(what, key, str(exc)) from None
+    if header.height != height:
+        raise CorruptRecord(what, key, f"holds the block of height {header.height}")
+    return header
 
 
 def read_certificate(reader: Reader, height: int) -> CommitCertificate | None:

@@ -12,7 +12,7 @@ from types import TracebackType
 
 from consensus.config import ChainTip
 from consensus.events import Evidence
-from consensus.messages import Block, CommitCertificate
+from consensus.messages import Block, BlockHeader, CommitCertificate
 from storage import blockstore, evidence, metadata, state
 from storage.blockstore import CertifiedBlock, TxLocation
 from storage.database import Database, Reader
@@ -45,6 +45,10 @@ class ChainView:
 
     def block(self, height: int) -> Block | None:
         return blockstore.read_block(self._reader, height)
+
+    def block_header(self, height: int) -> BlockHeader | None:
+        """The header of the block at ``height``, its transactions left undecoded."""
+        return blockstore.read_block_header(self._reader, height)
 
     def block_by_hash(self, block_hash: bytes) -> Block | None:
         return blockstore.read_block_by_hash(self._reader, block_hash)

@@ -192,6 +192,7 @@ def schemas() -> dict[str, Schema]:
                 "name": STR, "role": {"enum": ["validator", "observer"]}, "org": nullable(STR),
                 "key": hex_string(32), "self": BOOL, "connected": BOOL,
                 "height": {**nullable(INT), "description": "this node's, or the last the peer announced"},
+                "peers": {**nullable(array(STR)), "description": "its connected peers, as it last told this node"},
                 "primary": BOOL, "bytes_in": INT, "bytes_out": INT,
             })),
             "last_commit_ms": nullable(INT), "view_changes": INT, "evidence": INT,

@@ -30,7 +30,7 @@ from node.config import write_key
 from node.healthcare.ledger import bodies as b
 from node.healthcare.transactions import BODY_CODEC
 from node.lab.counterfeit import Network
-from node.lab.story import Story
+from node.lab.story import OBSERVATION, Story
 from node.transaction import DOMAIN_TX, Transaction
 from primitives.codec import encode, pack
 from primitives.signing import SigningKey
@@ -251,6 +251,42 @@ async def test_the_patient_page_grants_and_revokes_a_consent(
     assert active == {"city-general": ["Condition", "Observation"]}
 
 
+async def test_the_patient_page_shows_records_flags_break_glass_and_erases_after_confirmation(
+    world: World, page: tuple[Page, ConsoleLog], tmp_path: Path
+) -> None:
+    tab, log = page
+    api = world.cluster.api("st-mary")
+    patient_file, physician_file, resource = tmp_path / "patient.json", tmp_path / "physician.json", tmp_path / "o.json"
+    write_key(patient_file, SigningKey.generate())
+    write_key(physician_file, SigningKey.generate())
+    resource.write_text(json.dumps(OBSERVATION))
+    pid = json.loads(medchain("patient", "register", "--key", str(patient_file), "--node", api, "--json").stdout)[
+        "patient_id"]
+    medchain("org", "enrol", str(physician_file), "--role", "physician",
+             "--key", str(world.root / "orgs" / "st-mary" / "admin.json"), "--node", api)
+    rid = json.loads(medchain("ehr", "add", "--patient", pid, "--file", str(resource), "--key", str(physician_file),
+                              "--node", api, "--json").stdout)["record_id"]
+    medchain("ehr", "read", rid, "--break-glass", "--purpose", "unconscious on arrival", "--key", str(physician_file),
+             "--node", api)
+
+    await tab.goto(ui(world, "regulator", "patient.html"))
+    await tab.set_input_files("#key-file", str(patient_file))
+    await tab.wait_for_selector(f"#records tr[data-record='{rid}']")
+    assert "Observation (1)" in (await tab.text_content("#records") or "")
+    flagged = await tab.eval_on_selector_all("#access-table tbody tr.flag", "rows => rows.map(r => r.textContent)")
+    assert len(flagged) == 1 and "BREAK-GLASS" in flagged[0] and "unconscious on arrival" in flagged[0]
+    assert await tab.is_disabled("#erase"), "erasure must wait for the confirmation"
+    await tab.check("#erase-confirm")
+    await tab.click("#erase")
+    await tab.wait_for_selector("#done")
+    await tab.wait_for_function(
+        f"document.querySelector(\"#records tr[data-record='{rid}']\").textContent.includes('erased at')")
+    await shot(tab, "patient-after-erasure")
+    assert log.errors == []
+    _, record = await world.cluster.get("regulator", f"/ehr/records/{rid}")
+    assert record["erased"] is True
+
+
 async def test_the_regulator_page_quarantines_a_pack_with_an_inspector_key(
     world: World, page: tuple[Page, ConsoleLog]
 ) -> None:
@@ -432,6 +468,7 @@ async def test_network_blocks_search_and_decoded_routes(world: World) -> None:
     assert set(members) == set(c.names)
     assert members["st-mary"]["self"] and sum(m["primary"] for m in members.values()) == 1
     assert all(m["connected"] for m in members.values())
+    assert members["st-mary"]["peers"] == sorted(n for n in c.names if n != "st-mary")
     assert net["node"]["height"] >= 20 and net["last_commit_ms"] is not None
 
     _, blocks = await c.get("st-mary", "/blocks?limit=5")

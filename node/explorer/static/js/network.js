@@ -48,6 +48,7 @@ function render(doc) {
     el("td", {}, m.role),
     el("td", {}, el("span", { class: `badge ${m.connected ? "ok" : "bad"}` }, m.connected ? "up" : "down")),
     el("td", { class: "num" }, m.height === null ? "-" : num(m.height)),
+    el("td", { class: "num" }, m.peers === null ? "-" : String(m.peers.length)),
     el("td", { class: "num" }, m.self ? "" : bytes(m.bytes_in)),
     el("td", { class: "num" }, m.self ? "" : bytes(m.bytes_out)),
   )));
