@@ -152,6 +152,11 @@ class NetworkMember(TypedDict):
     height: int | None  # this node's height, or the last height the peer announced (None: not heard yet)
     peers: list[str] | None  # the nodes it is connected to, as it last told this node (None: not told yet)
     primary: bool  # the primary of this node's current view
+    view: int | None  # this node's, or the view the peer last reported (None: no report yet)
+    in_view_change: bool | None
+    mempool_txs: int | None
+    last_commit_ms: int | None  # wall clock of its last commit since it started, as reported
+    reported_ms: int | None  # when this node received the peer's last report (None for this node itself)
     bytes_in: int
     bytes_out: int
 

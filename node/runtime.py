@@ -74,6 +74,7 @@ from node.p2p.wire import (
     CompactProposal,
     ConsensusFrame,
     HeadAnnounce,
+    NodeReport,
     PeerSet,
     SyncRequest,
     SyncResponse,
@@ -100,6 +101,7 @@ T = TypeVar("T")
 RESULT_PREFIX = b"txr/"  # stores of earlier versions kept each transaction's result as state under this prefix
 SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
+REPORT_TICKS = 8  # a NodeReport to every peer every 8 sync ticks (2 s)
 EVIDENCE_LISTED = 1000  # equivocation evidence items /evidence lists
 PEER_CATCHING_UP_S = 2.0  # a lagging validator whose announced head moved this recently is served only on request
 SYNC_AHEAD = 2  # fetched catch-up batches that may wait to be applied before the next is asked for
@@ -233,6 +235,7 @@ class Node:
         self._drive_idle = asyncio.Event()  # set while the drive loop waits for its next event
         self._peer_heads: dict[str, int] = {}
         self._peer_sets: dict[str, frozenset[str]] = {}
+        self._peer_reports: dict[str, tuple[NodeReport, int]] = {}  # the last report of each peer, and when (ms)
         self._sync_inflight_until = 0.0
         self._sync_queued = 0  # fetched batches waiting in the inbox to be applied
         self._sync_queued_to = 0  # the last height of the newest of them
@@ -864,6 +867,8 @@ class Node:
                     self._request_blocks(self.tip.height + 1)
             case PeerSet(peers):
                 self._peer_sets[peer] = frozenset(peers)
+            case NodeReport():
+                self._peer_reports[peer] = (message, int(time.time() * 1000))
 
     def _on_synced_batch(self, peer: str, head_height: int, blocks: tuple[CertifiedBlock, ...]) -> None:
         """Queue a fetched batch to be applied if it extends the fetched chain and fewer than ``SYNC_AHEAD``
@@ -1054,6 +1059,15 @@ class Node:
             self._announce_head()
             if ticks % 4 == 0:
                 self._regossip()
+            if ticks % REPORT_TICKS == 0:
+                self._report()
+
+    def _report(self) -> None:
+        """Tell every peer where this node stands (``NodeReport``), for their ``GET /network``."""
+        r = self.replica
+        report = NodeReport(self.written_tip.height, r.view if r else self.tip.view,
+                            bool(r and r.vc_target is not None), len(self.mempool), self._last_commit_ms)
+        self.transport.broadcast(NODE_CODEC.encode(report))
 
     def _announce_head(self) -> None:
         """Tell the validators our head once it moved (observers hear each block as it commits)."""
@@ -1260,6 +1274,8 @@ class Node:
             for m in group:
                 me = m.name == self.cfg.name
                 s = stats.get(m.name, {})
+                report = self._peer_reports.get(m.name)
+                view = status["view"] if me else report[0].view if report else None
                 members.append({
                     "name": m.name, "role": role, "org": org_of.get(m.name), "key": m.key.hex(), "self": me,
                     "connected": me or bool(s.get("connected")),
@@ -1267,6 +1283,11 @@ class Node:
                     "peers": status["peers"] if me else sorted(self._peer_sets[m.name]) if m.name in self._peer_sets
                     else None,
                     "primary": role == "validator" and m.name == status["primary"],
+                    "view": view,
+                    "in_view_change": status["in_view_change"] if me else report[0].in_view_change if report else None,
+                    "mempool_txs": status["mempool"]["txs"] if me else report[0].mempool_txs if report else None,
+                    "last_commit_ms": self._last_commit_ms if me else report[0].last_commit_ms if report else None,
+                    "reported_ms": None if me or not report else report[1],
                     "bytes_in": s.get("bytes_in", 0), "bytes_out": s.get("bytes_out", 0),
                 })
         return {

@@ -9,7 +9,9 @@
   message is relayed only to peers that cannot hear its author themselves;
 * ``CompactProposal`` is a PRE-PREPARE with its transactions named by id
   (``node.proposals``); ``TxFetch`` asks its sender for the ones a replica
-  lacks and ``TxFill`` brings them.
+  lacks and ``TxFill`` brings them;
+* ``NodeReport`` tells peers, every few seconds, where this node stands (view,
+  mempool, last commit), for operators' views of the whole network.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from consensus.messages import MAX_BLOCK_TXS, SIG, VALIDATOR, Block, BlockHeader, CommitCertificate
-from primitives.codec import MAX_MESSAGE_BYTES, Bytes, Kind, ListOf, MessageCodec, Nested, Text, UInt
+from primitives.codec import MAX_MESSAGE_BYTES, Bool, Bytes, Kind, ListOf, MessageCodec, Nested, Optional, Text, UInt
 
 MAX_SYNC_BLOCKS = 64
 
@@ -116,9 +118,24 @@ class TxFill:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), UInt(), ListOf(Bytes(64 * 1024), MAX_BLOCK_TXS))
 
 
+@dataclass(frozen=True, slots=True)
+class NodeReport:
+    """Where the sender stands, for ``GET /network``: informative only, nothing acts on it."""
+
+    TAG: ClassVar[int] = 10
+    height: int
+    view: int
+    in_view_change: bool
+    mempool_txs: int
+    last_commit_ms: int | None  # wall clock of its last commit since it started
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (UInt(), UInt(), Bool(), UInt(), Optional(UInt()))
+
+
 NodeMessage = (
     ConsensusFrame | TxGossip | SyncRequest | SyncResponse | HeadAnnounce | PeerSet | CompactProposal | TxFetch | TxFill
+    | NodeReport
 )
 NODE_CODEC = MessageCodec([
     ConsensusFrame, TxGossip, SyncRequest, SyncResponse, HeadAnnounce, PeerSet, CompactProposal, TxFetch, TxFill,
+    NodeReport,
 ])

@@ -469,6 +469,14 @@ async def test_network_blocks_search_and_decoded_routes(world: World) -> None:
     assert members["st-mary"]["self"] and sum(m["primary"] for m in members.values()) == 1
     assert all(m["connected"] for m in members.values())
     assert members["st-mary"]["peers"] == sorted(n for n in c.names if n != "st-mary")
+    deadline = time.monotonic() + 10  # peers report every 2 s
+    while any(m["view"] is None for m in members.values()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        members = {m["name"]: m for m in (await c.get("st-mary", "/network"))[1]["members"]}
+    for m in members.values():
+        assert m["view"] == net["node"]["view"], m
+        assert m["mempool_txs"] is not None and m["last_commit_ms"] is not None, m
+        assert (m["reported_ms"] is None) == m["self"], m
     assert net["node"]["height"] >= 20 and net["last_commit_ms"] is not None
 
     _, blocks = await c.get("st-mary", "/blocks?limit=5")
