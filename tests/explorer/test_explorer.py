@@ -103,6 +103,16 @@ def ui(world: World, node: str, path: str) -> str:
     return f"{world.cluster.api(node)}/ui/{path}"
 
 
+async def until(tab: Page, expression: str, timeout: float = 15, arg: Any = None) -> None:
+    """Poll a JavaScript function of ``arg`` until it is true.  Playwright's own polling evaluates strings with
+    ``eval``, which the pages' content security policy forbids; ``evaluate`` is not subject to it."""
+    deadline = time.monotonic() + timeout
+    while not await tab.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        await asyncio.sleep(0.1)
+
+
 async def shot(tab: Page, name: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     await tab.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
@@ -113,7 +123,7 @@ async def verdict_of(tab: Page, world: World, code: str) -> str:
     await tab.fill("#code", code)
     await tab.click("#verify-button")
     await tab.wait_for_selector("#verdict[data-status]")
-    await tab.wait_for_function("code => new URLSearchParams(location.search).get('code') === code", arg=code)
+    await until(tab, "code => new URLSearchParams(location.search).get('code') === code", arg=code)
     return await tab.get_attribute("#verdict", "data-verdict") or ""
 
 
@@ -176,8 +186,7 @@ async def test_the_network_page_shows_the_height_advancing_live(world: World, pa
     for i in range(3):
         status, _ = await world.cluster.post_tx("st-mary", world.cluster.anchor_tx(f"explorer-live-{i}"), wait=True)
         assert status == 200
-    await tab.wait_for_function(f"Number(document.getElementById('height').dataset.height) >= {start + 3}",
-                                timeout=15000)
+    await until(tab, f"() => Number(document.getElementById('height').dataset.height) >= {start + 3}")
     assert await tab.evaluate("window.__notReloaded === true"), "the page reloaded instead of updating live"
     rows = await tab.eval_on_selector_all("#members tbody tr", "rows => rows.map(r => r.dataset.name)")
     assert sorted(rows) == sorted(world.cluster.names)
@@ -279,8 +288,8 @@ async def test_the_patient_page_shows_records_flags_break_glass_and_erases_after
     await tab.check("#erase-confirm")
     await tab.click("#erase")
     await tab.wait_for_selector("#done")
-    await tab.wait_for_function(
-        f"document.querySelector(\"#records tr[data-record='{rid}']\").textContent.includes('erased at')")
+    await until(tab, f"() => document.querySelector(\"#records tr[data-record='{rid}']\").textContent"
+                     ".includes('erased at')")
     await shot(tab, "patient-after-erasure")
     assert log.errors == []
     _, record = await world.cluster.get("regulator", f"/ehr/records/{rid}")
@@ -428,6 +437,27 @@ async def test_the_browser_codec_packs_every_boundary_as_python_does(
     assert all(got[5])
 
 
+async def test_the_network_page_marks_a_view_change_as_it_happens(world: World, page: tuple[Page, ConsoleLog]) -> None:
+    tab, log = page
+    await tab.goto(ui(world, "st-mary", ""))
+    await tab.wait_for_selector("#live [data-state=live]")
+    await tab.wait_for_selector("#members tbody tr")
+    _, status = await world.cluster.get("st-mary", "/status")
+    primary = status["primary"]
+    assert primary != "st-mary", "the test pauses the primary, not the node serving the page"
+    world.cluster.pause(primary)
+    try:
+        code, _ = await world.cluster.post_tx("st-mary", world.cluster.anchor_tx("view-change"), wait=True)
+        assert code == 200
+    finally:
+        world.cluster.resume(primary)
+    await tab.wait_for_selector("#log li.flag:has-text('view change')", timeout=15000)
+    assert int(await tab.get_attribute("#chart", "data-marks") or 0) >= 1
+    await until(tab, "() => Number(document.getElementById('view-changes').textContent) >= 1", timeout=10)
+    await shot(tab, "network-view-change")
+    assert log.errors == []
+
+
 async def test_pages_keep_working_when_their_node_is_paused_and_resumed(
     world: World, page: tuple[Page, ConsoleLog]
 ) -> None:
@@ -451,9 +481,8 @@ async def test_pages_keep_working_when_their_node_is_paused_and_resumed(
         status, _ = await world.cluster.post_tx("st-mary", world.cluster.anchor_tx("after-resume"), wait=True)
         assert status == 200
         after = await next_event(events)
-    await tab.wait_for_function(
-        f"Number(document.getElementById('height').dataset.height) >= {max(head['height'], after['height'])}",
-        timeout=30000)
+    await until(tab, "h => Number(document.getElementById('height').dataset.height) >= h",
+                timeout=30, arg=max(head["height"], after["height"]))
     assert await tab.evaluate("window.__notReloaded === true")
 
 

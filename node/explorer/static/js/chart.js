@@ -5,6 +5,12 @@ export class LiveChart {
     this.series = series; // [{name, colour, unit}]
     this.points = series.map(() => []); // [t_ms, value]
     this.windowMs = 120000;
+    this.marks = []; // [t_ms, label, colour]: events drawn as vertical lines
+  }
+
+  mark(t, label, colour = "#a40e26") {
+    this.marks.push([t, label, colour]);
+    while (this.marks.length && this.marks[0][0] < t - this.windowMs) this.marks.shift();
   }
 
   add(index, t, value) {
@@ -43,6 +49,20 @@ export class LiveChart {
     g.font = "12px system-ui, sans-serif";
     g.fillStyle = "#4d5560";
     g.fillText(`last ${this.windowMs / 1000} s`, left, h - 4);
+    for (const [t, label, colour] of this.marks) {
+      const x = right - ((now - t) / this.windowMs) * (right - left);
+      if (x < left) continue;
+      g.strokeStyle = colour;
+      g.lineWidth = 1;
+      g.setLineDash([4, 3]);
+      g.beginPath();
+      g.moveTo(x + 0.5, top);
+      g.lineTo(x + 0.5, bottom);
+      g.stroke();
+      g.setLineDash([]);
+      g.fillStyle = colour;
+      g.fillText(label, Math.min(x + 3, right - g.measureText(label).width), top + 12);
+    }
     let legendX = left;
     this.series.forEach((s, i) => {
       const pts = this.points[i];

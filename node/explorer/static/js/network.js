@@ -18,7 +18,11 @@ let lastEvidence = null;
 let streamState = null;
 const perSecond = new Map(); // second -> txs committed in it
 
-function note(text, flag = false) {
+function note(text, flag = false, chartLabel = null) {
+  if (chartLabel) {
+    chart.mark(Date.now(), chartLabel);
+    chart.canvas.dataset.marks = String(chart.marks.length);
+  }
   log.prepend(el("li", { class: flag ? "flag" : null }, `${new Date().toLocaleTimeString("en-GB")}  ${text}`));
   while (log.children.length > 200) log.lastChild.remove();
 }
@@ -55,8 +59,8 @@ function render(doc) {
     el("td", { class: "num" }, m.self ? "" : bytes(m.bytes_in)),
     el("td", { class: "num" }, m.self ? "" : bytes(m.bytes_out)),
   )));
-  if (lastView !== null && s.view !== lastView) note(`view change: view ${s.view}, primary ${s.primary}`, true);
-  if (lastEvidence !== null && doc.evidence > lastEvidence) note(`equivocation evidence recorded (${doc.evidence} items)`, true);
+  if (lastView !== null && s.view !== lastView) note(`view change: view ${s.view}, primary ${s.primary}`, true, `view ${s.view}`);
+  if (lastEvidence !== null && doc.evidence > lastEvidence) note(`equivocation evidence recorded (${doc.evidence} items)`, true, "evidence");
   lastView = s.view;
   lastEvidence = doc.evidence;
 }
@@ -82,11 +86,11 @@ function onCommit(e) {
     h.dataset.height = String(e.height);
   }
   if (lastView !== null && e.view !== lastView) {
-    note(`view change: block ${num(e.height)} committed in view ${e.view}`, true);
+    note(`view change: block ${num(e.height)} committed in view ${e.view}`, true, `view ${e.view}`);
     lastView = e.view;
   }
   if (lastEvidence !== null && e.evidence > lastEvidence) {
-    note(`equivocation evidence recorded (${e.evidence} items)`, true);
+    note(`equivocation evidence recorded (${e.evidence} items)`, true, "evidence");
     lastEvidence = e.evidence;
   }
   if (e.rejected) note(`block ${num(e.height)}: ${e.rejected} of ${e.txs} transactions refused by the rules`);
