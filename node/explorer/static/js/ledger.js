@@ -216,3 +216,20 @@ export async function submit(txBytes, timeoutS = 30) {
   if (!response.ok) throw new Error(doc?.message ? `${doc.message} (${doc.error})` : `HTTP ${response.status}`);
   return doc;
 }
+
+// The key in a file input, read in this page (an Error when this browser cannot sign here).
+export async function keyFromInput(input) {
+  const file = input.files[0];
+  if (!file) return null;
+  needCrypto();
+  return readKeyFile(file);
+}
+
+// Sign a body of this kind with key, submit it and wait: its status once committed, else an Error saying why.
+export async function commitBody(key, chainId, kind, fieldValues) {
+  const status = await submit(await signTransaction(key, chainId, encodeBody(kind, fieldValues)));
+  if (status.status !== "committed") {
+    throw new Error(`${kind} ${status.status}: ${[status.code, status.message].filter(Boolean).join(" ")}`);
+  }
+  return status;
+}

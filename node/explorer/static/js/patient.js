@@ -1,5 +1,5 @@
 import { api, blockLink, clear, el, errorBox, fields, frame, num, query, shortHex, txLink, when } from "./common.js";
-import { cryptoAvailable, encodeBody, hexToBytes, patientId, readKeyFile, signTransaction, submit } from "./ledger.js";
+import { commitBody, hexToBytes, keyFromInput, patientId } from "./ledger.js";
 
 const main = frame("Patient", "patient.html");
 let key = null; // the patient's signer: kept in this page, never sent
@@ -33,11 +33,9 @@ function say(node) {
 }
 
 keyInput.addEventListener("change", async () => {
-  const file = keyInput.files[0];
-  if (!file) return;
   try {
-    if (!cryptoAvailable()) throw new Error("this browser offers no WebCrypto here: open the explorer over HTTPS or on localhost");
-    key = await readKeyFile(file);
+    key = await keyFromInput(keyInput);
+    if (!key) return;
     pid = await patientId(key.publicKey);
     await refresh();
   } catch (err) {
@@ -162,9 +160,7 @@ async function showActions() {
 async function sendBody(kind, fieldValues, done) {
   say(el("p", { class: "muted" }, "Signing in this page and submitting…"));
   try {
-    const tx = await signTransaction(key, chainId, encodeBody(kind, fieldValues));
-    const status = await submit(tx);
-    if (status.status !== "committed") throw new Error(`${status.status}: ${status.code || ""} ${status.message || ""}`);
+    const status = await commitBody(key, chainId, kind, fieldValues);
     say(el("p", { class: "ok", id: "done" }, `${done}: committed at block `, blockLink(status.height), " · ", txLink(status.tx_id)));
     await refresh();
   } catch (err) {

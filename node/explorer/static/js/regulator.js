@@ -1,5 +1,5 @@
 import { api, blockLink, clear, el, errorBox, frame, liveBadge, stream, txLink, when } from "./common.js";
-import { bytesToHex, cryptoAvailable, encodeBody, readKeyFile, signTransaction, submit } from "./ledger.js";
+import { bytesToHex, commitBody, keyFromInput } from "./ledger.js";
 
 const main = frame("Regulator", "regulator.html");
 const badge = liveBadge();
@@ -86,11 +86,9 @@ function say(node) {
 }
 
 keyInput.addEventListener("change", async () => {
-  const file = keyInput.files[0];
-  if (!file) return;
   try {
-    if (!cryptoAvailable()) throw new Error("this browser offers no WebCrypto here: open the explorer over HTTPS or on localhost");
-    key = await readKeyFile(file);
+    key = await keyFromInput(keyInput);
+    if (!key) return;
     chainId = (await api("/status")).chain_id;
     const hex = bytesToHex(key.publicKey);
     const orgs = await api("/orgs");
@@ -135,8 +133,7 @@ async function act(kind, gtin, lot, serial, reason) {
   }
   say(el("p", { class: "muted" }, "Signing in this page and submitting…"));
   try {
-    const status = await submit(await signTransaction(key, chainId, encodeBody(kind, fields)));
-    if (status.status !== "committed") throw new Error(`${status.status}: ${status.code || ""} ${status.message || ""}`);
+    const status = await commitBody(key, chainId, kind, fields);
     say(el("p", { class: "ok", id: "done" }, `${kind} committed at block `, blockLink(status.height), " · ", txLink(status.tx_id)));
     await loadHolds();
   } catch (err) {
