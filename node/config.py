@@ -15,8 +15,10 @@ The genesis file is named in config.toml (a path relative to the home).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,11 +175,43 @@ def _is_hex_key(text: str) -> bool:
         return False
 
 
+LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
+
+
+def check_host(host: str, where: str = "host") -> str:
+    """A host name, an IPv4 address or an IPv6 address (without brackets); ``ConfigError`` otherwise."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not HOSTNAME.fullmatch(host):
+        raise ConfigError(f"{where}: {host!r} is neither an IP address nor a host name")
+    return host
+
+
 def parse_address(text: str, where: str = "address") -> tuple[str, int]:
+    """``host:port``, with an IPv6 host in brackets (``[::1]:26600``); the host is returned without them."""
     host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise ConfigError(f"{where}: {text!r}: brackets are for IPv6 addresses only")
+    elif ":" in host:
+        raise ConfigError(f"{where}: {text!r}: write an IPv6 address in brackets, e.g. [::1]:26600")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"{where}: {text!r} is not host:port")
-    return host, int(port)
+    return check_host(host, where), int(port)
+
+
+def join_address(host: str, port: int) -> str:
+    """The ``host:port`` text of an address (IPv6 in brackets), as ``parse_address`` reads it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def http_url(host: str, port: int) -> str:
+    return f"http://{join_address(host, port)}"
 
 
 def write_key(path: Path, key: SigningKey) -> None:

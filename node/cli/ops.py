@@ -125,6 +125,14 @@ DIR_OPTION = cluster_dir_option()
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder to write the network into."
 )
 @click.option("--chain-id", default=None, help="Chain id (default: a random medchain-local-XXXXXX).")
+@click.option(
+    "--hosts",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A hosts file placing each node on its own host: [[node]] tables of name, host (a host name, IPv4 or IPv6 "
+    "address that peers and clients reach), and optionally listen (the address to bind, default every interface), "
+    "p2p_port (26600) and api_port (26601). Without it every node is on 127.0.0.1 at --base-port.",
+)
 @json_option("Print the chain id and the nodes (name, role, key) as JSON.")
 def testnet(
     validators: int,
@@ -133,18 +141,21 @@ def testnet(
     out: Path,
     base_port: int,
     chain_id: str | None,
+    hosts: Path | None,
     as_json: bool,
 ) -> None:
-    """Write a local network: genesis.json, keys, TLS material, one folder per node.
+    """Write a network: genesis.json, keys, TLS material, one folder per node.
 
     Each node folder (node0, node1, ... or, with --consortium, named after its
     organisation) holds config.toml, node_key.json and tls/; client keys for
     anchoring go to OUT/clients/, organisation admin keys to OUT/orgs/<id>/.
+    With --hosts, copy each node's folder and genesis.json to its host and run
+    'medchain node start --home FOLDER' there.
     """
     from node.lab.testnet import generate_testnet
 
     plan = _load_plan(consortium)
-    genesis = generate_testnet(out, validators, observers, base_port, chain_id, consortium=plan)
+    genesis = generate_testnet(out, validators, observers, base_port, chain_id, consortium=plan, hosts=hosts)
     validators = len(genesis.validators)
     roles = ["validator" if i < validators else "observer" for i in range(len(genesis.nodes))]
     if as_json:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from node.config import join_address
 from node.p2p.certs import certificate_key
 from node.p2p.listener import TlsListener
 from primitives.codec import Bytes, Kind, MessageCodec, Text, UInt
@@ -293,7 +294,7 @@ class Transport:
         while self._running:
             try:
                 ws = await self._session.ws_connect(
-                    f"https://{host}:{port}/p2p", ssl=self.client_ssl, max_msg_size=self.max_frame,
+                    f"https://{join_address(host, port)}/p2p", ssl=self.client_ssl, max_msg_size=self.max_frame,
                     heartbeat=self.heartbeat_s,
                     timeout=aiohttp.ClientWSTimeout(ws_close=WS_CLOSE_TIMEOUT_S),
                 )
