@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -105,9 +106,14 @@ class Hosts:
         return left
 
 
+RUNS = itertools.count()
+
+
 @contextlib.contextmanager
 def namespaces(count: int) -> Iterator[Hosts]:
-    hosts = Hosts(f"mc{os.getpid() % 100000}", f"10.213.{os.getpid() % 250}", count)
+    """Names and a subnet of this process's own (a test run beside it, or another set here, gets others)."""
+    run = next(RUNS)
+    hosts = Hosts(f"mc{os.getpid() % 10000}x{run}", f"10.{213 + run % 40}.{os.getpid() % 250}", count)
     try:
         hosts.build()
         yield hosts
