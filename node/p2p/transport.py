@@ -198,7 +198,9 @@ class Transport:
         self._running = True
         app = web.Application()
         app.router.add_get("/p2p", self._accept)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # At shutdown the links are closed first; a handler still running after that is cut off at once rather
+        # than after aiohttp's default minute.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=WS_CLOSE_TIMEOUT_S)
         await self._runner.setup()
         assert self._runner.server is not None
         # Our own accept loop, not a TCPSite: it bounds unauthenticated TLS handshakes in time and number.
@@ -214,8 +216,9 @@ class Transport:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for link in list(self.links.values()):
-            await self._close(link, "shutting down")
+        # Together, not one after another: each close waits up to WS_CLOSE_TIMEOUT_S for a peer that may be
+        # stopping too, and a node stopped by SIGTERM is killed if it takes more than a few seconds.
+        await asyncio.gather(*(self._close(link, "shutting down") for link in list(self.links.values())))
         if self._session is not None:
             await self._session.close()
         if self.listener is not None:
