@@ -38,6 +38,7 @@ from consensus.events import (
 from consensus.messages import Block, CommitCertificate
 from consensus.replica import Replica
 from consensus.sim.checks import SafetyMonitor
+from consensus.sim.geography import geography
 from consensus.sim.network import LinkModel, Network, Scheduler
 from consensus.sim.scenario import FaultPlan, Scenario
 from primitives.hashing import sha256
@@ -96,7 +97,8 @@ class Cluster:
         self.honest = frozenset(i for i in range(n) if i not in faulty)
         self.sched = Scheduler()
         model = LinkModel(scenario.delay_ms, scenario.jitter_ms, scenario.drop, scenario.duplicate)
-        self.net = Network(n, model, random.Random(f"{seed}/network"))
+        geo = geography(scenario.regions, scenario.bandwidth_mbps) if scenario.regions else None
+        self.net = Network(n, model, random.Random(f"{seed}/network"), geo)
         self.rng = random.Random(f"{seed}/cluster")
         self.client_rng = random.Random(f"{seed}/client")
         self.adversary = Adversary(scenario.behaviour, {i: keys[i] for i in faulty}, n, scenario.chain_id,
@@ -262,7 +264,7 @@ class Cluster:
     def _transmit(self, src: int, dst: int, data: bytes) -> None:
         target = self.nodes[dst]
         epoch = target.epoch
-        for delay in self.net.transit(src, dst):
+        for delay in self.net.transit(src, dst, len(data)):
             def deliver(data: bytes = data) -> None:
                 if target.epoch != epoch or not target.up or not self.net.connected(src, dst):
                     return

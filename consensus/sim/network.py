@@ -21,6 +21,8 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from consensus.sim.geography import Geography
+
 Action = Callable[[], None]
 
 
@@ -66,10 +68,14 @@ class LinkModel:
 class Network:
     """Which links are up, and what happens to one message on a link."""
 
-    def __init__(self, n: int, model: LinkModel, rng: random.Random) -> None:
+    def __init__(self, n: int, model: LinkModel, rng: random.Random, geo: Geography | None = None) -> None:
         self.n = n
         self.model = model
         self.rng = rng
+        self.geo = geo
+        """With a geography, a message's delay is its link's latency, jitter and transmission time instead
+        of ``model``'s delay and jitter (``consensus.sim.geography``)."""
+        self.bytes_sent = 0
         self._group: list[int] | None = None
         self.lossy = model.drop > 0
         self.sent = 0
@@ -97,17 +103,22 @@ class Network:
     def connected(self, a: int, b: int) -> bool:
         return self._group is None or self._group[a] == self._group[b]
 
-    def delay(self) -> int:
-        return self.model.delay_ms + self.rng.randint(0, self.model.jitter_ms)
+    def delay(self, a: int = 0, b: int = 0, size: int = 0) -> int:
+        geo = self.geo
+        if geo is None:
+            return self.model.delay_ms + self.rng.randint(0, self.model.jitter_ms)
+        latency = geo.latency_ms(a, b)
+        return max(1, round(latency + self.rng.uniform(0, geo.jitter * latency) + geo.transmission_ms(size)))
 
-    def transit(self, a: int, b: int) -> list[int]:
-        """Delays of the copies of one message from ``a`` to ``b`` that will arrive (maybe none)."""
+    def transit(self, a: int, b: int, size: int = 0) -> list[int]:
+        """Delays of the copies of one ``size``-byte message from ``a`` to ``b`` that will arrive (maybe none)."""
         self.sent += 1
+        self.bytes_sent += size
         if not self.connected(a, b) or (self.lossy and self.rng.random() < self.model.drop):
             self.lost += 1
             return []
-        delays = [self.delay()]
+        delays = [self.delay(a, b, size)]
         if self.model.duplicate and self.rng.random() < self.model.duplicate:
             self.duplicated += 1
-            delays.append(self.delay())
+            delays.append(self.delay(a, b, size))
         return delays

@@ -39,6 +39,8 @@ class RunResult:
     """Transactions in the blocks decided (counted once per height)."""
     messages: int
     """Point-to-point messages put on the network (each receiver counts), sync included."""
+    bytes: int
+    """Bytes of consensus messages put on the network (each receiver counts; sync batches not counted)."""
     lost: int
     evidence: int
     forks: int
@@ -120,6 +122,7 @@ def run_one(
         view_changes=max((n.view_changes for n in honest), default=0),
         txs=cluster.txs_decided,
         messages=cluster.net.sent,
+        bytes=cluster.net.bytes_sent,
         lost=cluster.net.lost,
         evidence=sum(n.evidence for n in honest),
         forks=0 if cluster.adversary is None else cluster.adversary.forks_made,
@@ -188,6 +191,8 @@ def summarize(scenario: Scenario, results: Iterable[RunResult]) -> dict[str, obj
         "view_changes": sum(r.view_changes for r in runs),
         "txs_per_block": round(sum(r.txs for r in runs) / blocks, 1) if blocks else None,
         "messages_per_block": round(sum(r.messages for r in runs) / blocks, 2) if blocks else None,
+        "bytes_per_block": round(sum(r.bytes for r in runs) / blocks) if blocks else None,
+        "virtual_ms_per_block": round(sum(r.end_ms for r in runs) / blocks, 1) if blocks else None,
         "messages_lost": sum(r.lost for r in runs),
         "evidence": sum(r.evidence for r in runs),
         "forks": sum(r.forks for r in runs),

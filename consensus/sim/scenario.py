@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from consensus import byzantine
 from consensus.quorum import max_faulty
+from consensus.sim.geography import GEOGRAPHIES
 from primitives.errors import UsageError
 
 BEHAVIOURS = ("none", *byzantine.BEHAVIOURS)
@@ -44,6 +45,11 @@ class Scenario:
     lossy_after_heal: bool = False
     """... or for the whole run (liveness then rests on view changes re-driving lost rounds)."""
     duplicate: float = 0.0
+    regions: str | None = None
+    """A geography (``consensus.sim.geography``, e.g. "europe6"): validators placed in its regions in turn,
+    each message delayed by its link's latency and transmission instead of delay_ms and jitter_ms."""
+    bandwidth_mbps: float = 100.0
+    """With ``regions``: each link's bandwidth, each direction."""
     partition: bool = False
     crashes: int = 0
     """How many honest replicas crash (losing their memory) and restart from store and WAL."""
@@ -86,6 +92,10 @@ class Scenario:
             raise UsageError("txs_per_block, heights and tx_interval_ms must be positive")
         if self.delay_ms < 0 or self.jitter_ms < 0:
             raise UsageError("network delays cannot be negative")
+        if self.regions is not None and self.regions not in GEOGRAPHIES:
+            raise UsageError(f"no geography {self.regions!r}; known: {', '.join(sorted(GEOGRAPHIES))}")
+        if not self.bandwidth_mbps > 0:
+            raise UsageError("bandwidth_mbps must be positive")
 
     @property
     def byzantine_count(self) -> int:

@@ -22,6 +22,7 @@ import click
 
 from consensus.sim import BEHAVIOURS, RunResult, Scenario, run_many, run_one, summarize
 from consensus.sim.cluster import Cluster
+from consensus.sim.geography import GEOGRAPHIES
 from primitives.errors import UsageError
 
 
@@ -67,13 +68,20 @@ class _SimCommand(click.Command):
               help="Virtual time work may wait at one height before a view change.")
 @click.option("--checkpoint-interval", type=click.IntRange(1), default=10, show_default=True,
               help="Heights between checkpoints (stable checkpoints garbage-collect the engine's logs).")
+@click.option("--regions", type=click.Choice(sorted(GEOGRAPHIES)), default=None,
+              help="Place the validators in a geography's regions in turn (europe6: London, Paris, Frankfurt, "
+                   "Madrid, Milan, Stockholm); each message then takes its link's modelled latency and its size "
+                   "over --bandwidth-mbps instead of a random 5-50 ms.")
+@click.option("--bandwidth-mbps", type=click.FloatRange(0.001, min_open=False), default=100.0, show_default=True,
+              help="With --regions: each link's bandwidth, each direction.")
 @click.option("--memory", is_flag=True,
               help="One long run of the first seed under tracemalloc: memory at the start and the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 def sim(
     nodes: int, byzantine: int, behaviour: str, seeds: int, first_seed: int, heights: int, drop: float,
     duplicate: float, lossy_after_heal: bool, partition: bool, crash: int, txs_per_block: int,
-    progress_timeout_ms: int, checkpoint_interval: int, memory: bool, as_json: bool,
+    progress_timeout_ms: int, checkpoint_interval: int, regions: str | None, bandwidth_mbps: float, memory: bool,
+    as_json: bool,
 ) -> None:
     """Run seeded simulations of the PBFT engine and check agreement and liveness.
 
@@ -88,6 +96,7 @@ def sim(
       medchain sim --nodes 4 --byzantine 1 --behaviour equivocate --seeds 20 --heights 30
       medchain sim --nodes 7 --byzantine 2 --behaviour silent --drop 0.05 --partition --crash
       medchain sim --nodes 4 --heights 10000 --seeds 1 --memory --json
+      medchain sim --nodes 16 --regions europe6 --bandwidth-mbps 100 --seeds 3
     """
     if byzantine > nodes:
         raise _OneLineUsageError(f"--byzantine {byzantine} is more than --nodes {nodes}")
@@ -96,6 +105,7 @@ def sim(
             nodes=nodes, byzantine=byzantine, behaviour=behaviour, heights=heights, txs_per_block=txs_per_block,
             drop=drop, duplicate=duplicate, lossy_after_heal=lossy_after_heal, partition=partition, crashes=crash,
             progress_timeout_ms=progress_timeout_ms, checkpoint_interval=checkpoint_interval,
+            regions=regions, bandwidth_mbps=bandwidth_mbps,
             keep_heights=max(2 * checkpoint_interval, 64) if memory and crash == 0 else None,
         )
     except UsageError as error:
@@ -192,7 +202,8 @@ def _print_summary(scenario: Scenario, s: dict[str, Any]) -> None:
         faulty = f"{scenario.byzantine_count} Byzantine ({scenario.behaviour})"
     faults = [name for name, on in (
         (f"drop {scenario.drop:g}", scenario.drop > 0), ("partition", scenario.partition),
-        (f"{scenario.crashes} crash(es)", scenario.crashes > 0)) if on]
+        (f"{scenario.crashes} crash(es)", scenario.crashes > 0),
+        (f"regions {scenario.regions} at {scenario.bandwidth_mbps:g} Mbit/s", scenario.regions is not None)) if on]
     seeds = s["seeds"]
     click.echo(f"medchain sim: {s['runs']} run(s), seeds {seeds[0]}-{seeds[-1]}, n={scenario.nodes}, {faulty}, "
                f"{scenario.heights} heights, {', '.join(faults) or 'no network faults'}")
@@ -202,6 +213,8 @@ def _print_summary(scenario: Scenario, s: dict[str, Any]) -> None:
         ("heights reached", f"min {s['min_height']}, median {s['median_height']}"),
         ("view changes", s["view_changes"]),
         ("messages per block", s["messages_per_block"]),
+        ("bytes per block", s["bytes_per_block"]),
+        ("virtual time per block", f"{s['virtual_ms_per_block']} ms"),
     ]
     if "cpu_ms_per_block" in s:
         rows.append(("engine CPU", f"{s['cpu_ms_per_block']} ms per block per replica, "

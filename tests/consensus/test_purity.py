@@ -12,7 +12,7 @@ MODULES = sorted(ROOT.rglob("*.py"))
 FORBIDDEN = {"asyncio", "aiohttp", "plyvel", "socket", "time", "threading", "os", "node", "storage"}
 SIM_ALLOWED = {
     "__future__", "random", "heapq", "dataclasses", "statistics", "collections", "typing", "functools",
-    "itertools", "consensus", "primitives",
+    "itertools", "math", "consensus", "primitives",
 }
 
 
