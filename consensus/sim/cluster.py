@@ -120,6 +120,9 @@ class Cluster:
         self.max_decided = 0
         self.commits = 0
         self.txs_decided = 0
+        self.tx_born: dict[bytes, int] = {}  # with measure_latency: submission time of each pending tx
+        self.tx_latencies_ms: list[int] = []
+        self.decided_at: dict[int, int] = {}  # with measure_latency: when each height was first decided
 
     # ------------------------------------------------------------ lifecycle
 
@@ -244,6 +247,13 @@ class Cluster:
         if node.index in self.honest and block.height > self.max_decided:
             self.max_decided = block.height
             self.txs_decided += len(block.txs)
+            if self.sc.measure_latency:
+                now = self.sched.now
+                self.decided_at[block.height] = now
+                for tx in block.txs:
+                    born = self.tx_born.pop(tx, None)
+                    if born is not None:
+                        self.tx_latencies_ms.append(now - born)
             if self.on_decided is not None:
                 self.on_decided(block.height, self)
         return Executed(block.height, app_hash)
@@ -315,6 +325,8 @@ class Cluster:
         # Full mempools turn clients away (back-pressure): make only what some replica can take.
         room = max((self.sc.mempool_limit - len(n.mempool) for n in self.nodes if n.up), default=0)
         txs = [self._new_tx() for _ in range(min(count, room))]
+        if self.sc.measure_latency:
+            self.tx_born.update(dict.fromkeys(txs, self.sched.now))
         if txs:
             for node in self.nodes:
                 space = self.sc.mempool_limit - len(node.mempool)

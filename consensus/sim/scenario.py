@@ -50,6 +50,9 @@ class Scenario:
     each message delayed by its link's latency and transmission instead of delay_ms and jitter_ms."""
     bandwidth_mbps: float = 100.0
     """With ``regions``: each link's bandwidth, each direction."""
+    measure_latency: bool = False
+    """Record each transaction's commit latency (submission to the first honest decision) and each
+    height's decision time: ``Cluster.tx_latencies_ms``, ``Cluster.decided_at``."""
     partition: bool = False
     crashes: int = 0
     """How many honest replicas crash (losing their memory) and restart from store and WAL."""

@@ -15,6 +15,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Iterable
+from pathlib import Path
 from types import FunctionType, ModuleType
 from typing import Any
 
@@ -74,14 +75,20 @@ class _SimCommand(click.Command):
                    "over --bandwidth-mbps instead of a random 5-50 ms.")
 @click.option("--bandwidth-mbps", type=click.FloatRange(0.001, min_open=False), default=100.0, show_default=True,
               help="With --regions: each link's bandwidth, each direction.")
+@click.option("--sizes", default=None, metavar="N,N,...",
+              help="Instead of seeded runs: for each number of validators, commit latency, messages and bytes per "
+                   "block, the view change after the primary fails and the throughput bounds they imply, on "
+                   "--regions (europe6 by default), one seed, --heights heights (see docs/simulation.md).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --sizes: write scale.json, scale.md and scale.png here.")
 @click.option("--memory", is_flag=True,
               help="One long run of the first seed under tracemalloc: memory at the start and the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
 def sim(
     nodes: int, byzantine: int, behaviour: str, seeds: int, first_seed: int, heights: int, drop: float,
     duplicate: float, lossy_after_heal: bool, partition: bool, crash: int, txs_per_block: int,
-    progress_timeout_ms: int, checkpoint_interval: int, regions: str | None, bandwidth_mbps: float, memory: bool,
-    as_json: bool,
+    progress_timeout_ms: int, checkpoint_interval: int, regions: str | None, bandwidth_mbps: float,
+    sizes: str | None, out_dir: Path | None, memory: bool, as_json: bool,
 ) -> None:
     """Run seeded simulations of the PBFT engine and check agreement and liveness.
 
@@ -98,6 +105,11 @@ def sim(
       medchain sim --nodes 4 --heights 10000 --seeds 1 --memory --json
       medchain sim --nodes 16 --regions europe6 --bandwidth-mbps 100 --seeds 3
     """
+    if sizes is not None:
+        _scale(sizes, regions or "europe6", bandwidth_mbps, heights, txs_per_block, out_dir, as_json)
+        return
+    if out_dir is not None:
+        raise _OneLineUsageError("--out goes with --sizes")
     if byzantine > nodes:
         raise _OneLineUsageError(f"--byzantine {byzantine} is more than --nodes {nodes}")
     try:
@@ -124,6 +136,24 @@ def sim(
         _print_summary(scenario, summary)
     if not ok:
         sys.exit(1)
+
+
+def _scale(sizes: str, regions: str, bandwidth_mbps: float, heights: int, txs_per_block: int, out: Path | None,
+           as_json: bool) -> None:
+    try:
+        counts = [int(part) for part in sizes.split(",")]
+    except ValueError:
+        raise _OneLineUsageError(f"--sizes: {sizes!r} is not a comma-separated list of numbers") from None
+    if not counts or any(not 4 <= n <= 256 for n in counts):
+        raise _OneLineUsageError("--sizes: each size must be 4-256 validators (a silent primary needs f >= 1)")
+    from node.lab.sim_scale import sweep
+
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    report = sweep(counts, regions, bandwidth_mbps, heights, txs_per_block, out, say)
+    if as_json:
+        click.echo(json.dumps(report, sort_keys=True))
+    elif out is not None:
+        click.echo(f"report written: {out / 'scale.json'}, {out / 'scale.md'}, {out / 'scale.png'}")
 
 
 def _runs(scenario: Scenario, seeds: int, first_seed: int, show_progress: bool) -> dict[str, Any]:
