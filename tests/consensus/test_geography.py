@@ -62,3 +62,13 @@ def test_bandwidth_slows_blocks_and_safety_holds() -> None:
 def test_an_unknown_geography_is_refused() -> None:
     with pytest.raises(UsageError, match="no geography 'mars'"):
         Scenario(regions="mars")
+
+
+@pytest.mark.parametrize("behaviour", ["equivocate", "silent"])
+def test_byzantine_replicas_on_the_geography_never_fork_or_stall(behaviour: str) -> None:
+    scenario = Scenario(nodes=7, byzantine=2, behaviour=behaviour, heights=8, regions="europe6",
+                        drop=0.05, partition=True)
+    summary = run_many(scenario, 2, 0)
+    assert summary["safety_violations"] == 0, summary["failures"]
+    assert summary["stalled_runs"] == 0, summary["failures"]
+    assert summary["min_height"] >= 8
