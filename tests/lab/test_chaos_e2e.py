@@ -14,11 +14,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from node.lab.chaos.runner import RunResult, run_scenario
 from node.lab.chaos.scenario import parse_scenario
 from node.lab.progress import Progress
 
 INVARIANTS = {"agreement", "durability", "validity", "liveness", "evidence"}
+# About 18 s each. The suite keeps the scenarios only the chaos runner covers (evidence from an equivocating
+# primary, liveness failing beyond f); the kill, the partition and the pause are also covered by tests/node
+# (test_faults_e2e, test_admin_e2e) in the suite, and run here with ./scripts/test-slow.
+SLOW_TOO = pytest.mark.slow
 LOAD = {"kind": "anchors", "rate": 20, "duration_s": 10}
 
 
@@ -51,6 +57,7 @@ def assert_recovered_within(result: RunResult, bound: float) -> None:
     assert times and all(t is not None and t <= bound for t in times), times
 
 
+@SLOW_TOO
 def test_a_crashed_primary_is_replaced_and_commits_resume(tmp_path: Path):
     result = run(tmp_path, "primary-crash", [{"at_s": 3, "action": "kill", "nodes": "primary", "for_s": 4}],
                  {"commits_resume_within_s": 10, "store_intact": True})
@@ -65,6 +72,7 @@ def test_a_crashed_primary_is_replaced_and_commits_resume(tmp_path: Path):
     assert_recovered_within(result, 10)
 
 
+@SLOW_TOO
 def test_a_partition_that_heals(tmp_path: Path):
     result = run(tmp_path, "partition-heals", [{"at_s": 3, "action": "partition", "nodes": "node3", "for_s": 4}],
                  {"commits_resume_within_s": 10})
@@ -91,6 +99,7 @@ def test_an_equivocating_primary_leaves_evidence_and_no_fork(tmp_path: Path):
     assert_recovered_within(result, 10)
 
 
+@SLOW_TOO
 def test_f_plus_one_paused_then_resumed_gets_steady_progress_back(tmp_path: Path):
     result = run(tmp_path, "pause-f-plus-one", [{"at_s": 3, "action": "pause", "nodes": "f+1", "for_s": 5}],
                  {"commits_resume_within_s": 12}, cluster={"validators": 4, "progress_timeout_ms": 1000})
