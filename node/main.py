@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from node.config import load_config, parse_address, read_key
 from node.genesis import load_genesis
 from node.logs import setup_logging
 from node.p2p.setup import build_transport
-from node.runtime import Node
+from node.runtime import Node, slow_stage
 from primitives.errors import UsageError
 from storage.chainstore import ChainStore
 
@@ -86,10 +87,14 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
         ended = node.end_commit_waits()
         if ended:
             log.info("answered %d commit waits with 503 shutting-down", ended, extra={"event": "waits-ended"})
+        started = time.monotonic()
         await runner.cleanup()
+        slow_stage("the HTTP API", started)
         await node.stop()
         unwatch_gc()
+        started = time.monotonic()
         node.app.close()
+        slow_stage("the application's stores", started)
         if drive in done and drive.exception() is not None:
             raise drive.exception()  # type: ignore[misc]
     finally:

@@ -164,6 +164,18 @@ def _tip_after(block: Block, cert: CommitCertificate, result: BlockResult) -> Ch
     return ChainTip(block.height, block.hash, result.app_hash, block.header.timestamp_ms, cert.view)
 
 
+STOP_STAGE_WARN_S = 1.0
+
+
+def slow_stage(what: str, started: float) -> float:
+    """Log a stage of stopping that took over ``STOP_STAGE_WARN_S`` (a node is killed if it stops too slowly);
+    the time it ended, for the next stage."""
+    now = time.monotonic()
+    if now - started > STOP_STAGE_WARN_S:
+        log.warning("stopping: %s took %.1f s", what, now - started, extra={"event": "slow-stop", "stage": what})
+    return now
+
+
 def genesis_tip(genesis: Genesis) -> ChainTip:
     return ChainTip(0, genesis.hash, sha256(b"medchain/v1/app-genesis" + genesis.hash), genesis.genesis_time_ms)
 
@@ -294,18 +306,22 @@ class Node:
 
     async def stop(self) -> None:
         self.stopping = True
+        started = time.monotonic()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        started = slow_stage("the node's tasks", started)
         for handle in self._timers.values():
             handle.cancel()
         self.byzantine.stop()
         await self.transport.stop()
+        started = slow_stage("the P2P links", started)
         for waiters in self._waiters.values():
             for fut in waiters:
                 if not fut.done():
                     fut.cancel()
         self._executor.shutdown(wait=True)
+        slow_stage("the storage threads", started)
 
     def _now_ms(self) -> int:
         """The wall time handed to the replica, remembered with the loop's monotonic time of the same moment."""
