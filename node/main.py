@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import signal
@@ -62,6 +63,9 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
         raise StartupError(f"config says role {config.role!r} but genesis lists this key as "
                            f"{'a validator' if is_validator else 'an observer'}")
     setup_logging(config.name, log_level)
+    # Every thread's stack to stderr (the node's log under a cluster) on SIGUSR2: what a supervisor asks before it
+    # kills a node that did not stop in time (node.lab.cluster).
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
     try:
         transport = build_transport(config, genesis, key, home)

@@ -44,6 +44,7 @@ from node.healthcare.transactions import Anchor, make_transaction
 from primitives.errors import UsageError
 
 LOG_NAME = "node.log"
+DUMP_SIGNAL = signal.SIGUSR2  # a node dumps its threads' stacks to its log on it (node.main), before a SIGKILL
 
 
 @dataclass(slots=True)
@@ -263,6 +264,10 @@ def _outcome(pids: set[int], timeout: float) -> str:
         return "already stopped"
     deadline = time.monotonic() + timeout
     left = [pid for pid in pids if not wait_dead(pid, max(deadline - time.monotonic(), 0))]
+    for pid in left:
+        _signal(pid, DUMP_SIGNAL)  # the node writes every thread's stack to its log: where it was stuck
+    if left:
+        time.sleep(0.5)
     for pid in left:
         _signal(pid, signal.SIGKILL)
         wait_dead(pid, 5)
