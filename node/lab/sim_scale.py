@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,13 +28,7 @@ from typing import Any
 
 from consensus.sim import Scenario, run_one
 from consensus.sim.cluster import Cluster
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))])
+from node.lab.percentiles import no_nan, percentiles
 
 
 def _run(scenario: Scenario, seed: int) -> tuple[Any, Cluster]:
@@ -75,7 +68,7 @@ def measure_size(n: int, regions: str, bandwidth_mbps: float, heights: int, txs_
         "validators": n,
         "blocks": blocks,
         "txs_per_block": round(txs, 1),
-        "commit_latency_ms": {"p50": _percentile(latencies, 0.5), "p99": _percentile(latencies, 0.99),
+        "commit_latency_ms": {**no_nan(percentiles(latencies, (50, 99), ndigits=1)),  # type: ignore[dict-item]
                               "count": len(latencies)},
         "ms_per_block": round(honest.end_ms / blocks, 1),
         "messages_per_block": round(honest.messages / blocks, 1),
@@ -87,7 +80,6 @@ def measure_size(n: int, regions: str, bandwidth_mbps: float, heights: int, txs_
         "view_change_ms": None if first_honest is None or first_silent is None else first_silent - first_honest,
         "bound_tx_per_s_cpu": None if cpu_blocks is None else round(cpu_blocks * txs),
         "bound_tx_per_s_bandwidth": round(bw_blocks * txs),
-        "median_latency_ms": statistics.median(latencies) if latencies else None,
     }
 
 

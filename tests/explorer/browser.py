@@ -49,11 +49,9 @@ def find_chromium(candidates: Sequence[str] = CANDIDATES, env: dict[str, str] | 
 
 @dataclass
 class ConsoleLog:
-    """What a page printed to its console and threw, for asserting 'no errors'."""
+    """The errors a page printed to its console and threw, for asserting 'no errors'."""
 
     errors: list[str] = field(default_factory=list)
-    all: list[str] = field(default_factory=list)
 
     def clear(self) -> None:
         self.errors.clear()
-        self.all.clear()
