@@ -10,7 +10,8 @@ must carry out an output in this order:
    crash it never signs two different blocks for one (view, height, phase);
 2. **send** ``output.send`` -- only after step 1, never before;
 3. **commit** ``output.commit`` -- store each block with its certificate, apply
-   it to the application, then feed back ``Executed(height, app_hash)``;
+   it to the application, then feed back ``Executed(height, app_hash, changes)``
+   (``changes``: validator-set changes that block scheduled, see membership.py);
 4. everything else (validate, timers, sync, evidence) in any order.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from consensus.membership import ValidatorChange
 from consensus.messages import Block, CommitCertificate, PreparedCertificate, SignedMessage
 from primitives.codec import MAX_MESSAGE_BYTES, Bytes, Kind, MessageCodec, Nested
 
@@ -67,10 +69,15 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Executed:
-    """The block at ``height`` was stored and applied; the state is ``app_hash``."""
+    """The block at ``height`` was stored and applied; the state is ``app_hash``.
+
+    ``changes``: the validator-set changes the block scheduled (each effective at
+    ``height + ACTIVATION_DELAY`` or later), in the order the ledger scheduled them.
+    """
 
     height: int
     app_hash: bytes
+    changes: tuple[ValidatorChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

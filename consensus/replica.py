@@ -64,6 +64,7 @@ from consensus.events import (
     WalSigned,
 )
 from consensus.height_log import HeightLog
+from consensus.membership import ACTIVATION_DELAY, Schedule, ValidatorChange, ValidatorSet
 from consensus.messages import (
     CONSENSUS_CODEC,
     Block,
@@ -79,11 +80,12 @@ from consensus.messages import (
     ViewChange,
     Vote,
 )
-from consensus.quorum import max_faulty, primary_of, quorum, weak_quorum
+from consensus.quorum import primary_of
 from consensus.view_change import check_new_view, check_view_change, mandated_block
-from primitives.errors import DecodeError
+from primitives.errors import DecodeError, UsageError
 from primitives.hashing import sha256
 from primitives.merkle import merkle_root
+from primitives.signing import VerifyKey
 
 M = TypeVar("M", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 SignKey = tuple[str, int, int]  # (phase, view, height)
@@ -96,13 +98,15 @@ class Replica:
 
     def __init__(self, config: ReplicaConfig, tip: ChainTip) -> None:
         self.cfg = config
-        self.index = config.index
-        self.n = len(config.validators)
-        self.f = max_faulty(self.n)
-        self.quorum = quorum(self.n)
-        self.verifier = Verifier(config.chain_id, config.validators)
+        self.schedule = Schedule(config.validators, config.changes)
+        self._verifiers: dict[tuple[VerifyKey, ...], Verifier] = {}
         # chain tip: ``height`` is the next height to decide
         self.height = tip.height + 1
+        # the set deciding ``height``: filled in by _use_set
+        self.vset = self.schedule.genesis
+        self.index: int | None = None
+        self.n = self.f = self.quorum = 0
+        self.verifier = self._verifier_for(self.vset)
         self.last_hash = tip.block_hash
         self.last_timestamp = tip.timestamp_ms
         self.app_hash = tip.app_hash
@@ -141,12 +145,24 @@ class Replica:
         self.now = 0
         self._timer_tokens: dict[str, int] = {}
         self._next_token = 1
+        self._use_set(self.schedule.at(self.height))
 
     # ------------------------------------------------------------ public
 
     @property
     def primary(self) -> int:
         return primary_of(self.view, self.n)
+
+    @property
+    def is_member(self) -> bool:
+        """True when this replica is in the set deciding the current height (else it only follows)."""
+        return self.index is not None
+
+    @property
+    def horizon(self) -> int:
+        """The highest height whose validator set this replica knows (membership.py)."""
+        executed = self.height - 1 if self.executed else self.height - 2
+        return executed + ACTIVATION_DELAY
 
     @property
     def is_primary(self) -> bool:
@@ -176,8 +192,8 @@ class Replica:
                 self._arm_progress(out)
             case Verdict(block_hash, valid, _reason):
                 self._on_verdict(block_hash, valid, out)
-            case Executed(height, app_hash):
-                self._on_executed(height, app_hash, out)
+            case Executed(height, app_hash, changes):
+                self._on_executed(height, app_hash, changes, out)
             case SyncedBlock(block, certificate):
                 self._on_synced(block, certificate, out)
         return out
@@ -242,19 +258,27 @@ class Replica:
         except DecodeError:
             self._drop("malformed")
             return
-        if message.sender >= self.n:
-            self._drop("unknown-sender")
-            return
-        if message.sender == self.index:
-            self._drop("own-message")
-            return
-        if isinstance(message, Checkpoint):
-            self._on_checkpoint(message, out)
-            return
         if message.height > self.height + self.cfg.window:
             self._drop("beyond-window")
             return
-        if not self.verifier.verify(message.sender, message.DOMAIN, message.signing_payload(), message.signature):
+        if message.height > self.horizon:
+            # Its validator set may not be known yet: check it against the newest known set only to
+            # learn that a peer is ahead, and leave the message for a later retransmission or sync.
+            self._hint_ahead(message, out)
+            self._drop("beyond-horizon")
+            return
+        vset = self.schedule.at(message.height)
+        if message.sender >= vset.n:
+            self._drop("unknown-sender")
+            return
+        if message.sender == vset.index_of(self.cfg.key.verify_key):
+            self._drop("own-message")
+            return
+        if isinstance(message, Checkpoint):
+            self._on_checkpoint(message, vset, out)
+            return
+        verifier = self._verifier_for(vset)
+        if not verifier.verify(message.sender, message.DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad-signature")
             return
         if len(self.seen) > 100_000:
@@ -266,7 +290,9 @@ class Replica:
             # A late vote for the height just decided is normal; a VIEW-CHANGE
             # for a decided height, or anything older, means the sender is stuck.
             if isinstance(message, ViewChange) or message.height < self.height - 1:
-                self._serve_lagging(message.sender, message.height, out)
+                peer = self._current_index(message.sender, message.height)
+                if peer is not None:
+                    self._serve_lagging(peer, message.height, out)
             self._drop("old-height")
             return
         match message:
@@ -281,13 +307,54 @@ class Replica:
         self._check_behind(out)
 
     def _note_peer(self, message: SignedMessage) -> None:
-        sender = message.sender
+        sender = self._current_index(message.sender, message.height)
+        if sender is None:
+            return
         if message.height > self.peer_height.get(sender, 0):
             self.peer_height[sender] = message.height
         if message.height == self.height:
             view: int = message.new_view if isinstance(message, ViewChange) else getattr(message, "view", 0)
             if view > self.peer_view.get(sender, -1):
                 self.peer_view[sender] = view
+
+    def _hint_ahead(self, message: SignedMessage, out: Output) -> None:
+        newest = self.schedule.at(self.horizon)
+        if message.sender >= newest.n or message.sender == newest.index_of(self.cfg.key.verify_key):
+            return
+        verifier = self._verifier_for(newest)
+        if not verifier.verify(message.sender, message.DOMAIN, message.signing_payload(), message.signature):
+            return
+        peer = self.vset.index_of(newest.keys[message.sender])
+        ahead = message.height + 1 if isinstance(message, Checkpoint) else message.height
+        if peer is not None and ahead > self.peer_height.get(peer, 0):
+            self.peer_height[peer] = ahead
+            self._check_behind(out)
+
+    def _current_index(self, sender: int, height: int) -> int | None:
+        """The position in the current set of the validator at ``sender`` in the set of ``height``."""
+        vset = self.schedule.at(height)
+        if vset is self.vset or vset.keys == self.vset.keys:
+            return sender
+        return self.vset.index_of(vset.keys[sender])
+
+    def _verifier_for(self, vset: ValidatorSet) -> Verifier:
+        verifier = self._verifiers.get(vset.keys)
+        if verifier is None:
+            verifier = self._verifiers[vset.keys] = Verifier(self.cfg.chain_id, vset.keys)
+            if len(self._verifiers) > 8:  # sets long past: their memos are of no use
+                del self._verifiers[next(iter(self._verifiers))]
+        return verifier
+
+    def _use_set(self, vset: ValidatorSet) -> None:
+        """The current height is decided by ``vset``: indices of peers in the old set mean nothing now."""
+        changed = vset.keys != self.vset.keys
+        self.vset = vset
+        self.n, self.f, self.quorum = vset.n, vset.f, vset.quorum
+        self.index = vset.index_of(self.cfg.key.verify_key)
+        self.verifier = self._verifier_for(vset)
+        if changed:
+            self.peer_height.clear()
+            self.served_at.clear()
 
     def _serve_lagging(self, peer: int, from_height: int, out: Output) -> None:
         last = self.served_at.get(peer)
@@ -298,7 +365,7 @@ class Replica:
 
     def _check_behind(self, out: Output) -> None:
         ahead = tuple(sorted(p for p, h in self.peer_height.items() if h > self.height))
-        if len(ahead) >= weak_quorum(self.n):
+        if len(ahead) >= self.vset.weak_quorum:
             self._request_sync(ahead, out)
 
     def _request_sync(self, peers: tuple[int, ...], out: Output) -> None:
@@ -340,9 +407,10 @@ class Replica:
         log = self.logs.get(height)
         if log is None:
             return
+        me = self.schedule.at(height).index_of(self.cfg.key.verify_key)
         for vote in votes:
             reported = (vote.validator, view, height)
-            if vote.validator == self.index or reported in self.cert_evidence:
+            if vote.validator == me or reported in self.cert_evidence:
                 continue
             earlier = _conflicting(log, vote.validator, view, block_hash)
             if earlier is not None:
@@ -355,7 +423,7 @@ class Replica:
     # ------------------------------------------------------------ normal case
 
     def _on_pre_prepare(self, m: PrePrepare, out: Output) -> None:
-        if m.sender != primary_of(m.view, self.n):
+        if m.sender != primary_of(m.view, self.schedule.at(m.height).n):
             self._drop("not-primary")
             return
         if m.block.height != m.height:
@@ -395,14 +463,15 @@ class Replica:
             self._progress(out)
 
     def _on_propose(self, txs: tuple[bytes, ...], out: Output) -> None:
-        if not txs or not self.wants_proposal:
+        me = self.index
+        if not txs or not self.wants_proposal or me is None:
             self.stats["propose-ignored"] += 1
             return
         header = BlockHeader(
             chain_id=self.cfg.chain_id,
             height=self.height,
             prev_hash=self.last_hash,
-            proposer=self.index,
+            proposer=me,
             view=self.view,
             timestamp_ms=max(self.now, self.last_timestamp + 1),
             tx_root=merkle_root(txs),
@@ -410,7 +479,7 @@ class Replica:
             app_hash=self.app_hash,
         )
         block = Block(header, tuple(txs))
-        message = self._emit(PrePrepare(self.view, self.height, block, self.index, b""), out)
+        message = self._emit(PrePrepare(self.view, self.height, block, me, b""), out)
         if message is None:
             return
         log = self._log(self.height)
@@ -484,8 +553,9 @@ class Replica:
                     return False
                 self._decide(log, block, view, out)
                 return True
-        if self.vc_target is not None:
-            return False
+        me = self.index
+        if self.vc_target is not None or me is None:
+            return False  # changing views, or a follower that only counts the members' COMMITs
         view = self.view
         block = log.proposals.get(view)
         if block is None:
@@ -495,7 +565,7 @@ class Replica:
         if signed is None:
             if not self._acceptable(block, view, log, out):
                 return False
-            prepare = self._emit(Prepare(view, self.height, block.hash, self.index, b""), out)
+            prepare = self._emit(Prepare(view, self.height, block.hash, me, b""), out)
             if prepare is None:
                 return False
             log.add_vote(log.prepares, prepare)
@@ -510,7 +580,7 @@ class Replica:
         cert = PreparedCertificate(view, block, prepares[: self.quorum])
         self.prepared = cert
         out.persist.append(WalPrepared(cert))
-        commit = self._emit(Commit(view, self.height, block.hash, self.index, b""), out)
+        commit = self._emit(Commit(view, self.height, block.hash, me, b""), out)
         if commit is not None:
             log.add_vote(log.commits, commit)
         return True
@@ -531,6 +601,9 @@ class Replica:
             del self.my_hashes[key]
             self.my_messages.pop(key, None)
         self.height = height + 1
+        if self.schedule.at(self.height) is not self.vset:
+            self._use_set(self.schedule.at(self.height))
+            self.stats["validator-set-changes"] += 1
         self.last_hash = block.hash
         self.last_timestamp = block.header.timestamp_ms
         self.executed = False
@@ -553,18 +626,33 @@ class Replica:
             self.new_view_proof = None
         self._cancel_timer(TIMER_PROGRESS, out)
 
-    def _on_executed(self, height: int, app_hash: bytes, out: Output) -> None:
+    def _on_executed(
+        self, height: int, app_hash: bytes, changes: tuple[ValidatorChange, ...], out: Output
+    ) -> None:
         if self.executed or height != self.height - 1:
             self._drop("unexpected-executed")
             return
+        for change in changes:
+            if change.height < height + ACTIVATION_DELAY:
+                # Replicas that had already checked messages of that height with the old set would
+                # disagree on it: the ledger must never schedule this.
+                raise UsageError(
+                    f"block {height} scheduled a validator-set change at height {change.height}, "
+                    f"before {height + ACTIVATION_DELAY}"
+                )
+            if self.schedule.add(change):
+                self.stats["validator-set-changes-scheduled"] += 1
         self.app_hash = app_hash
         self.executed = True
         if height % self.cfg.checkpoint_interval == 0:
             self.my_checkpoints[height] = (self.last_hash, app_hash)
-            checkpoint = self._emit(Checkpoint(height, self.last_hash, app_hash, self.index, b""), out)
-            if checkpoint is not None:
-                self.checkpoint_votes.setdefault(height, {})[self.index] = checkpoint
-                self._check_stable(height, out)
+            me = self.schedule.at(height).index_of(self.cfg.key.verify_key)
+            checkpoint = None
+            if me is not None:
+                checkpoint = self._emit(Checkpoint(height, self.last_hash, app_hash, me, b""), out)
+            if checkpoint is not None and me is not None:
+                self.checkpoint_votes.setdefault(height, {})[me] = checkpoint
+            self._check_stable(height, out)
         log = self.logs.get(self.height)
         if log is not None and (log.proposals or log.prepares or log.commits):
             self._arm_progress(out)
@@ -594,19 +682,20 @@ class Replica:
 
     # ------------------------------------------------------------ checkpoints
 
-    def _on_checkpoint(self, m: Checkpoint, out: Output) -> None:
+    def _on_checkpoint(self, m: Checkpoint, vset: ValidatorSet, out: Output) -> None:
         if m.height % self.cfg.checkpoint_interval or m.height <= self.stable_checkpoint:
             self._drop("old-checkpoint")
             return
         if m.height > self.height + self.cfg.window:
             self._drop("beyond-window")
             return
-        if not self.verifier.verify(m.sender, m.DOMAIN, m.signing_payload(), m.signature):
+        if not self._verifier_for(vset).verify(m.sender, m.DOMAIN, m.signing_payload(), m.signature):
             self._drop("bad-signature")
             return
         self.stats["accepted"] += 1
-        if m.height + 1 > self.peer_height.get(m.sender, 0):
-            self.peer_height[m.sender] = m.height + 1
+        peer = self._current_index(m.sender, m.height)
+        if peer is not None and m.height + 1 > self.peer_height.get(peer, 0):
+            self.peer_height[peer] = m.height + 1
         self.checkpoint_votes.setdefault(m.height, {})[m.sender] = m
         self._check_stable(m.height, out)
         self._check_behind(out)
@@ -618,7 +707,7 @@ class Replica:
         if not groups:
             return
         (block_hash, app_hash), count = groups.most_common(1)[0]
-        if count < self.quorum:
+        if count < self.schedule.at(height).quorum:
             return
         mine = self.my_checkpoints.get(height)
         if mine is not None and mine != (block_hash, app_hash):
@@ -641,7 +730,7 @@ class Replica:
         return self.cfg.progress_timeout_ms << doublings
 
     def _arm_progress(self, out: Output) -> None:
-        if self.vc_target is None and TIMER_PROGRESS not in self._timer_tokens:
+        if self.index is not None and self.vc_target is None and TIMER_PROGRESS not in self._timer_tokens:
             self._set_timer(TIMER_PROGRESS, self._timeout(), out)
 
     def _on_timer(self, name: str, token: int, out: Output) -> None:
@@ -661,9 +750,10 @@ class Replica:
             self._start_view_change(target + 1, f"no NEW-VIEW for view {target}", out)
 
     def _start_view_change(self, target: int, reason: str, out: Output) -> None:
-        if target <= max(self.view, self.vc_target if self.vc_target is not None else -1):
+        me = self.index
+        if me is None or target <= max(self.view, self.vc_target if self.vc_target is not None else -1):
             return
-        vc = self._emit(ViewChange(target, self.height, self.prepared, self.index, b""), out)
+        vc = self._emit(ViewChange(target, self.height, self.prepared, me, b""), out)
         if vc is None:
             return
         self.vc_target = target
@@ -676,10 +766,11 @@ class Replica:
 
     def _resend_view_change(self, target: int, out: Output) -> None:
         data = self.my_messages.get(("view-change", target, self.height))
+        me = self.index
         if data is not None:
             out.send.append(Send(data))
-        else:
-            vc = self._emit(ViewChange(target, self.height, self.prepared, self.index, b""), out)
+        elif me is not None:
+            vc = self._emit(ViewChange(target, self.height, self.prepared, me, b""), out)
             if vc is not None:
                 self._record_view_change(vc)
         self.stats["view-change-resent"] += 1
@@ -721,19 +812,20 @@ class Replica:
         """f+1 validators at higher views at this height: one of them is honest, follow."""
         current = self.view if self.vc_target is None else self.vc_target
         higher = sorted((v for p, v in self.peer_view.items() if v > current and p != self.index), reverse=True)
-        need = weak_quorum(self.n)
+        need = self.vset.weak_quorum
         if len(higher) >= need:
             self._start_view_change(higher[need - 1], f"{need} validators are in view {higher[need - 1]} or above", out)
 
     def _maybe_send_new_view(self, view: int, out: Output) -> None:
-        if primary_of(view, self.n) != self.index or self.vc_target != view or view in self.new_view_sent:
+        me = self.index
+        if me is None or primary_of(view, self.n) != me or self.vc_target != view or view in self.new_view_sent:
             return
         changes = self.view_changes.get(view, {})
         if len(changes) < self.quorum:
             return
         chosen = tuple(changes[s] for s in sorted(changes))[: self.quorum]
         block = mandated_block(chosen)
-        nv = self._emit(NewView(view, self.height, chosen, block, self.index, b""), out)
+        nv = self._emit(NewView(view, self.height, chosen, block, me, b""), out)
         if nv is None:
             return
         self.new_view_sent.add(view)
@@ -743,7 +835,7 @@ class Replica:
         lowest = self.vc_target if self.vc_target is not None else self.view + 1
         if m.view < lowest or m.height > self.height:
             return
-        reason = check_new_view(self.verifier, m)
+        reason = check_new_view(self._verifier_for(self.schedule.at(m.height)), m)
         if reason is not None:
             self._drop("bad-new-view")
             return
@@ -777,6 +869,9 @@ class Replica:
 
     def _emit(self, unsigned: M, out: Output, to: int | None = None) -> M | None:
         """Sign, log to the WAL and send -- unless it would contradict something signed before."""
+        if unsigned.sender != self.schedule.at(unsigned.height).index_of(self.cfg.key.verify_key):
+            self.stats["refused-not-a-member"] += 1
+            return None
         key, target = _sign_key(unsigned)
         earlier = self.my_hashes.get(key)
         if earlier is not None and earlier != target:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 from consensus.byzantine import Adversary
@@ -28,6 +28,7 @@ from consensus.events import (
     Propose,
     Received,
     RequestSync,
+    Send,
     ServeSync,
     SetTimer,
     SyncedBlock,
@@ -35,15 +36,17 @@ from consensus.events import (
     Verdict,
     WalRecord,
 )
-from consensus.messages import Block, CommitCertificate
+from consensus.membership import ValidatorChange
+from consensus.messages import CONSENSUS_CODEC, Block, Commit, CommitCertificate, Prepare, PrePrepare
 from consensus.replica import Replica
 from consensus.sim.checks import SafetyMonitor
 from consensus.sim.geography import geography
 from consensus.sim.network import LinkModel, Network, Scheduler
 from consensus.sim.scenario import FaultPlan, Scenario
+from primitives.errors import DecodeError
 from primitives.hashing import sha256
 from primitives.merkle import merkle_root
-from primitives.signing import SigningKey
+from primitives.signing import SigningKey, VerifyKey
 
 Clock = Callable[[], float]
 GENESIS = ChainTip(0, sha256(b"medchain-sim/genesis"), sha256(b"medchain-sim/genesis-app"), 0)
@@ -56,6 +59,40 @@ def validator_keys(n: int) -> list[SigningKey]:
 def app_hash_after(prev_app_hash: bytes, block: Block) -> bytes:
     """The simulated application: a hash chain over blocks and their transactions."""
     return sha256(prev_app_hash + block.hash + b"".join(block.txs))
+
+
+GOVERNANCE = b"gov:"
+
+
+def governance_tx(kind: str, replica: int) -> bytes:
+    """The simulated ledger's validator-set change: ``gov:add:I`` or ``gov:remove:I``."""
+    return GOVERNANCE + f"{kind}:{replica}".encode()
+
+
+def apply_governance(
+    block: Block, current: tuple[VerifyKey, ...], last_start: int, keys: list[VerifyKey], delay: int
+) -> list[ValidatorChange]:
+    """The changes ``block`` schedules, starting from the newest scheduled set ``current``.
+
+    Deterministic, like every ledger rule: an add of a member or a remove of a non-member (a
+    transaction committed twice) changes nothing, and a remove that would empty the set is ignored.
+    """
+    changes: list[ValidatorChange] = []
+    for tx in block.txs:
+        if not tx.startswith(GOVERNANCE):
+            continue
+        kind, _, who = tx[len(GOVERNANCE):].decode().partition(":")
+        key = keys[int(who)]
+        if kind == "add" and key not in current:
+            new = (*current, key)
+        elif kind == "remove" and key in current and len(current) > 1:
+            new = tuple(k for k in current if k != key)
+        else:
+            continue
+        height = max(block.height + delay, last_start + 1)
+        changes.append(ValidatorChange(height, new))
+        current, last_start = new, height
+    return changes
 
 
 @dataclass(slots=True)
@@ -79,6 +116,8 @@ class Node:
     view_changes: int = 0
     evidence: int = 0
     restarts: int = 0
+    changes: list[ValidatorChange] = field(default_factory=list)
+    """Validator-set changes its ledger scheduled (on disk: state derived from the stored blocks)."""
 
     @property
     def up(self) -> bool:
@@ -90,9 +129,11 @@ class Cluster:
         self.sc = scenario
         self.plan = plan
         self.clock = clock
-        n = scenario.nodes
+        n = scenario.total
         keys = validator_keys(n)
-        validators = tuple(k.verify_key for k in keys)
+        self.keys = [k.verify_key for k in keys]
+        self.key_node = {k.raw: i for i, k in enumerate(self.keys)}
+        validators = tuple(self.keys[: scenario.nodes])
         faulty = scenario.faulty
         self.honest = frozenset(i for i in range(n) if i not in faulty)
         self.sched = Scheduler()
@@ -106,7 +147,7 @@ class Cluster:
         self.monitor = SafetyMonitor(self.honest)
         self.nodes = [
             Node(i, ReplicaConfig(
-                scenario.chain_id, validators, i, keys[i],
+                scenario.chain_id, validators, i if i < scenario.nodes else None, keys[i],
                 progress_timeout_ms=scenario.progress_timeout_ms,
                 checkpoint_interval=scenario.checkpoint_interval,
                 window=scenario.window,
@@ -123,6 +164,14 @@ class Cluster:
         self.tx_born: dict[bytes, int] = {}  # with measure_latency: submission time of each pending tx
         self.tx_latencies_ms: list[int] = []
         self.decided_at: dict[int, int] = {}  # with measure_latency: when each height was first decided
+        # reconfiguration
+        self._keys_private = keys
+        self.steps = list(scenario.reconfigure_steps)
+        self.submitted = 0  # changes submitted to the ledger
+        self.switches: list[int] = []  # heights at which a scheduled change took effect, in order
+        self.former_index: dict[int, int] = {}  # a removed replica -> its position in the set before
+        self.zombie_votes = 0
+        self._zombie_voted: set[tuple[int, int, int, bytes]] = set()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -150,7 +199,8 @@ class Cluster:
     def _start(self, node: Node, restore: bool) -> None:
         t0 = self.clock() if self.clock else 0.0
         records = [record for _tag, record in node.wal]
-        replica = Replica.restore(node.config, node.head, records) if restore else Replica(node.config, node.head)
+        config = replace(node.config, changes=tuple(node.changes))
+        replica = Replica.restore(config, node.head, records) if restore else Replica(config, node.head)
         out = replica.start(self.sched.now)
         if self.clock:
             node.cpu_s += self.clock() - t0
@@ -204,6 +254,8 @@ class Cluster:
         tag = node.head.height + 1  # the replica signs only at its next height (or checkpoints below it)
         node.wal.extend((tag, record) for record in out.persist)
         for send in out.send:
+            if send.to is not None:  # the engine's index in its current set -> the replica's number
+                send = Send(send.data, self._node_of(node, send.to))
             if node.byzantine and self.adversary is not None:
                 deliveries = self.adversary.outgoing(node.index, send)
             else:
@@ -227,9 +279,10 @@ class Cluster:
                 node.timers.pop(timer.name, None)
         for sync in out.sync:
             if isinstance(sync, RequestSync):
-                self._request_sync(node.index, sync)
+                peers = tuple(self._node_of(node, p) for p in sync.peers)
+                self._request_sync(node.index, RequestSync(sync.from_height, peers))
             elif isinstance(sync, ServeSync):
-                self._serve(node.index, sync.peer, sync.from_height)
+                self._serve(node.index, self._node_of(node, sync.peer), sync.from_height)
         node.view_changes += len(out.view_changes)
         node.evidence += len(out.evidence)
         if out.checkpoints and self.sc.keep_heights is not None:
@@ -239,6 +292,10 @@ class Cluster:
         block = c.block
         self.monitor.on_commit(node.index, block, self.sched.now)
         app_hash = app_hash_after(node.head.app_hash, block)
+        current = node.changes[-1].validators if node.changes else node.config.validators
+        last_start = node.changes[-1].height if node.changes else 1
+        changes = apply_governance(block, current, last_start, self.keys, self.sc.activation_delay)
+        node.changes.extend(changes)
         self.commits += 1
         node.store[block.height] = (block, c.certificate)
         node.head = ChainTip(block.height, block.hash, app_hash, block.header.timestamp_ms, c.certificate.view)
@@ -254,9 +311,80 @@ class Cluster:
                     born = self.tx_born.pop(tx, None)
                     if born is not None:
                         self.tx_latencies_ms.append(now - born)
+            self._first_decided(block.height, current, changes)
             if self.on_decided is not None:
                 self.on_decided(block.height, self)
-        return Executed(block.height, app_hash)
+        return Executed(block.height, app_hash, tuple(changes))
+
+    def _node_of(self, node: Node, index: int) -> int:
+        """The replica at ``index`` of ``node``'s current set (the engine's numbering) -> its number here."""
+        replica = node.replica
+        if replica is None or not 0 <= index < replica.n:
+            return index
+        return self.key_node[replica.vset.keys[index].raw]
+
+    # ------------------------------------------------------------ reconfiguration
+
+    def _first_decided(self, height: int, before: tuple[VerifyKey, ...], changes: list[ValidatorChange]) -> None:
+        """An honest replica decided ``height`` first: submit the next change, or fault the switch."""
+        for change in changes:
+            self.switches.append(change.height)
+            for key in before:
+                if key not in change.validators:
+                    self.former_index.setdefault(self.key_node[key.raw], before.index(key))
+            before = change.validators
+        previous_done = len(self.switches) >= self.submitted and (
+            not self.switches or height >= self.switches[-1] + self.sc.reconfigure_gap
+        )
+        if self.steps and height >= self.sc.reconfigure_from and previous_done:
+            kind, who = self.steps.pop(0)
+            self.submitted += 1
+            tx = governance_tx(kind, who)
+            for other in self.nodes:
+                if other.up:
+                    other.mempool = {tx: None, **other.mempool}
+                    self.feed(other.index, PendingWork())
+        if self.sc.view_change_at_switch and height + 1 in self.switches:
+            self._crash_primary()
+
+    def _crash_primary(self) -> None:
+        watcher = next((self.nodes[i] for i in sorted(self.honest) if self.nodes[i].replica is not None), None)
+        if watcher is None or watcher.replica is None:
+            return
+        primary = self._node_of(watcher, watcher.replica.primary)
+        if primary in self.honest and self.nodes[primary].up:
+            self.crash(primary)
+            self.sched.after(3 * self.sc.progress_timeout_ms, lambda: self.restart(primary))
+
+    def _zombie(self, i: int, data: bytes) -> None:
+        """A removed Byzantine replica keeps voting: PREPARE and COMMIT, in its former position, for what it sees."""
+        node = self.nodes[i]
+        former = self.former_index.get(i)
+        if former is None or node.replica is None or node.replica.is_member or self.sc.behaviour == "silent":
+            return
+        try:
+            message = CONSENSUS_CODEC.decode(data)
+        except DecodeError:
+            return
+        if isinstance(message, PrePrepare):
+            block_hash = message.block.hash
+        elif isinstance(message, Prepare):
+            block_hash = message.block_hash
+        else:
+            return
+        slot = (i, message.view, message.height, block_hash)
+        if slot in self._zombie_voted:
+            return
+        self._zombie_voted.add(slot)
+        key = self._keys_private[i]
+        for kind in (Prepare, Commit):
+            unsigned = kind(message.view, message.height, block_hash, former, b"")
+            signature = key.sign(unsigned.DOMAIN, self.sc.chain_id, unsigned.signing_payload())
+            vote = CONSENSUS_CODEC.encode(replace(unsigned, signature=signature))
+            self.zombie_votes += 1
+            for target in range(len(self.nodes)):
+                if target != i:
+                    self._transmit(i, target, vote)
 
     def _timer_action(self, node: Node, timer: SetTimer) -> Callable[[], None]:
         epoch = node.epoch
@@ -280,6 +408,7 @@ class Cluster:
                     return
                 if target.byzantine and self.adversary is not None:
                     self.adversary.received(dst, data)
+                    self._zombie(dst, data)
                 self.feed(dst, Received(data))
 
             self.sched.after(delay, deliver)

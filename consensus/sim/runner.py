@@ -49,6 +49,10 @@ class RunResult:
     received: int
     cpu_s: float | None
     cpu_received_s: float | None
+    switches: tuple[int, ...] = ()
+    """Heights at which a validator-set change took effect (scheduled by the ledger during the run)."""
+    zombie_votes: int = 0
+    """Votes a removed Byzantine validator kept sending after its removal."""
 
     @property
     def safe(self) -> bool:
@@ -130,6 +134,8 @@ def run_one(
         received=sum(n.received for n in nodes),
         cpu_s=None if clock is None else sum(n.cpu_s for n in nodes),
         cpu_received_s=None if clock is None else sum(n.cpu_received_s for n in nodes),
+        switches=tuple(cluster.switches),
+        zombie_votes=cluster.zombie_votes,
     )
 
 
@@ -197,6 +203,8 @@ def summarize(scenario: Scenario, results: Iterable[RunResult]) -> dict[str, obj
         "evidence": sum(r.evidence for r in runs),
         "forks": sum(r.forks for r in runs),
         "restarts": sum(r.restarts for r in runs),
+        "switches": sum(len(r.switches) for r in runs),
+        "zombie_votes": sum(r.zombie_votes for r in runs),
         "virtual_ms": sum(r.end_ms for r in runs),
     }
     cpu = [r for r in runs if r.cpu_s is not None]

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 
 from consensus import byzantine
+from consensus.membership import ACTIVATION_DELAY
 from consensus.quorum import max_faulty
 from consensus.sim.geography import GEOGRAPHIES
 from primitives.errors import UsageError
@@ -74,6 +75,20 @@ class Scenario:
     Only for runs without crashes (a restarted replica may need to sync from further back).
     """
     chain_id: str = "medchain-sim"
+    # reconfiguration
+    joiners: int = 0
+    """Replicas outside the genesis set, numbered after it: they follow the chain until a change adds them."""
+    reconfigure: tuple[str, ...] = ()
+    """Validator-set changes in order, each "add:I" or "remove:I" (I a replica's number).  Each goes to the
+    ledger as a transaction once the previous one took effect and ``reconfigure_gap`` more heights were decided
+    (the first once height ``reconfigure_from`` is); the block that carries it schedules it
+    ``activation_delay`` heights later."""
+    reconfigure_from: int = 3
+    reconfigure_gap: int = 2
+    activation_delay: int = ACTIVATION_DELAY
+    view_change_at_switch: bool = False
+    """Crash the primary (when honest) as the height before each switch is decided, so that every
+    switch happens during a view change; it restarts three progress timeouts later."""
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -99,6 +114,31 @@ class Scenario:
             raise UsageError(f"no geography {self.regions!r}; known: {', '.join(sorted(GEOGRAPHIES))}")
         if not self.bandwidth_mbps > 0:
             raise UsageError("bandwidth_mbps must be positive")
+        if self.joiners < 0 or self.activation_delay < ACTIVATION_DELAY or self.reconfigure_gap < 0:
+            raise UsageError(f"joiners and reconfigure_gap cannot be negative, activation_delay is {ACTIVATION_DELAY}+")
+        removed = set()
+        for step in self.reconfigure_steps:
+            if step[0] == "remove":
+                removed.add(step[1])
+        for r in removed:
+            if any(b > r for b in self.faulty - removed):
+                # the Byzantine replicas keep their position in every set (the adversary signs by position)
+                raise UsageError(f"removing replica {r} would move a Byzantine replica after it to another position")
+
+    @property
+    def total(self) -> int:
+        """Every replica: the genesis validators and the joiners."""
+        return self.nodes + self.joiners
+
+    @property
+    def reconfigure_steps(self) -> tuple[tuple[str, int], ...]:
+        steps = []
+        for step in self.reconfigure:
+            kind, _, who = step.partition(":")
+            if kind not in ("add", "remove") or not who.isdigit() or not 0 <= int(who) < self.nodes + self.joiners:
+                raise UsageError(f"a reconfiguration step is add:I or remove:I with I a replica's number, got {step!r}")
+            steps.append((kind, int(who)))
+        return tuple(steps)
 
     @property
     def byzantine_count(self) -> int:
@@ -155,10 +195,10 @@ def plan_faults(scenario: Scenario, seed: int) -> FaultPlan:
         crashes.append(Crash(victim, at, back))
         heal = max(heal, back)
     partition = None
-    if scenario.partition and scenario.nodes > 1:
-        order = list(range(scenario.nodes))
+    if scenario.partition and scenario.total > 1:
+        order = list(range(scenario.total))
         rng.shuffle(order)
-        cut = rng.randint(1, scenario.nodes - 1)
+        cut = rng.randint(1, scenario.total - 1)
         at = start + rng.randint(0, window)
         groups = (tuple(sorted(order[:cut])), tuple(sorted(order[cut:])))
         partition = Partition(groups, at, at + rng.randint(*scenario.partition_ms))
