@@ -184,6 +184,9 @@ class ProofDocument(TypedDict):
     merkle_proof: str
     header: str
     certificate: str
+    validator_changes: NotRequired[list[list["ProofDocument"]]]
+    """Each validator-set change in force at the proof's height: proofs of the proposal and approvals that
+    made it, in ledger order (``node.governance``).  Absent while genesis's validators decide."""
 
 
 class EvidenceDocument(TypedDict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ class Genesis:
     clients: tuple[Member, ...]
     raw: dict[str, Any]  # the file as read, any JSON: its canonical hash names the chain
     organisations: tuple[Organisation, ...] = ()
+    governance_quorum: Fraction = Fraction(2, 3)
+    """The share of validator organisations whose admins decide a validator-set change (node.governance)."""
 
     @property
     def hash(self) -> bytes:
@@ -159,7 +162,23 @@ def parse_genesis(raw: Any) -> Genesis:
     if len(set(keys)) != len(keys):
         raise GenesisError("genesis: two nodes share one key")
     orgs = _organisations(raw.get("organisations", []), {m.name for m in (*validators, *observers)})
-    return Genesis(chain_id, time_ms, validators, observers, clients, raw, orgs)
+    return Genesis(chain_id, time_ms, validators, observers, clients, raw, orgs, _governance_quorum(raw))
+
+
+def _governance_quorum(raw: dict[str, Any]) -> Fraction:
+    """``governance.quorum`` ("2/3" when absent): a fraction over 1/2 and at most 1."""
+    section = raw.get("governance", {})
+    if not isinstance(section, dict):
+        raise GenesisError("genesis: 'governance' must be an object")
+    text = section.get("quorum", "2/3")
+    try:
+        value = Fraction(text) if isinstance(text, str) else None
+    except (ValueError, ZeroDivisionError):
+        value = None
+    if value is None or not Fraction(1, 2) < value <= 1:
+        raise GenesisError(f"genesis: governance.quorum must be a fraction over 1/2 and at most 1, like \"2/3\"; "
+                           f"got {text!r}")
+    return value
 
 
 def load_genesis(path: Path) -> Genesis:

@@ -7,6 +7,15 @@ the certificate must carry a quorum of valid validator signatures over the
 header's hash, the Merkle path must lead from the transaction to the header's
 ``tx_root``, and the transaction must be signed for this chain.
 
+After a validator-set change, the proof also carries the change: proofs of the
+governance transactions that made it (``validator_changes``).  The checker
+follows them from genesis -- each certified by the set in force at its height,
+each replayed through the same rules the ledger ran (``node.governance``) --
+to learn the set that must have certified the block.  A proof omitting a change
+would name the wrong set and fail its quorum, unless a quorum of a set that was
+once in force signs a false chain: as with every light client, trust in a
+proof across changes rests on the validators of past sets keeping their keys.
+
 Rules: what a verified proof says (``ProvenTransaction``) is read from those
 verified bytes only; every readable copy in the document must equal the value
 derived from them, and a document with any other member is refused, so nothing
@@ -21,20 +30,33 @@ from dataclasses import dataclass
 from typing import Any
 
 from consensus.certificates import verify_commit_certificate
+from consensus.membership import ACTIVATION_DELAY
 from consensus.messages import Block, BlockHeader, CommitCertificate
+from node.app import Rejected
 from node.documents import ProofDocument
 from node.genesis import Genesis
+from node.governance import (
+    ApproveValidators,
+    Governance,
+    ProposeValidators,
+    ScheduledSet,
+    Validator,
+    decode_governance,
+)
 from node.transaction import decode_transaction, tx_id
 from primitives.codec import decode, encode
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
 from primitives.merkle import MerkleProof, merkle_proof
 from primitives.merkle import verify_proof as verify_merkle
+from primitives.signing import VerifyKey
 
 PROOF_FORMAT = "medchain-inclusion-proof/v1"
 ENCODED_FIELDS = ("tx", "merkle_proof", "header", "certificate")
 READABLE_FIELDS = ("chain_id", "height", "block_hash", "tx_id", "tx_index")
 PROOF_FIELDS = frozenset(("format", *ENCODED_FIELDS, *READABLE_FIELDS))
+CHANGES_FIELD = "validator_changes"
+MAX_CHANGES = 1_000
 
 
 class InvalidProof(Exception):
@@ -49,7 +71,7 @@ class ProvenTransaction:
     height: int
     block_hash: bytes
     block_time_ms: int  # the committed header's timestamp
-    proposer: str  # the validator that proposed the block (its genesis name)
+    proposer: str  # the validator that proposed the block (its name)
     tx_id: bytes
     tx_index: int
     tx: bytes
@@ -59,11 +81,16 @@ class ProvenTransaction:
 
 
 def build_proof(
-    block: Block, cert: CommitCertificate, index: int, levels: list[list[bytes]] | None = None
+    block: Block,
+    cert: CommitCertificate,
+    index: int,
+    levels: list[list[bytes]] | None = None,
+    changes: list[list[ProofDocument]] | None = None,
 ) -> ProofDocument:
-    """``levels`` (``merkle_levels(block.txs)``) saves rehashing the block for each proof cut from it."""
+    """``levels`` (``merkle_levels(block.txs)``) saves rehashing the block for each proof cut from it;
+    ``changes``: the proofs of each validator-set change in force at the block's height."""
     tx = block.txs[index]
-    return {
+    doc: ProofDocument = {
         "format": PROOF_FORMAT,
         "chain_id": block.header.chain_id,
         "height": block.height,
@@ -75,6 +102,9 @@ def build_proof(
         "header": encode(block.header).hex(),
         "certificate": encode(cert).hex(),
     }
+    if changes:
+        doc["validator_changes"] = changes
+    return doc
 
 
 def check_proof(doc: Any, genesis: Genesis) -> ProvenTransaction:
@@ -82,19 +112,81 @@ def check_proof(doc: Any, genesis: Genesis) -> ProvenTransaction:
 
     ``doc`` is whatever JSON someone hands in (``Any``): it becomes a proof only by passing these checks.
     """
+    tx, path, header, cert = _check_document(doc, allow_changes=True)
+    governance = Governance.of(genesis)
+    changes = _follow_changes(doc.get(CHANGES_FIELD, []), genesis, governance)
+    validators = governance.set_at(changes, header.height)
+    proven = _verify_parts(tx, path, header, cert, genesis, validators)
+    _check_readable(doc, proven)
+    return proven
+
+
+def _check_document(doc: Any, allow_changes: bool) -> tuple[bytes, MerkleProof, BlockHeader, CommitCertificate]:
     if not isinstance(doc, dict) or doc.get("format") != PROOF_FORMAT:
         raise InvalidProof(f"not a {PROOF_FORMAT} document")
     missing = sorted(PROOF_FIELDS - doc.keys())
     if missing:
         raise InvalidProof(f"malformed proof: missing {', '.join(missing)}")
-    extra = sorted(doc.keys() - PROOF_FIELDS)
+    extra = sorted(doc.keys() - PROOF_FIELDS - ({CHANGES_FIELD} if allow_changes else set()))
     if extra:
         raise InvalidProof(f"malformed proof: unknown member {', '.join(map(repr, extra))} (a proof shows only "
                            "what it proves)")
-    tx, path, header, cert = _decode_parts(doc)
-    proven = _verify_parts(tx, path, header, cert, genesis)
-    _check_readable(doc, proven)
-    return proven
+    return _decode_parts(doc)
+
+
+def _follow_changes(steps: Any, genesis: Genesis, governance: Governance) -> list[ScheduledSet]:
+    """Replay the proof's governance transactions from genesis; the changes they scheduled, in order."""
+    if not isinstance(steps, list) or len(steps) > MAX_CHANGES:
+        raise InvalidProof(f"malformed proof: {CHANGES_FIELD} must be a list of at most {MAX_CHANGES} changes")
+    state: dict[bytes, bytes | None] = {}
+    store = _DictState(state)
+    changes: list[ScheduledSet] = []
+    last = (0, -1)
+    for n, step in enumerate(steps, 1):
+        if not isinstance(step, list) or not step:
+            raise InvalidProof(f"validator change {n}: not a list of transaction proofs")
+        decided: ScheduledSet | None = None
+        for part in step:
+            where = f"validator change {n}"
+            tx, path, header, cert = _check_document(part, allow_changes=False)
+            validators = governance.set_at(changes, header.height)
+            proven = _verify_parts(tx, path, header, cert, genesis, validators, where)
+            _check_readable(part, proven)
+            if (proven.height, proven.tx_index) <= last:
+                raise InvalidProof(f"{where}: its transactions are not in ledger order")
+            last = (proven.height, proven.tx_index)
+            if decided is not None:
+                raise InvalidProof(f"{where}: a transaction after the one that decided it")
+            body = decode_governance(proven.body)
+            try:
+                if isinstance(body, ProposeValidators):
+                    decided = governance.propose(proven.signer, proven.tx_id, proven.height, body, store)
+                elif isinstance(body, ApproveValidators):
+                    decided = governance.approve(proven.signer, proven.tx_id, proven.height, body, store)
+                else:
+                    raise InvalidProof(f"{where}: transaction {proven.tx_id.hex()} is not a validator-set change")
+            except Rejected as exc:
+                raise InvalidProof(f"{where}: the ledger's rules refuse transaction {proven.tx_id.hex()}: "
+                                   f"{exc.message}") from None
+        if decided is None:
+            raise InvalidProof(f"validator change {n}: its approvals do not reach the quorum")
+        if decided.height < last[0] + ACTIVATION_DELAY:
+            raise InvalidProof(f"validator change {n}: takes effect before it was decided")
+        changes.append(decided)
+    return changes
+
+
+class _DictState:
+    """The governance rules' state during a replay: only what the proof's transactions wrote."""
+
+    def __init__(self, data: dict[bytes, bytes | None]) -> None:
+        self.data = data
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        self.data[key] = value
 
 
 def verify_proof(doc: Any, genesis: Genesis) -> str | None:
@@ -119,16 +211,18 @@ def _decode_parts(doc: dict[str, Any]) -> tuple[bytes, MerkleProof, BlockHeader,
 
 
 def _verify_parts(
-    tx: bytes, path: MerkleProof, header: BlockHeader, cert: CommitCertificate, genesis: Genesis
+    tx: bytes, path: MerkleProof, header: BlockHeader, cert: CommitCertificate, genesis: Genesis,
+    validators: tuple[Validator, ...], where: str = "",
 ) -> ProvenTransaction:
+    prefix = f"{where}: " if where else ""
     if header.chain_id != genesis.chain_id:
-        raise InvalidProof(f"proof is for chain {header.chain_id!r}, genesis is {genesis.chain_id!r}")
+        raise InvalidProof(f"{prefix}proof is for chain {header.chain_id!r}, genesis is {genesis.chain_id!r}")
     block_hash = sha256(encode(header))
     if cert.block_hash != block_hash or cert.height != header.height:
-        raise InvalidProof("the certificate is not for this block header")
-    reason = verify_commit_certificate(genesis.chain_id, [m.key for m in genesis.validators], cert)
+        raise InvalidProof(f"{prefix}the certificate is not for this block header")
+    reason = verify_commit_certificate(genesis.chain_id, [VerifyKey(v.key) for v in validators], cert)
     if reason is not None:
-        raise InvalidProof(f"invalid commit certificate: {reason}")
+        raise InvalidProof(f"{prefix}invalid commit certificate at height {header.height}: {reason}")
     if path.leaf_count != header.tx_count:
         raise InvalidProof("the Merkle path does not match the block's transaction count")
     if not verify_merkle(tx, path, header.tx_root):
@@ -139,7 +233,7 @@ def _verify_parts(
         raise InvalidProof(f"the proven bytes are not a transaction: {exc}") from None
     if envelope.chain_id != genesis.chain_id or not envelope.check_signature():
         raise InvalidProof("the transaction's signature does not verify on this chain")
-    proposer = genesis.validators[header.proposer].name if header.proposer < len(genesis.validators) else "?"
+    proposer = validators[header.proposer].name if header.proposer < len(validators) else "?"
     return ProvenTransaction(
         chain_id=header.chain_id, height=header.height, block_hash=block_hash, block_time_ms=header.timestamp_ms,
         proposer=proposer, tx_id=tx_id(tx), tx_index=path.index, tx=tx, signer=envelope.signer,

@@ -20,6 +20,7 @@ from typing import Any
 from consensus.messages import Block
 from node.app import BlockResult, Prechecked, Rejected, StateReader, TxResult
 from node.genesis import Genesis, Organisation
+from node.governance import ApproveValidators, Governance, ProposeValidators
 from node.healthcare.ledger import bodies as b
 from node.healthcare.ledger.ehr import Ehr
 from node.healthcare.ledger.identity import Directory
@@ -99,8 +100,10 @@ class Application:
         clients: set[bytes],
         organisations: tuple[Organisation, ...] = (),
         node_keys: dict[str, bytes] | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.chain_id = chain_id
+        self.governance = governance
         self.clients = clients
         self._action = ""
         self.directory = Directory(organisations, node_keys or {})
@@ -127,6 +130,8 @@ class Application:
             b.Release: self.supply.flag,
             b.Destroy: self.supply.destroy,
             b.ScanAlert: self.supply.alert,
+            ProposeValidators: self._propose_validators,
+            ApproveValidators: self._approve_validators,
         }
 
     def precheck(self, data: bytes) -> tuple[Transaction, Any]:
@@ -143,6 +148,7 @@ class Application:
             {m.key.raw for m in genesis.clients},
             genesis.organisations,
             {m.name: m.key.raw for m in genesis.nodes},
+            Governance.of(genesis),
         )
 
     def execute_block(
@@ -223,6 +229,17 @@ class Application:
             raise
         state.commit()
         return body
+
+    def _propose_validators(self, ctx: Ctx, body: ProposeValidators) -> None:
+        self._governed().propose(ctx.signer, ctx.tx_id, ctx.height, body, ctx.state)
+
+    def _approve_validators(self, ctx: Ctx, body: ApproveValidators) -> None:
+        self._governed().approve(ctx.signer, ctx.tx_id, ctx.height, body, ctx.state)
+
+    def _governed(self) -> Governance:
+        if self.governance is None:
+            raise Rejected("no-governance", "this ledger was started without a genesis: it takes no validator changes")
+        return self.governance
 
     def _anchor(self, tx: Transaction, body: Anchor, tid: bytes, height: int, state: Overlay) -> None:
         if tx.signer not in self.clients:

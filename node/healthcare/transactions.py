@@ -2,7 +2,8 @@
 
 A body is a tagged record (``BODY_CODEC``) inside the signed envelope of
 ``node.transaction``: ``Anchor`` is tag 1, the ledger's bodies
-(``node.healthcare.ledger.bodies``) take the rest.
+(``node.healthcare.ledger.bodies``) take 2-31, and the network's validator-set
+governance (``node.governance``) 40-41.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from node.governance import GOVERNANCE_BODIES
 from node.healthcare.ledger.bodies import HEALTHCARE_BODIES
 from node.transaction import Transaction, decode_transaction, sign_transaction
 from primitives.codec import Bytes, Kind, MessageCodec, Text
@@ -29,7 +31,7 @@ class Anchor:
     SCHEMA: ClassVar[tuple[Kind, ...]] = (HASH, Text(256))
 
 
-BODY_CODEC = MessageCodec([Anchor, *HEALTHCARE_BODIES])
+BODY_CODEC = MessageCodec([Anchor, *HEALTHCARE_BODIES, *GOVERNANCE_BODIES])
 
 
 def make_transaction(key: SigningKey, chain_id: str, body: Any, timestamp_ms: int) -> bytes:

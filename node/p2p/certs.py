@@ -72,6 +72,17 @@ def certificate_key(der: bytes) -> bytes:
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def certificate_key_of_pem(pem: str) -> bytes:
+    """The raw Ed25519 public key inside a PEM certificate (ValueError says what is wrong)."""
+    try:
+        public = x509.load_pem_x509_certificate(pem.encode()).public_key()
+    except ValueError as exc:
+        raise ValueError(f"not a PEM certificate ({exc})") from None
+    if not isinstance(public, Ed25519PublicKey):
+        raise ValueError("the certificate's key is not Ed25519")
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 def _context(purpose: ssl.Purpose, cert_file: Path, key_file: Path, trusted_pems: list[str]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3

@@ -1,0 +1,342 @@
+"""Validator-set governance: the consortium changes who validates, on the ledger.
+
+An organisation's admin proposes a change -- add a validator node (its
+organisation, key, TLS certificate and P2P address), remove one, or replace a
+node's key -- to take effect at a stated height.  Admins of other validator
+organisations approve it.  Once admins of a quorum of the organisations
+running validators have signed (genesis's ``governance.quorum``, 2/3 by
+default: ceil(2k/3) of k organisations), the change is scheduled: from its
+height on, the engine takes the new set (``consensus.membership``).
+
+Everything here is pure and deterministic: the ledger runs it as a rule (any
+application puts ``GOVERNANCE_BODIES`` in its codec and calls ``propose`` and
+``approve``), and ``node.proofs`` replays it offline from a proof's certified
+governance transactions.  The same function decides in both places, so a
+proof can only lead to the set the ledger adopted.
+
+Rules (each refusal names its reason):
+
+* the signer of a proposal or approval is an organisation's admin key (genesis);
+  an approval counts only for an organisation with a validator in the set in
+  force at the approval's height, once per organisation; the proposer's own
+  organisation counts as its first approval when it runs a validator;
+* ``add``: the node's key and name are new, its organisation is in genesis, its
+  certificate's key is the node key and its address is host:port; ``remove``:
+  the node is a validator and one would remain; ``replace``: the node is a
+  validator and the new key is unused (its name and organisation stay);
+* the stated height is at least ``ACTIVATION_DELAY`` above the block that
+  carries the deciding approval, and above every change already scheduled;
+  a proposal whose height passes before its quorum can never take effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import ClassVar, Protocol
+
+from consensus.membership import ACTIVATION_DELAY, ValidatorChange
+from node.app import Rejected
+from node.config import ConfigError, parse_address
+from node.genesis import Genesis
+from node.p2p.certs import certificate_key_of_pem
+from primitives.codec import Bytes, Kind, ListOf, MessageCodec, Nested, Text, UInt, decode, encode
+from primitives.errors import DecodeError
+from primitives.signing import VerifyKey
+
+SCHEDULE_KEY = b"gv/s"
+PROPOSAL_PREFIX = b"gv/p/"
+ACTIONS = ("add", "remove", "replace")
+MAX_VALIDATORS = 1_000
+
+
+def proposal_key(proposal_id: bytes) -> bytes:
+    return PROPOSAL_PREFIX + proposal_id
+
+
+# ---------------------------------------------------------------- transaction bodies
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeValidators:
+    """An organisation's admin proposes a change to the validator set, effective at ``height``."""
+
+    TAG: ClassVar[int] = 40
+    action: str
+    name: str
+    key: bytes
+    """add: the new node's key; remove: the validator's key; replace: the node's new key."""
+    org: str
+    cert: str
+    address: str
+    height: int
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (
+        Text(8), Text(64), Bytes(32, exact=True), Text(32), Text(4096), Text(255), UInt(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveValidators:
+    """An organisation's admin approves a pending proposal (named by its transaction id)."""
+
+    TAG: ClassVar[int] = 41
+    proposal: bytes
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (Bytes(32, exact=True),)
+
+
+GOVERNANCE_BODIES: tuple[type, ...] = (ProposeValidators, ApproveValidators)
+GOVERNANCE_CODEC = MessageCodec(list(GOVERNANCE_BODIES))
+
+
+# ---------------------------------------------------------------- state records
+
+
+@dataclass(frozen=True, slots=True)
+class Validator:
+    """One validator node as the network knows it (``address`` is empty for genesis nodes: configs say)."""
+
+    name: str
+    key: bytes
+    org: str
+    cert: str
+    address: str
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (Text(64), Bytes(32, exact=True), Text(32), Text(4096), Text(255))
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledSet:
+    """A change the ledger adopted: from ``height`` on, ``validators`` decide.
+
+    ``txs``: the ids of the proposal and of the approvals that made its quorum, in ledger order
+    (what a proof carries to show the change).
+    """
+
+    height: int
+    validators: tuple[Validator, ...]
+    txs: tuple[bytes, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (
+        UInt(), ListOf(Nested(Validator), MAX_VALIDATORS), ListOf(Bytes(32, exact=True), MAX_VALIDATORS),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    changes: tuple[ScheduledSet, ...]
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (ListOf(Nested(ScheduledSet), 100_000),)
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    body: ProposeValidators
+    proposer_org: str
+    approvals: tuple[str, ...]  # organisations that approved, in order
+    txs: tuple[bytes, ...]  # the proposal's id, then each counted approval's
+    height: int  # the block that carried the proposal
+    decided: int  # 0 while pending; the height of the block that scheduled it
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (
+        Nested(ProposeValidators), Text(32), ListOf(Text(32), MAX_VALIDATORS),
+        ListOf(Bytes(32, exact=True), MAX_VALIDATORS), UInt(), UInt(),
+    )
+
+
+class State(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def put(self, key: bytes, value: bytes | None) -> None: ...
+
+
+class Reader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+
+def load_schedule(state: Reader) -> tuple[ScheduledSet, ...]:
+    raw = state.get(SCHEDULE_KEY)
+    return () if raw is None else decode(ScheduleRecord, raw).changes
+
+
+def load_proposal(state: Reader, proposal_id: bytes) -> Proposal | None:
+    raw = state.get(proposal_key(proposal_id))
+    return None if raw is None else decode(Proposal, raw)
+
+
+def engine_changes(changes: Sequence[ScheduledSet]) -> tuple[ValidatorChange, ...]:
+    """The schedule as the consensus engine takes it."""
+    return tuple(ValidatorChange(c.height, tuple(VerifyKey(v.key) for v in c.validators)) for c in changes)
+
+
+# ---------------------------------------------------------------- the rules
+
+
+@dataclass(slots=True)
+class Governance:
+    """The consortium's governance rules over genesis (pure: state comes in, records go out)."""
+
+    genesis: Genesis
+    quorum: Fraction = Fraction(2, 3)
+    admins: dict[bytes, str] = field(default_factory=dict)
+    genesis_set: tuple[Validator, ...] = ()
+    genesis_names: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, genesis: Genesis) -> Governance:
+        org_of = {name: org.id for org in genesis.organisations for name in org.nodes}
+        validators = tuple(
+            Validator(m.name, m.key.raw, org_of.get(m.name, ""), m.cert_pem, "") for m in genesis.validators
+        )
+        return cls(
+            genesis, genesis.governance_quorum,
+            {org.admin_key.raw: org.id for org in genesis.organisations},
+            validators, frozenset(m.name for m in genesis.nodes),
+        )
+
+    # -- reading the schedule
+
+    def set_at(self, changes: Sequence[ScheduledSet], height: int) -> tuple[Validator, ...]:
+        current = self.genesis_set
+        for change in changes:
+            if change.height > height:
+                break
+            current = change.validators
+        return current
+
+    def latest(self, changes: Sequence[ScheduledSet]) -> tuple[int, tuple[Validator, ...]]:
+        if not changes:
+            return 1, self.genesis_set
+        return changes[-1].height, changes[-1].validators
+
+    def validator_orgs(self, validators: Sequence[Validator]) -> frozenset[str]:
+        return frozenset(v.org for v in validators if v.org)
+
+    def needed(self, orgs: int) -> int:
+        """Approvals needed among ``orgs`` validator organisations: ceil(quorum x orgs), at least 1."""
+        q = self.quorum * orgs
+        return max(1, -(-q.numerator // q.denominator))
+
+    # -- the two transactions
+
+    def propose(
+        self, signer: bytes, tx_id: bytes, height: int, body: ProposeValidators, state: State
+    ) -> ScheduledSet | None:
+        org = self._admin(signer)
+        changes = load_schedule(state)
+        _, latest = self.latest(changes)
+        self._check_body(body, latest, changes, state)
+        self._check_height(body.height, height, changes)
+        proposal = Proposal(body, org, (), (tx_id,), height, 0)
+        if org in self.validator_orgs(self.set_at(changes, height)):
+            proposal = replace(proposal, approvals=(org,))
+        return self._maybe_decide(tx_id, proposal, height, changes, state)
+
+    def approve(
+        self, signer: bytes, tx_id: bytes, height: int, body: ApproveValidators, state: State
+    ) -> ScheduledSet | None:
+        org = self._admin(signer)
+        proposal = load_proposal(state, body.proposal)
+        if proposal is None:
+            raise Rejected("unknown-proposal", f"no validator-set proposal {body.proposal.hex()}")
+        if proposal.decided:
+            raise Rejected("already-decided", f"the proposal was scheduled at block {proposal.decided}")
+        changes = load_schedule(state)
+        if org not in self.validator_orgs(self.set_at(changes, height)):
+            raise Rejected("not-a-validator-org", f"organisation {org!r} runs no validator: it cannot approve")
+        if org in proposal.approvals:
+            raise Rejected("already-approved", f"organisation {org!r} already approved this proposal")
+        proposal = replace(proposal, approvals=(*proposal.approvals, org), txs=(*proposal.txs, tx_id))
+        return self._maybe_decide(body.proposal, proposal, height, changes, state)
+
+    def pending(self, proposal: Proposal, changes: Sequence[ScheduledSet], height: int) -> tuple[int, int]:
+        """(approvals that count now, approvals needed) for ``proposal`` at ``height``."""
+        orgs = self.validator_orgs(self.set_at(changes, height))
+        return sum(1 for o in proposal.approvals if o in orgs), self.needed(len(orgs))
+
+    # -- internals
+
+    def _admin(self, signer: bytes) -> str:
+        org = self.admins.get(signer)
+        if org is None:
+            raise Rejected("not-admin", "only an organisation's admin key proposes or approves validator changes")
+        return org
+
+    def _check_body(
+        self, body: ProposeValidators, latest: tuple[Validator, ...], changes: Sequence[ScheduledSet], state: State
+    ) -> None:
+        if body.action not in ACTIONS:
+            raise Rejected("bad-action", f"action {body.action!r} is not one of {', '.join(ACTIONS)}")
+        keys = {v.key for c in changes for v in c.validators} | {m.key.raw for m in self.genesis.nodes}
+        names = {v.name for c in changes for v in c.validators} | self.genesis_names
+        member = next((v for v in latest if v.name == body.name), None)
+        if body.action == "add":
+            if body.key in keys or body.name in names:
+                raise Rejected("node-exists", f"a node named {body.name!r} or with that key is already known")
+            if self.genesis.organisation(body.org) is None:
+                raise Rejected("unknown-org", f"no organisation {body.org!r} in genesis")
+            if not body.name or len(body.name) > 64 or not body.name.replace("-", "").isalnum():
+                raise Rejected("bad-name", "a node name is 1 to 64 letters, digits or '-'")
+            self._check_endpoint(body)
+        elif member is None:
+            raise Rejected("not-a-validator", f"{body.name!r} is not a validator (in the latest scheduled set)")
+        elif body.action == "remove":
+            if member.key != body.key:
+                raise Rejected("wrong-key", f"{body.name!r} validates with another key")
+            if len(latest) == 1:
+                raise Rejected("last-validator", "the last validator cannot be removed")
+        else:  # replace
+            if body.key in keys:
+                raise Rejected("key-in-use", "the new key is already a node's")
+            self._check_endpoint(body)
+
+    def _check_endpoint(self, body: ProposeValidators) -> None:
+        try:
+            cert_key = certificate_key_of_pem(body.cert)
+        except ValueError as exc:
+            raise Rejected("bad-certificate", f"the TLS certificate does not parse: {exc}") from None
+        if cert_key != body.key:
+            raise Rejected("bad-certificate", "the TLS certificate's key is not the node key")
+        try:
+            parse_address(body.address, "address")
+        except ConfigError as exc:
+            raise Rejected("bad-address", str(exc)) from None
+
+    def _check_height(self, wanted: int, height: int, changes: Sequence[ScheduledSet]) -> None:
+        if wanted < height + ACTIVATION_DELAY:
+            raise Rejected(
+                "too-soon", f"height {wanted} is too soon: a change decided in block {height} takes effect at "
+                f"{height + ACTIVATION_DELAY} or later",
+            )
+        last, _ = self.latest(changes)
+        if changes and wanted <= last:
+            raise Rejected("out-of-order", f"a change is already scheduled at height {last}: state a later one")
+
+    def _maybe_decide(
+        self, proposal_id: bytes, proposal: Proposal, height: int, changes: Sequence[ScheduledSet], state: State
+    ) -> ScheduledSet | None:
+        have, need = self.pending(proposal, changes, height)
+        if have < need:
+            state.put(proposal_key(proposal_id), encode(proposal))
+            return None
+        self._check_height(proposal.body.height, height, changes)
+        _, latest = self.latest(changes)
+        scheduled = ScheduledSet(proposal.body.height, _apply(proposal.body, latest), proposal.txs)
+        state.put(proposal_key(proposal_id), encode(replace(proposal, decided=height)))
+        state.put(SCHEDULE_KEY, encode(ScheduleRecord((*changes, scheduled))))
+        return scheduled
+
+
+def _apply(body: ProposeValidators, latest: tuple[Validator, ...]) -> tuple[Validator, ...]:
+    if body.action == "add":
+        return (*latest, Validator(body.name, body.key, body.org, body.cert, body.address))
+    if body.action == "remove":
+        return tuple(v for v in latest if v.name != body.name)
+    return tuple(
+        replace(v, key=body.key, cert=body.cert, address=body.address) if v.name == body.name else v for v in latest
+    )
+
+
+def decode_governance(body: bytes) -> ProposeValidators | ApproveValidators | None:
+    """A transaction body as governance, or None when it is another kind of action."""
+    try:
+        found = GOVERNANCE_CODEC.decode(body)
+    except DecodeError:
+        return None
+    return found  # type: ignore[no-any-return]
