@@ -171,6 +171,46 @@ class NetworkDocument(TypedDict):
     evidence: int  # equivocation evidence items this node holds
 
 
+class ValidatorEntry(TypedDict):
+    name: str
+    key: str
+    org: str | None
+    address: str | None  # its P2P address when the ledger added it (genesis nodes' come from configs)
+
+
+class ScheduledChange(TypedDict):
+    height: int  # the first height the set decides
+    validators: list[str]
+    txs: list[str]  # the proposal and the approvals that made the quorum
+    in_force: bool
+
+
+class ProposalEntry(TypedDict):
+    proposal: str  # the proposal's transaction id: what `validators approve` names
+    action: str
+    name: str
+    key: str
+    org: str
+    address: str
+    height: int  # where it would take effect
+    proposer_org: str
+    approvals: list[str]  # organisations that approved
+    counted: int  # approvals from organisations that run a validator now
+    needed: int
+    status: Literal["pending", "scheduled", "expired"]
+    decided: int | None  # the block that scheduled it
+
+
+class ValidatorsDocument(TypedDict):
+    """``GET /validators``: the set deciding the next height, the changes scheduled, and the proposals."""
+
+    height: int
+    quorum: str  # the share of validator organisations whose approval decides a change
+    validators: list[ValidatorEntry]
+    changes: list[ScheduledChange]
+    proposals: list[ProposalEntry]
+
+
 class ProofDocument(TypedDict):
     """A self-contained inclusion proof (``node.proofs``): canonical encodings as hex, plus readable fields."""
 

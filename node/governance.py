@@ -340,3 +340,57 @@ def decode_governance(body: bytes) -> ProposeValidators | ApproveValidators | No
     except DecodeError:
         return None
     return found  # type: ignore[no-any-return]
+
+
+class Roster:
+    """Who validates which height, by name: genesis's validators, then each scheduled change.
+
+    The node runtime's view of the schedule: names by position (what the engine's indices mean at a
+    height), every node known with its key, certificate and address, and each key's name (a
+    re-keyed node keeps its name, and its old key still names it in old certificates).
+    """
+
+    def __init__(self, governance: Governance, changes: Sequence[ScheduledSet] = ()) -> None:
+        self.governance = governance
+        self.changes: list[ScheduledSet] = []
+        self._starts: list[int] = [1]
+        self._names: list[list[str]] = [[v.name for v in governance.genesis_set]]
+        self._keys: list[tuple[VerifyKey, ...]] = [tuple(VerifyKey(v.key) for v in governance.genesis_set)]
+        self.nodes: dict[str, Validator] = {v.name: v for v in governance.genesis_set}
+        self.by_key: dict[bytes, str] = {m.key.raw: m.name for m in governance.genesis.nodes}
+        self.extend(changes)
+
+    def extend(self, changes: Sequence[ScheduledSet]) -> list[ScheduledSet]:
+        """Add the changes not known yet (``changes`` is the whole schedule, or its new tail); the new ones."""
+        new = [c for c in changes if c.height > self._starts[-1]]
+        for change in new:
+            self.changes.append(change)
+            self._starts.append(change.height)
+            self._names.append([v.name for v in change.validators])
+            self._keys.append(tuple(VerifyKey(v.key) for v in change.validators))
+            for v in change.validators:
+                self.nodes[v.name] = v
+                self.by_key[v.key] = v.name
+        return new
+
+    def _at(self, height: int) -> int:
+        at = 0
+        for i, start in enumerate(self._starts):
+            if start <= height:
+                at = i
+        return at
+
+    def names_at(self, height: int) -> list[str]:
+        return self._names[self._at(height)]
+
+    def keys_at(self, height: int) -> tuple[VerifyKey, ...]:
+        return self._keys[self._at(height)]
+
+    def names_from(self, height: int) -> frozenset[str]:
+        """Every node that validates ``height`` or a later scheduled height: who must hear consensus."""
+        at = self._at(height)
+        return frozenset(name for names in self._names[at:] for name in names)
+
+    def name_at(self, height: int, index: int) -> str:
+        names = self.names_at(height)
+        return names[index] if 0 <= index < len(names) else f"#{index}"

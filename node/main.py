@@ -17,10 +17,12 @@ from node.api.server import Api
 from node.app import Application
 from node.config import load_config, parse_address, read_key
 from node.genesis import load_genesis
+from node.governance import load_schedule
 from node.logs import setup_logging
 from node.p2p.setup import build_transport
 from node.runtime import Node, slow_stage
 from primitives.errors import UsageError
+from primitives.signing import VerifyKey
 from storage.chainstore import ChainStore
 
 log = logging.getLogger("medchain.node")
@@ -56,10 +58,11 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
     genesis = load_genesis(config.path(config.genesis))
     key = read_key(home / "node_key.json")
     me = next((m for m in genesis.nodes if m.key == key.verify_key), None)
-    if me is None:
-        raise StartupError(f"this node's key {key.verify_key.hex()[:16]}... is not in the genesis file")
+    if me is None and config.role != "validator":
+        raise StartupError(f"this node's key {key.verify_key.hex()[:16]}... is not in the genesis file (a node "
+                           "that joins later is a validator: 'medchain node join')")
     is_validator = genesis.validator_index(key.verify_key) is not None
-    if is_validator != (config.role == "validator"):
+    if me is not None and is_validator != (config.role == "validator"):
         raise StartupError(f"config says role {config.role!r} but genesis lists this key as "
                            f"{'a validator' if is_validator else 'an observer'}")
     setup_logging(config.name, log_level)
@@ -68,7 +71,8 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
     faulthandler.register(signal.SIGUSR2, all_threads=True)
     store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
     try:
-        transport = build_transport(config, genesis, key, home)
+        added = [(v.name, VerifyKey(v.key), v.cert, v.address) for c in load_schedule(store) for v in c.validators]
+        transport = build_transport(config, genesis, key, home, added)
         node = Node(config, genesis, key, store, transport, app_factory)
         runner = web.AppRunner(Api(node).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
         await runner.setup()

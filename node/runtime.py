@@ -6,7 +6,8 @@ the documented order: persist the WAL records (one fdatasync of the WAL file,
 run off the event loop), then send, then commit (execute the block, one
 synchronous batch with block, certificate, state, tx index and head), then
 feed ``Executed`` back.  Observers have no replica: ``_follow`` fetches
-certified blocks, checks every certificate against the genesis validators,
+certified blocks, checks every certificate against the validators in force at
+its height (genesis's, then the ledger's changes: ``node.governance``),
 re-executes and compares ``app_hash``.
 """
 
@@ -42,6 +43,7 @@ from consensus.events import (
     Verdict,
     WalRecord,
 )
+from consensus.membership import ACTIVATION_DELAY, ValidatorChange
 from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate, PrePrepare
 from consensus.replica import Replica
 from node.app import Application, BlockResult, Prechecked, Rejected
@@ -59,10 +61,24 @@ from node.documents import (
     NetworkMember,
     NodeStatus,
     ProofDocument,
+    ProposalEntry,
+    ScheduledChange,
     TxStatus,
+    ValidatorEntry,
+    ValidatorsDocument,
 )
 from node.errors import ApiError
 from node.genesis import Genesis, Member
+from node.governance import (
+    PROPOSAL_PREFIX,
+    SCHEDULE_KEY,
+    Governance,
+    Proposal,
+    Roster,
+    ScheduleRecord,
+    engine_changes,
+    load_schedule,
+)
 from node.memory import HeapTrimmer, find_malloc_trim
 from node.mempool import GossipBacklog, Mempool, MempoolFull, MempoolLimits, RegossipSchedule, proposal_delay
 from node.metrics import NodeMetrics
@@ -86,10 +102,10 @@ from node.proofs import build_proof
 from node.proposals import PRE_PREPARE_PREFIX, ProposalAssembler, compact, serve
 from node.transaction import tx_id
 from node.validation import CertifiedTxs, TxChecker, transactions_problem, validate_block
-from primitives.codec import encode, pack, unpack_strict
+from primitives.codec import decode, encode, pack, unpack_strict
 from primitives.errors import DecodeError
 from primitives.hashing import sha256
-from primitives.signing import SigningKey
+from primitives.signing import SigningKey, VerifyKey
 from storage.blockstore import TxLocation
 from storage.chainstore import ChainStore
 from storage.chainview import ChainView
@@ -103,6 +119,7 @@ SYNC_BATCH_BYTES = 4 * 1024 * 1024
 SYNC_INTERVAL_S = 1.0
 REPORT_TICKS = 8  # a NodeReport to every peer every 8 sync ticks (2 s)
 EVIDENCE_LISTED = 1000  # equivocation evidence items /evidence lists
+MAX_PROPOSALS_LISTED = 1000  # validator-set proposals /validators lists
 PEER_CATCHING_UP_S = 2.0  # a lagging validator whose announced head moved this recently is served only on request
 SYNC_AHEAD = 2  # fetched catch-up batches that may wait to be applied before the next is asked for
 REGOSSIP_MAX = 4096  # transactions offered again per tick at most
@@ -201,23 +218,32 @@ class Node:
         self.key = key
         self.store = store
         self.transport = transport
-        self.validator_names = [m.name for m in genesis.validators]
-        self._validator_set = frozenset(self.validator_names)
+        self.governance = Governance.of(genesis)
+        self.tip = store.head() or genesis_tip(genesis)
+        # Who validates: genesis, then the changes the ledger scheduled (read from state at the tip).
+        self.roster = Roster(self.governance, load_schedule(store))
+        # The names by position in the set deciding the next height (one list, updated in place: the
+        # Byzantine switch holds it), and every node of that set or of one scheduled later.
+        self.validator_names = list(self.roster.names_at(self.tip.height + 1))
+        self._validator_set = self.roster.names_from(self.tip.height + 1)
+        self._consensus_peers = sorted(self._validator_set)
+        self._verifiers: dict[tuple[VerifyKey, ...], Verifier] = {}
+        self._adopted: tuple[ValidatorChange, ...] = ()  # changes the block just executed scheduled
+        self._change_proofs: dict[int, list[ProofDocument]] = {}  # a change's height -> its proofs
         self._announced_height = -1
         self.index = genesis.validator_index(key.verify_key)
-        self.is_validator = self.index is not None and config.role == "validator"
-        self.verifier = Verifier(self.chain_id, [m.key for m in genesis.validators])
+        # A validator node runs a replica from the start, also one that genesis does not list: it follows
+        # the chain and votes from the height at which a validator-set change adds it.
+        self.is_validator = config.role == "validator"
         self.mempool = Mempool(MempoolLimits(config.mempool.max_txs, config.mempool.max_bytes))
         self.metrics = NodeMetrics()
         self.inbox: asyncio.Queue[Event | Callable[[], Awaitable[None]]] = asyncio.Queue()
-        self.tip = store.head() or genesis_tip(genesis)
         # The last block written to disk: what /status reports.  During catch-up ``tip`` runs one block
         # ahead of it (staged, executing the next while it is written), and a client told a height must
         # be able to read that block.
         self.written_tip = self.tip
         self.replica: Replica | None = None
         if self.is_validator:
-            assert self.index is not None
             rc = ReplicaConfig(
                 self.chain_id,
                 tuple(m.key for m in genesis.validators),
@@ -225,6 +251,7 @@ class Node:
                 key,
                 progress_timeout_ms=config.consensus.progress_timeout_ms,
                 checkpoint_interval=config.consensus.checkpoint_interval,
+                changes=engine_changes(self.roster.changes),
             )
             self.replica = Replica.restore(rc, self.tip, store.wal_records())
         self.byzantine = ByzantineSwitch(transport, self.validator_names, self.index or 0, key, self.chain_id)
@@ -395,11 +422,13 @@ class Node:
             self._apply_timer(timer)
         for item in out.sync:
             if isinstance(item, RequestSync):
-                peers = [self.validator_names[p] for p in item.peers] or None
+                peers = [self.validator_names[p] for p in item.peers if p < len(self.validator_names)] or None
                 self._request_blocks(item.from_height, peers)
             elif isinstance(item, ServeSync):
                 # The replica serves a validator whose votes are two heights old; one whose announced head
                 # is rising is fetching on its own, and a batch pushed to it would only be dropped there.
+                if item.peer >= len(self.validator_names):
+                    continue
                 peer = self.validator_names[item.peer]
                 if time.monotonic() - self._peer_rose.get(peer, (0, -PEER_CATCHING_UP_S))[1] >= PEER_CATCHING_UP_S:
                     await self._serve_blocks(peer, item.from_height)
@@ -415,14 +444,14 @@ class Node:
                 change.old_view,
                 change.new_view,
                 change.height,
-                self.validator_names[change.primary],
+                self.roster.name_at(change.height, change.primary),
                 change.reason,
                 extra={
                     "event": "view-change",
                     "old_view": change.old_view,
                     "new_view": change.new_view,
                     "height": change.height,
-                    "primary": self.validator_names[change.primary],
+                    "primary": self.roster.name_at(change.height, change.primary),
                     "reason": change.reason,
                 },
             )
@@ -436,8 +465,8 @@ class Node:
             return
         frame = self._proposal_frame(send.data) or NODE_CODEC.encode(ConsensusFrame(send.data))
         if send.to is None:
-            self.transport.broadcast(frame, only=self.validator_names)
-        else:
+            self.transport.broadcast(frame, only=self._consensus_peers)
+        elif send.to < len(self.validator_names):
             self.transport.send(self.validator_names[send.to], frame)
 
     def _proposal_frame(self, data: bytes) -> bytes | None:
@@ -471,7 +500,7 @@ class Node:
         result = await self._apply_block(block, cert, certified=commit.via_sync, overlap=commit.via_sync)
         if commit.via_sync:
             self.metrics.blocks_synced.inc()
-        return Executed(block.height, result.app_hash)
+        return Executed(block.height, result.app_hash, self._adopted)
 
     async def _apply_block(
         self, block: Block, cert: CommitCertificate, certified: bool = False, overlap: bool = False
@@ -483,18 +512,55 @@ class Node:
         (clients answered, events sent) when that write is done (``_settle_store``).
         """
         result = await self._execute(block, CertifiedTxs(self.checker) if certified else self.checker)
+        self._adopted = self._adopt_schedule(block.height, result)
         await self._settle_store()  # the block before, written while this one executed
         args = (block, cert, result.writes, result.app_hash, outcomes(result))
         tip = _tip_after(block, cert, result)
         if overlap:
             self.store.stage(block, result.writes)
             self._storing = (asyncio.ensure_future(self.offload(self._store_block, *args)), block, cert, result)
-            self.tip = tip
+            self._move_tip(tip)
             return result
         await self.offload(self._store_block, *args)
-        self.tip = tip
+        self._move_tip(tip)
         await self._finish_commit(block, cert, result)
         return result
+
+    def _move_tip(self, tip: ChainTip) -> None:
+        self.tip = tip
+        names = self.roster.names_at(tip.height + 1)
+        if names != self.validator_names:
+            log.info("validators from height %d: %s", tip.height + 1, ", ".join(names),
+                     extra={"event": "validator-set", "height": tip.height + 1, "validators": names})
+            self.validator_names[:] = names
+            self._validator_set = self.roster.names_from(tip.height + 1)
+            self._consensus_peers = sorted(self._validator_set)
+
+    def _adopt_schedule(self, height: int, result: BlockResult) -> tuple[ValidatorChange, ...]:
+        """The validator-set changes block ``height`` scheduled (``node.governance``), now known to the roster
+        and the transport; what the replica must be told."""
+        raw = result.writes.get(SCHEDULE_KEY)
+        if raw is None:
+            return ()
+        new = self.roster.extend(decode(ScheduleRecord, raw).changes)
+        for change in new:
+            names = [v.name for v in change.validators]
+            log.info("block %d scheduled a validator-set change: from height %d, %s", height, change.height,
+                     ", ".join(names), extra={"event": "validator-change", "height": change.height,
+                                               "validators": names})
+            for v in change.validators:
+                self.transport.add_member(v.name, VerifyKey(v.key), v.cert, v.address)
+        self._validator_set = self.roster.names_from(self.tip.height + 1)
+        self._consensus_peers = sorted(self._validator_set)
+        return engine_changes(new)
+
+    def _verifier_at(self, height: int) -> Verifier:
+        """Certificate checks against the validators in force at ``height``."""
+        keys = self.roster.keys_at(height)
+        verifier = self._verifiers.get(keys)
+        if verifier is None:
+            verifier = self._verifiers[keys] = Verifier(self.chain_id, keys)
+        return verifier
 
     async def _settle_store(self) -> None:
         """Wait for the write of the block ``_apply_block(overlap=True)`` left in flight, then finish its commit."""
@@ -593,7 +659,7 @@ class Node:
             "view": cert.view,
             "time_ms": block.header.timestamp_ms,
             "app_hash": result.app_hash.hex(),
-            "proposer": self.validator_names[block.header.proposer],
+            "proposer": self.roster.name_at(block.height, block.header.proposer),
             "latency_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
             "evidence": self.store.evidence_count,
         }
@@ -926,7 +992,7 @@ class Node:
 
     def _on_compact_proposal(self, peer: str, proposal: CompactProposal, frame: bytes) -> None:
         """Rebuild the PRE-PREPARE from the transactions held here, or ask ``peer`` for the ones missing."""
-        if self.replica is None or proposal.sender >= len(self.validator_names):
+        if self.replica is None or proposal.sender >= len(self.roster.names_at(proposal.height)):
             return
         if not self.byzantine.silent:
             self._relay_consensus(peer, b"", frame, author=proposal.sender)
@@ -1136,7 +1202,7 @@ class Node:
                     return
                 await self._feed(SyncedBlock(item.block, item.certificate))
                 continue
-            reason = self.verifier.check_commit_certificate(item.certificate, item.block)
+            reason = self._verifier_at(item.block.height).check_commit_certificate(item.certificate, item.block)
             if reason is None and item.block.header.prev_hash != self.tip.block_hash:
                 reason = "block does not extend our head"
             if reason is None and item.block.header.app_hash != self.tip.app_hash:
@@ -1200,7 +1266,7 @@ class Node:
         return {
             "chain_id": self.chain_id,
             "node_id": self.cfg.name,
-            "role": "validator" if self.is_validator else "observer",
+            "role": "validator" if r is not None and r.is_member else "observer",
             "node_key": self.key.verify_key.hex(),
             "height": self.written_tip.height,
             "head_hash": self.written_tip.block_hash.hex(),
@@ -1233,7 +1299,7 @@ class Node:
                 "chain_id": h.chain_id,
                 "height": h.height,
                 "prev_hash": h.prev_hash.hex(),
-                "proposer": self.validator_names[h.proposer],
+                "proposer": self.roster.name_at(h.height, h.proposer),
                 "view": h.view,
                 "timestamp_ms": h.timestamp_ms,
                 "tx_root": h.tx_root.hex(),
@@ -1246,7 +1312,8 @@ class Node:
                 "view": cert.view,
                 "block_hash": cert.block_hash.hex(),
                 "votes": [
-                    {"validator": self.validator_names[v.validator], "signature": v.signature.hex()} for v in cert.votes
+                    {"validator": self.roster.name_at(cert.height, v.validator), "signature": v.signature.hex()}
+                    for v in cert.votes
                 ],
             },
         }
@@ -1260,7 +1327,7 @@ class Node:
             if h is None:
                 break
             out.append({
-                "height": height, "hash": sha256(encode(h)).hex(), "proposer": self.validator_names[h.proposer],
+                "height": height, "hash": sha256(encode(h)).hex(), "proposer": self.roster.name_at(height, h.proposer),
                 "view": h.view, "timestamp_ms": h.timestamp_ms, "tx_count": h.tx_count,
             })
         return out
@@ -1278,13 +1345,51 @@ class Node:
         pending = self.mempool.get(tid)
         return (pending, False) if pending is not None else None
 
+    def validators_json(self) -> ValidatorsDocument:
+        nxt = self.written_tip.height + 1
+        org_of = {v.name: v.org for v in self.roster.nodes.values()}
+        validators: list[ValidatorEntry] = []
+        for name in self.roster.names_at(nxt):
+            v = self.roster.nodes[name]
+            validators.append({"name": name, "key": v.key.hex(), "org": org_of.get(name) or None,
+                               "address": v.address or None})
+        changes: list[ScheduledChange] = [
+            {"height": c.height, "validators": [v.name for v in c.validators], "txs": [t.hex() for t in c.txs],
+             "in_force": c.height <= nxt}
+            for c in self.roster.changes
+        ]
+        proposals: list[ProposalEntry] = []
+        for key, raw in self.store.state_items(PROPOSAL_PREFIX, limit=MAX_PROPOSALS_LISTED):
+            p = decode(Proposal, raw)
+            counted, needed = self.governance.pending(p, self.roster.changes, nxt)
+            b = p.body
+            status: Literal["pending", "scheduled", "expired"] = (
+                "scheduled" if p.decided else "expired" if b.height < nxt + ACTIVATION_DELAY else "pending"
+            )
+            proposals.append({
+                "proposal": key[len(PROPOSAL_PREFIX):].hex(), "action": b.action, "name": b.name,
+                "key": b.key.hex(), "org": b.org, "address": b.address, "height": b.height,
+                "proposer_org": p.proposer_org, "approvals": list(p.approvals), "counted": counted, "needed": needed,
+                "status": status, "decided": p.decided or None,
+            })
+        return {"height": nxt, "quorum": str(self.governance.quorum), "validators": validators, "changes": changes,
+                "proposals": proposals}
+
     def network_json(self) -> NetworkDocument:
         status = self.status()
         stats = self.transport.peer_stats()
         org_of = {node: org.id for org in self.genesis.organisations for node in org.nodes}
+        org_of.update({v.name: v.org for v in self.roster.nodes.values() if v.org})
         members: list[NetworkMember] = []
-        groups: tuple[tuple[Literal["validator", "observer"], tuple[Member, ...]], ...] = (
-            ("validator", self.genesis.validators), ("observer", self.genesis.observers),
+        # Validators of the next height, then every other node: genesis's, and the ones the ledger added.
+        current = self.roster.names_at(self.written_tip.height + 1)
+        added = [Member(v.name, VerifyKey(v.key)) for v in self.roster.nodes.values()
+                 if self.genesis.node(v.name) is None]
+        everyone = {m.name: m for m in (*self.genesis.nodes, *added)}
+        everyone.update({v.name: Member(v.name, VerifyKey(v.key)) for v in self.roster.nodes.values()})
+        groups: tuple[tuple[Literal["validator", "observer"], list[Member]], ...] = (
+            ("validator", [everyone[n] for n in current]),
+            ("observer", [m for name, m in everyone.items() if name not in current]),
         )
         for role, group in groups:
             for m in group:
@@ -1327,16 +1432,35 @@ class Node:
         found = self.store.certified_block(where[0])
         if found is None:
             return None
-        return build_proof(found[0], found[1], where[1])
+        return build_proof(found[0], found[1], where[1], changes=self.change_proofs(where[0]))
+
+    def change_proofs(self, height: int) -> list[list[ProofDocument]]:
+        """For a proof of a block at ``height``: each validator-set change in force there, as proofs of the
+        governance transactions that made it (``node.proofs``); empty while genesis's validators decide."""
+        steps: list[list[ProofDocument]] = []
+        for change in self.roster.changes:
+            if change.height > height:
+                break
+            step = self._change_proofs.get(change.height)
+            if step is None:
+                step = []
+                for tid in change.txs:
+                    where = self.store.tx_location(tid)
+                    found = self.store.certified_block(where[0]) if where is not None else None
+                    if where is None or found is None:
+                        raise ApiError(503, "proof-unavailable",
+                                       f"governance transaction {tid.hex()} is not stored here")
+                    step.append(build_proof(found[0], found[1], where[1]))
+                self._change_proofs[change.height] = step
+            steps.append(step)
+        return steps
 
     def evidence_json(self) -> list[EvidenceDocument]:
         out: list[EvidenceDocument] = []
         for item in self.store.evidence(limit=EVIDENCE_LISTED):
             out.append(
                 {
-                    "validator": self.validator_names[item.validator]
-                    if item.validator < len(self.validator_names)
-                    else item.validator,
+                    "validator": self.roster.name_at(item.first.height, item.validator),
                     "kind": item.kind,
                     "height": item.first.height,
                     "first": CONSENSUS_CODEC.encode(item.first).hex(),

@@ -148,7 +148,10 @@ def schemas() -> dict[str, Schema]:
             "format": {"const": "medchain-inclusion-proof/v1"}, "chain_id": STR, "height": INT,
             "block_hash": hex_string(32), "tx_id": hex_string(32), "tx_index": INT, "tx": hex_string(),
             "merkle_proof": hex_string(), "header": hex_string(), "certificate": hex_string(),
-        }), "additionalProperties": False,
+        }, {"validator_changes": {**array(array(ref("Proof"))), "description": (
+            "after a validator-set change: for each change in force at the block's height, proofs of the "
+            "proposal and approvals that made it, which a verifier replays from genesis")}}),
+            "additionalProperties": False,
             "description": "tx, merkle_proof, header and certificate are the canonical encodings that verify; "
                            "every other member must equal what they give, and a verifier refuses any other member"},
         "BatchItem": obj(
@@ -186,6 +189,19 @@ def schemas() -> dict[str, Schema]:
         ),
         "BlockSummary": obj({"height": INT, "hash": hex_string(32), "proposer": STR, "view": INT,
                              "timestamp_ms": INT, "tx_count": INT}),
+        "Validators": obj({
+            "height": INT, "quorum": {**STR, "description": "share of validator organisations that decides"},
+            "validators": array(obj({"name": STR, "key": hex_string(32), "org": nullable(STR),
+                                     "address": nullable(STR)})),
+            "changes": array(obj({"height": INT, "validators": array(STR), "txs": array(hex_string(32)),
+                                  "in_force": BOOL})),
+            "proposals": array(obj({
+                "proposal": hex_string(32), "action": {"enum": ["add", "remove", "replace"]}, "name": STR,
+                "key": hex_string(32), "org": STR, "address": STR, "height": INT, "proposer_org": STR,
+                "approvals": array(STR), "counted": INT, "needed": INT,
+                "status": {"enum": ["pending", "scheduled", "expired"]}, "decided": nullable(INT),
+            })),
+        }),
         "Network": obj({
             "node": ref("Status"),
             "members": array(obj({
@@ -319,6 +335,10 @@ def core_paths() -> dict[str, Schema]:
             "getGenesis", "chain", "The genesis file this node runs (validators, observers, organisations); "
                                    "its canonical SHA-256 is in the X-Medchain-Genesis-Hash header.",
             {"200": json_answer("the genesis document", {"type": "object"})})},
+        "/validators": {"get": op(
+            "getValidators", "chain", "The validators deciding the next height, the validator-set changes the ledger "
+                                      "scheduled, and the proposals for more (node.governance).",
+            {"200": json_answer("the set, its changes and the proposals", ref("Validators"))})},
         "/network": {"get": op(
             "getNetwork", "node", "This node's status and every validator and observer as this node sees them.",
             {"200": json_answer("the node and the members of the network", ref("Network"))})},

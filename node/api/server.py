@@ -111,6 +111,7 @@ class Api:
                 web.get("/events", self.events),
                 web.get("/evidence", self.evidence),
                 web.get("/network", self.network),
+                web.get("/validators", self.validators),
                 web.get("/genesis", self.genesis),
                 web.get("/metrics", self.metrics),
                 web.get("/openapi.json", openapi_json),
@@ -152,6 +153,9 @@ class Api:
 
     async def network(self, request: web.Request) -> web.Response:
         return web.json_response(self.node.network_json())
+
+    async def validators(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.validators_json())
 
     async def block(self, request: web.Request) -> web.Response:
         height = _int_param(request, "height")

@@ -16,6 +16,7 @@ from node.cli.drugs import DRUG_COMMANDS
 from node.cli.ehr import EHR_COMMANDS
 from node.cli.identity import IDENTITY_COMMANDS
 from node.cli.ops import COMMANDS
+from node.cli.validators import VALIDATOR_COMMANDS
 
 HEALTHCARE_COMMANDS = [*IDENTITY_COMMANDS, *EHR_COMMANDS, *DRUG_COMMANDS]
 # command name -> "module:attribute" of a command loaded when it is first asked for
@@ -82,5 +83,5 @@ def main() -> None:
     """
 
 
-for command in [*COMMANDS, *HEALTHCARE_COMMANDS]:
+for command in [*COMMANDS, *VALIDATOR_COMMANDS, *HEALTHCARE_COMMANDS]:
     main.add_command(command)

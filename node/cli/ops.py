@@ -178,7 +178,7 @@ def testnet(
 
 @click.group("node")
 def node_group() -> None:
-    """Operate one node: init, show-id, reset, start, rotate-kek."""
+    """Operate one node: init, join, show-id, reset, start, rotate-kek."""
 
 
 @node_group.command("init")
@@ -204,6 +204,73 @@ def node_init(home: Path, name: str | None, as_json: bool) -> None:
         write_kek_file(home / DEFAULT_KEK_FILE, new_kek())
     cert = write_node_tls(home / "tls", key)
     print_json({"name": name or home.name, "key": key.verify_key.hex(), "cert": cert})
+
+
+@node_group.command("join")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The new node's folder (it must not hold a node key yet).")
+@click.option("--genesis", "genesis_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The network's genesis file (copied into HOME).")
+@click.option("--name", default=None, help="Node name (default: the folder's name).")
+@click.option("--org", required=True, help="The organisation that runs it (an id in genesis).")
+@click.option("--p2p", "p2p_listen", required=True, metavar="HOST:PORT",
+              help="Where it listens for peers; also the address other nodes dial (see --advertise).")
+@click.option("--advertise", default=None, metavar="HOST:PORT",
+              help="The P2P address other nodes dial when it differs from --p2p (e.g. behind NAT or 0.0.0.0).")
+@click.option("--api", "api_listen", required=True, metavar="HOST:PORT", help="Where its HTTP API listens.")
+@click.option("--peer", "peers", multiple=True, metavar="NAME=HOST:PORT",
+              help="A node of the network to dial (repeat): genesis nodes, or ones the ledger added before.")
+@click.option("--operator-key", default="", help="Hex public key allowed on /admin (default: none).")
+@json_option("Print the node's description as JSON (the default output is this JSON too).")
+def node_join(home: Path, genesis_file: Path, name: str | None, org: str, p2p_listen: str, advertise: str | None,
+              api_listen: str, peers: tuple[str, ...], operator_key: str, as_json: bool) -> None:
+    """Prepare a node that joins a running network as a validator, through governance.
+
+    Writes HOME: a node key, TLS certificate and vault KEK, the genesis file, and a
+    config.toml (role validator) that dials the --peer nodes; and HOME/join.json, the
+    node's description.  Start the node ('medchain node start --home HOME'): it follows
+    the chain.  Its organisation's admin proposes it ('medchain validators propose-add
+    --joiner HOME/join.json'), admins of other validator organisations approve, and it
+    votes from the height the change names.
+    """
+    from node.config import ConfigError, NodeConfig, Peer, join_address, parse_address
+    from node.healthcare.kek import new_kek, write_kek_file
+    from node.p2p.certs import write_node_tls
+
+    name = name or home.name
+    if (home / "node_key.json").exists():
+        raise Fail(f"{home} already has a node key; refusing to overwrite it")
+    genesis = load_genesis(genesis_file)
+    if genesis.organisation(org) is None:
+        known = ", ".join(o.id for o in genesis.organisations) or "none"
+        raise Fail(f"--org {org!r} is not an organisation in the genesis file (it lists: {known})")
+    if genesis.node(name) is not None:
+        raise Fail(f"--name {name!r} is already a node in genesis: choose another name")
+    try:
+        listen = join_address(*parse_address(p2p_listen, "--p2p"))
+        address = join_address(*parse_address(advertise or p2p_listen, "--advertise"))
+        api = join_address(*parse_address(api_listen, "--api"))
+        links = []
+        for item in peers:
+            peer, sep, where = item.partition("=")
+            if not sep or not peer:
+                raise Fail(f"--peer {item!r}: write NAME=HOST:PORT")
+            links.append(Peer(peer, join_address(*parse_address(where, f"--peer {peer}"))))
+    except ConfigError as exc:
+        raise Fail(str(exc)) from None
+    home.mkdir(parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    write_key(home / "node_key.json", key)
+    if not (home / DEFAULT_KEK_FILE).exists():
+        write_kek_file(home / DEFAULT_KEK_FILE, new_kek())
+    cert = write_node_tls(home / "tls", key)
+    shutil.copyfile(genesis_file, home / "genesis.json")
+    config = NodeConfig(name=name, role="validator", genesis="genesis.json", p2p_listen=listen, api_listen=api,
+                        peers=tuple(links), operator_key=operator_key)
+    (home / "config.toml").write_text(config.to_toml())
+    doc = {"name": name, "key": key.verify_key.hex(), "cert": cert, "org": org, "address": address}
+    (home / "join.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print_json(doc)
 
 
 @node_group.command("show-id")
@@ -430,6 +497,23 @@ for _action, _help in (
     ("restart", "Start a killed NODE again from its data on disk; done once it answers as itself."),
 ):
     cluster_group.add_command(_signal_command(_action, _help))
+
+
+@cluster_group.command("add")
+@click.argument("node")
+@DIR_OPTION
+@json_option("Print the node and its pid as JSON.")
+def cluster_add(node: str, root: Path, as_json: bool) -> None:
+    """Start DIR/NODE, a node folder 'medchain node join' wrote, as part of the cluster; done once it answers.
+
+    The node follows the chain; it validates once the consortium adds it ('medchain validators').
+    """
+    try:
+        proc = clusters.add_node(root, node)
+        clusters.wait_started(root, [proc], RESTART_TIMEOUT_S)
+    except clusters.ClusterError as exc:
+        raise Fail(str(exc)) from None
+    _echo_node(proc, "add", as_json)
 
 
 TIMEOUT_OPTION = click.option(

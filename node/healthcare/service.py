@@ -290,7 +290,7 @@ class HealthcareService:
             self._levels[block.height] = levels
             if len(self._levels) > PROOF_BLOCKS_CACHED:
                 self._levels.popitem(last=False)
-        return build_proof(block, cert, where[1], levels)
+        return build_proof(block, cert, where[1], levels, changes=self.node.change_proofs(block.height))
 
     def record_json(self, rid: bytes, proofs: bool) -> RecordDocument | ProvenRecordDocument | None:
         """A record's history; with ``proofs``, each version, access and the erasure with its inclusion proof."""

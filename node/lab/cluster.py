@@ -201,6 +201,24 @@ def signal_node(root: Path, name: str, action: str) -> NodeProcess:
     return node
 
 
+def add_node(root: Path, name: str) -> NodeProcess:
+    """Start the node folder ``root/name`` (one 'medchain node join' wrote) and add it to the running cluster."""
+    home = root / name
+    if not (home / "config.toml").exists():
+        raise ClusterError(f"{home} is not a node folder (no config.toml): write one with "
+                           f"'medchain node join --home {home}'")
+    config = load_config(home)
+    with locked(root):
+        nodes = load_cluster(root)
+        if any(n.name == config.name or Path(n.home) == home for n in nodes):
+            raise ClusterError(f"{config.name} is already in the cluster: 'medchain cluster restart {config.name}'")
+        pid, offset = spawn(home)
+        node = NodeProcess(config.name, config.role, str(home), f"http://{config.api_listen}", config.p2p_listen,
+                           pid, offset)
+        save_cluster(root, [*nodes, node])
+    return node
+
+
 def restart_node(root: Path, name: str, timeout: float = 30) -> NodeProcess:
     """Start a stopped or killed node again from its data on disk; return once it answers as itself.
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from node.config import ConfigError, NodeConfig, parse_address
 from node.genesis import Genesis
 from node.p2p.certs import client_context, server_context
 from node.p2p.transport import Transport
-from primitives.signing import SigningKey
+from primitives.signing import SigningKey, VerifyKey
 
 
-def build_transport(config: NodeConfig, genesis: Genesis, key: SigningKey, home: Path) -> Transport:
+def build_transport(
+    config: NodeConfig, genesis: Genesis, key: SigningKey, home: Path,
+    added: Sequence[tuple[str, VerifyKey, str, str]] = (),
+) -> Transport:
+    """``added``: (name, key, certificate PEM, address) of each node the ledger added (``node.governance``):
+    members like genesis's."""
     tls_dir = home / "tls"
     for name in ("cert.pem", "key.pem"):
         if not (tls_dir / name).exists():
@@ -21,9 +27,16 @@ def build_transport(config: NodeConfig, genesis: Genesis, key: SigningKey, home:
         raise ConfigError("the genesis file lists no node certificates")
     members = {m.name: m.key for m in genesis.nodes}
     peers = {p.name: parse_address(p.address, f"peer {p.name}") for p in config.peers}
+    for name, node_key, cert, address in added:
+        members[name] = node_key
+        if cert:
+            trusted.append(cert)
+        if address and name not in peers and name != config.name:
+            peers[name] = parse_address(address, f"node {name}")
     unknown = set(peers) - set(members)
     if unknown:
-        raise ConfigError(f"config names peers that are not in genesis: {', '.join(sorted(unknown))}")
+        raise ConfigError(f"config names peers that are neither in genesis nor added by the ledger: "
+                          f"{', '.join(sorted(unknown))}")
     return Transport(
         name=config.name,
         key=key,

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from node.config import join_address
+from node.config import ConfigError, join_address, parse_address
 from node.p2p.certs import certificate_key
 from node.p2p.listener import TlsListener
 from primitives.codec import Bytes, Kind, MessageCodec, Text, UInt
@@ -225,6 +225,32 @@ class Transport:
             await self.listener.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def add_member(self, name: str, key: VerifyKey, cert_pem: str, address: str = "") -> None:
+        """A node the ledger added (``node.governance``): trust its certificate, accept it, and dial it when
+        this side dials (the lower key) at ``address`` unless the config already gave one.  A member whose key
+        changed is disconnected, to authenticate again with the new key."""
+        if name == self.name:
+            return
+        old = self.members.get(name)
+        if old == key:
+            return
+        if cert_pem:
+            self.server_ssl.load_verify_locations(cadata=cert_pem)
+            self.client_ssl.load_verify_locations(cadata=cert_pem)
+        self.members[name] = key
+        if address and name not in self.peers:
+            try:
+                self.peers[name] = parse_address(address, f"node {name}")
+            except ConfigError as exc:
+                log.warning("node %s: %s", name, exc)
+        link = self.links.get(name)
+        if link is not None:
+            self._tasks.append(asyncio.create_task(self._close(link, "its key changed"), name=f"rekey-{name}"))
+        log.info("member added: %s", name, extra={"event": "member-added", "peer": name})
+        dialling = any(t.get_name() == f"dial-{name}" and not t.done() for t in self._tasks)
+        if self._running and name in self.peers and self._should_dial(name) and not dialling:
+            self._tasks.append(asyncio.create_task(self._dial_loop(name), name=f"dial-{name}"))
 
     def _should_dial(self, peer: str) -> bool:
         theirs = self.members.get(peer)

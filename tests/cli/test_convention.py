@@ -19,7 +19,9 @@ from click.testing import CliRunner, Result
 from node.cli.common import MedchainGroup
 from node.cli.main import main as cli
 from node.cli.main import walk
+from node.p2p.certs import make_certificate
 from primitives.errors import UsageError
+from primitives.signing import SigningKey
 from tests.harness import free_base_port
 
 GTIN = "09506000134352"
@@ -69,12 +71,18 @@ CLIENT_ARGS: dict[str, list[str]] = {
     "org revoke": [HEX32, "--key", "{key}"],
     "patient register": ["--key", "{key}"],
     "status": [],
+    "validators approve": [HEX32, "--key", "{key}"],
+    "validators list": [],
+    "validators pending": [],
+    "validators propose-add": ["--joiner", "{joiner}", "--key", "{key}"],
+    "validators propose-remove": ["node9", "--key", "{key}"],
+    "validators propose-replace": ["node9", "--joiner", "{joiner}", "--key", "{key}"],
 }
 # Commands that work on local files or processes, not through a node's API.
 OFFLINE = {
-    "cluster down", "cluster kill", "cluster pause", "cluster restart", "cluster resume", "cluster status",
-    "cluster up", "cluster wipe", "cluster snapshot", "cluster restore", "cluster check-store",
-    "key new", "key show", "node init", "node reset", "node rotate-kek", "node show-id", "node start",
+    "cluster add", "cluster down", "cluster kill", "cluster pause", "cluster restart", "cluster resume",
+    "cluster status", "cluster up", "cluster wipe", "cluster snapshot", "cluster restore", "cluster check-store",
+    "key new", "key show", "node init", "node join", "node reset", "node rotate-kek", "node show-id", "node start",
     "proof history",
     "proof verify", "sim", "testnet",
     # the lab tools start or find their own cluster (by folder, not by --node); 'bench' itself runs 'bench cluster'
@@ -96,7 +104,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     doc.write_text("a document\n")
     obs = where / "obs.json"
     obs.write_text(json.dumps({"resourceType": "Observation", "status": "final", "code": {"text": "BP"}}))
-    return {"key": str(key), "file": str(doc), "obs": str(obs)}
+    node_key = SigningKey.from_seed_text("convention-joiner")
+    joiner = where / "join.json"
+    joiner.write_text(json.dumps({"name": "node9", "key": node_key.verify_key.hex(), "org": "hosp-a",
+                                  "cert": make_certificate(node_key)[0], "address": "127.0.0.1:9"}))
+    return {"key": str(key), "file": str(doc), "obs": str(obs), "joiner": str(joiner)}
 
 
 @pytest.fixture(scope="module")

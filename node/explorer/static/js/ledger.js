@@ -60,6 +60,12 @@ function fail(reason) {
 export async function checkProof(doc, genesis) {
   needCrypto();
   if (!doc || doc.format !== PROOF_FORMAT) fail(`not a ${PROOF_FORMAT} document`);
+  if (Array.isArray(doc.validator_changes) && doc.validator_changes.length) {
+    // Following validator-set changes means replaying the ledger's governance rules (node/governance.py),
+    // which this page does not do: say so rather than fail on a certificate of a later set.
+    fail(`this proof follows ${doc.validator_changes.length} validator-set change(s), which the browser does not ` +
+         "replay: check it with 'medchain proof verify'");
+  }
   let raw;
   try {
     raw = Object.fromEntries(["tx", "merkle_proof", "header", "certificate"].map((k) => [k, hexToBytes(doc[k])]));
