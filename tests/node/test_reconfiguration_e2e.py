@@ -5,7 +5,9 @@ steady stream of anchors.  A fifth node is prepared with 'medchain node join'
 and started; St Mary's admin proposes it, two other admins approve, and it votes
 from the stated height.  Then City General is removed the same way.  Through
 both switches: no fork, no acknowledged transaction lost, and a proof of a
-block after both verifies offline from genesis alone.
+block after both verifies offline from genesis alone; afterwards the new
+validator restarts from its store, and the removed node, wiped, rebuilds the
+chain from scratch across both changes.
 """
 
 from __future__ import annotations
@@ -128,6 +130,17 @@ async def test_a_live_cluster_adds_a_validator_then_removes_one_under_load(tmp_p
         finally:
             stop.set()
             await asyncio.gather(*workers)
+
+        # -- after both changes, the new validator crashes and restarts from its store, and the removed node's
+        # chain is wiped: it rebuilds it from its peers, each certificate checked against the set of its height
+        await cli("cluster", "kill", JOINER, "--dir", str(root), "--json")
+        await cli("cluster", "restart", JOINER, "--dir", str(root), "--json")
+        await cli("cluster", "wipe", REMOVED, "--dir", str(root), "--json")
+        code, body = await c.post_tx("st-mary", c.anchor_tx("after the restarts"), wait=True, timeout=30)
+        assert code == 200 and body["status"] == "committed", body
+        acked[body["tx_id"]] = body["height"]
+        await c.wait_all(lambda s: s is not None and s["height"] >= body["height"], 60,
+                         "the restarted and the wiped node to catch up", everyone)
 
         # -- nothing acknowledged is lost, and every node holds the same chain
         top = min(s["height"] for s in await c.wait_all(lambda s: s is not None, 10, "statuses", everyone))
