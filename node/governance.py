@@ -22,8 +22,12 @@ Rules (each refusal names its reason):
   organisation counts as its first approval when it runs a validator;
 * ``add``: the node's key and name are new, its organisation is in genesis, its
   certificate's key is the node key and its address is host:port; ``remove``:
-  the node is a validator and one would remain; ``replace``: the node is a
-  validator and the new key is unused (its name and organisation stay);
+  the node is a validator and one would remain (it may run on as an observer);
+  ``promote``: a known node that does not validate now -- an observer in
+  genesis, or a validator removed before -- validates again, with the key,
+  certificate and organisation it had (an address may be given anew);
+  ``replace``: the node is a validator and the new key is unused (its name and
+  organisation stay);
 * the stated height is at least ``ACTIVATION_DELAY`` above the block that
   carries the deciding approval, and above every change already scheduled;
   a proposal whose height passes before its quorum can never take effect.
@@ -47,7 +51,7 @@ from primitives.signing import VerifyKey
 
 SCHEDULE_KEY = b"gv/s"
 PROPOSAL_PREFIX = b"gv/p/"
-ACTIONS = ("add", "remove", "replace")
+ACTIONS = ("add", "remove", "replace", "promote")
 MAX_VALIDATORS = 1_000
 
 
@@ -66,7 +70,7 @@ class ProposeValidators:
     action: str
     name: str
     key: bytes
-    """add: the new node's key; remove: the validator's key; replace: the node's new key."""
+    """add: the new node's key; remove, promote: the node's key; replace: the node's new key."""
     org: str
     cert: str
     address: str
@@ -266,7 +270,20 @@ class Governance:
         keys = {v.key for c in changes for v in c.validators} | {m.key.raw for m in self.genesis.nodes}
         names = {v.name for c in changes for v in c.validators} | self.genesis_names
         member = next((v for v in latest if v.name == body.name), None)
-        if body.action == "add":
+        if body.action == "promote":
+            known = self._known_node(body.name, changes)
+            if known is None:
+                raise Rejected("unknown-node", f"no node named {body.name!r}: 'add' brings in a new one")
+            if member is not None:
+                raise Rejected("already-a-validator", f"{body.name!r} is a validator already")
+            if known.key != body.key:
+                raise Rejected("wrong-key", f"{body.name!r} has another key")
+            if body.address:
+                try:
+                    parse_address(body.address, "address")
+                except ConfigError as exc:
+                    raise Rejected("bad-address", str(exc)) from None
+        elif body.action == "add":
             if body.key in keys or body.name in names:
                 raise Rejected("node-exists", f"a node named {body.name!r} or with that key is already known")
             if self.genesis.organisation(body.org) is None:
@@ -285,6 +302,34 @@ class Governance:
             if body.key in keys:
                 raise Rejected("key-in-use", "the new key is already a node's")
             self._check_endpoint(body)
+
+    def _known_node(self, name: str, changes: Sequence[ScheduledSet]) -> Validator | None:
+        """The node ``name`` as last scheduled, or as genesis lists it (observers too), or None."""
+        for change in reversed(changes):
+            for v in change.validators:
+                if v.name == name:
+                    return v
+        member = self.genesis.node(name)
+        if member is None:
+            return None
+        org = self.genesis.org_of_node(name)
+        return Validator(name, member.key.raw, org.id if org is not None else "", member.cert_pem, "")
+
+    def _apply(
+        self, body: ProposeValidators, latest: tuple[Validator, ...], changes: Sequence[ScheduledSet]
+    ) -> tuple[Validator, ...]:
+        if body.action == "add":
+            return (*latest, Validator(body.name, body.key, body.org, body.cert, body.address))
+        if body.action == "promote":
+            known = self._known_node(body.name, changes)
+            assert known is not None  # checked when proposed, and nodes are never forgotten
+            return (*latest, replace(known, address=body.address or known.address))
+        if body.action == "remove":
+            return tuple(v for v in latest if v.name != body.name)
+        return tuple(
+            replace(v, key=body.key, cert=body.cert, address=body.address) if v.name == body.name else v
+            for v in latest
+        )
 
     def _check_endpoint(self, body: ProposeValidators) -> None:
         try:
@@ -317,20 +362,12 @@ class Governance:
             return None
         self._check_height(proposal.body.height, height, changes)
         _, latest = self.latest(changes)
-        scheduled = ScheduledSet(proposal.body.height, _apply(proposal.body, latest), proposal.txs)
+        scheduled = ScheduledSet(proposal.body.height, self._apply(proposal.body, latest, changes), proposal.txs)
         state.put(proposal_key(proposal_id), encode(replace(proposal, decided=height)))
         state.put(SCHEDULE_KEY, encode(ScheduleRecord((*changes, scheduled))))
         return scheduled
 
 
-def _apply(body: ProposeValidators, latest: tuple[Validator, ...]) -> tuple[Validator, ...]:
-    if body.action == "add":
-        return (*latest, Validator(body.name, body.key, body.org, body.cert, body.address))
-    if body.action == "remove":
-        return tuple(v for v in latest if v.name != body.name)
-    return tuple(
-        replace(v, key=body.key, cert=body.cert, address=body.address) if v.name == body.name else v for v in latest
-    )
 
 
 def decode_governance(body: bytes) -> ProposeValidators | ApproveValidators | None:

@@ -243,17 +243,8 @@ class Node:
         # be able to read that block.
         self.written_tip = self.tip
         self.replica: Replica | None = None
-        if self.is_validator:
-            rc = ReplicaConfig(
-                self.chain_id,
-                tuple(m.key for m in genesis.validators),
-                self.index,
-                key,
-                progress_timeout_ms=config.consensus.progress_timeout_ms,
-                checkpoint_interval=config.consensus.checkpoint_interval,
-                changes=engine_changes(self.roster.changes),
-            )
-            self.replica = Replica.restore(rc, self.tip, store.wal_records())
+        if self.is_validator or self._scheduled_to_validate():
+            self.replica = Replica.restore(self._replica_config(), self.tip, store.wal_records())
         self.byzantine = ByzantineSwitch(transport, self.validator_names, self.index or 0, key, self.chain_id)
         self.metrics.watch(lambda: dict(self.replica.stats) if self.replica else {}, self._peer_stats)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -520,9 +511,11 @@ class Node:
             self.store.stage(block, result.writes)
             self._storing = (asyncio.ensure_future(self.offload(self._store_block, *args)), block, cert, result)
             self._move_tip(tip)
+            self._start_replica_if_promoted()
             return result
         await self.offload(self._store_block, *args)
         self._move_tip(tip)
+        self._start_replica_if_promoted()
         await self._finish_commit(block, cert, result)
         return result
 
@@ -553,6 +546,32 @@ class Node:
         self._validator_set = self.roster.names_from(self.tip.height + 1)
         self._consensus_peers = sorted(self._validator_set)
         return engine_changes(new)
+
+    def _replica_config(self) -> ReplicaConfig:
+        return ReplicaConfig(
+            self.chain_id,
+            tuple(m.key for m in self.genesis.validators),
+            self.index,
+            self.key,
+            progress_timeout_ms=self.cfg.consensus.progress_timeout_ms,
+            checkpoint_interval=self.cfg.consensus.checkpoint_interval,
+            changes=engine_changes(self.roster.changes),
+        )
+
+    def _scheduled_to_validate(self) -> bool:
+        """Whether a change the ledger scheduled names this node's key (an observer it promoted, say)."""
+        mine = self.key.verify_key.raw
+        return any(v.key == mine for c in self.roster.changes for v in c.validators)
+
+    def _start_replica_if_promoted(self) -> None:
+        """An observer the ledger made a validator runs a replica from now on: it follows, and votes from the
+        height the change names."""
+        if self.replica is not None or not self._adopted or not self._scheduled_to_validate():
+            return
+        replica = self.replica = Replica(self._replica_config(), self.tip)
+        log.info("a validator-set change names this node: it runs a replica from height %d", self.tip.height + 1,
+                 extra={"event": "replica-started", "height": self.tip.height + 1})
+        self.inbox.put_nowait(lambda: self._carry_out_and_follow(replica.start(self._now_ms())))
 
     def _verifier_at(self, height: int) -> Verifier:
         """Certificate checks against the validators in force at ``height``."""

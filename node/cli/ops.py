@@ -220,10 +220,12 @@ def node_init(home: Path, name: str | None, as_json: bool) -> None:
 @click.option("--api", "api_listen", required=True, metavar="HOST:PORT", help="Where its HTTP API listens.")
 @click.option("--peer", "peers", multiple=True, metavar="NAME=HOST:PORT",
               help="A node of the network to dial (repeat): genesis nodes, or ones the ledger added before.")
+@click.option("--peers", "peer_list", default="", metavar="NAME=HOST:PORT,...",
+              help="The same as several --peer, separated by commas.")
 @click.option("--operator-key", default="", help="Hex public key allowed on /admin (default: none).")
 @json_option("Print the node's description as JSON (the default output is this JSON too).")
 def node_join(home: Path, genesis_file: Path, name: str | None, org: str, p2p_listen: str, advertise: str | None,
-              api_listen: str, peers: tuple[str, ...], operator_key: str, as_json: bool) -> None:
+              api_listen: str, peers: tuple[str, ...], peer_list: str, operator_key: str, as_json: bool) -> None:
     """Prepare a node that joins a running network as a validator, through governance.
 
     Writes HOME: a node key, TLS certificate and vault KEK, the genesis file, and a
@@ -251,7 +253,7 @@ def node_join(home: Path, genesis_file: Path, name: str | None, org: str, p2p_li
         address = join_address(*parse_address(advertise or p2p_listen, "--advertise"))
         api = join_address(*parse_address(api_listen, "--api"))
         links = []
-        for item in peers:
+        for item in (*peers, *(p.strip() for p in peer_list.split(",") if p.strip())):
             peer, sep, where = item.partition("=")
             if not sep or not peer:
                 raise Fail(f"--peer {item!r}: write NAME=HOST:PORT")

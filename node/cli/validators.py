@@ -27,7 +27,7 @@ DEFAULT_AFTER = 10
 @click.group("validators")
 def validators_group() -> None:
     """Who validates, and changing it on the ledger: list, pending, propose-add, propose-remove,
-    propose-replace, approve.
+    propose-promote, propose-replace, approve.
 
     A change takes effect at a stated height once admins of a quorum of the organisations running
     validators (genesis's governance.quorum, 2/3 by default) have signed it: the proposer's
@@ -164,6 +164,26 @@ def propose_remove(url: str | None, as_json: bool, key_file: Path | None, name: 
         raise Fail(f"{name!r} is not a validator now ('medchain validators list')")
     body = ProposeValidators("remove", name, bytes.fromhex(found["key"]), "", "", "", _height(ledger, height, after))
     submit(ledger, body, as_json, _done(f"proposed removing {name} from height {body.height}"))
+
+
+@validators_group.command("propose-promote")
+@api_options(signer="your organisation's admin")
+@click.argument("name")
+@click.option("--address", default="", help="Its P2P address, HOST:PORT, if the other nodes do not know it yet.")
+@_when
+def propose_promote(url: str | None, as_json: bool, key_file: Path | None, name: str, address: str,
+                    height: int | None, after: int) -> None:
+    """Propose that NAME, an observer or a validator removed before, validates from a future height."""
+    ledger = connect(url, key_file, signs=True)
+    network: dict[str, Any] = ledger.call("GET", "/network")
+    found = next((m for m in network["members"] if m["name"] == name), None)
+    if found is None:
+        raise Fail(f"no node named {name!r} in the network ('medchain validators propose-add' adds a new one)")
+    if found["role"] == "validator":
+        raise Fail(f"{name!r} is a validator already")
+    body = ProposeValidators("promote", name, bytes.fromhex(found["key"]), "", "", address,
+                             _height(ledger, height, after))
+    submit(ledger, body, as_json, _done(f"proposed that {name} validates from height {body.height}"))
 
 
 @validators_group.command("propose-replace")

@@ -75,6 +75,7 @@ CLIENT_ARGS: dict[str, list[str]] = {
     "validators list": [],
     "validators pending": [],
     "validators propose-add": ["--joiner", "{joiner}", "--key", "{key}"],
+    "validators propose-promote": ["node9", "--key", "{key}"],
     "validators propose-remove": ["node9", "--key", "{key}"],
     "validators propose-replace": ["node9", "--joiner", "{joiner}", "--key", "{key}"],
 }

@@ -30,7 +30,7 @@ def test_join_writes_a_validator_home_and_its_description(tmp_path: Path):
     genesis = _network(tmp_path)
     home = tmp_path / "st-mary-2"
     result = _join(home, genesis, "--org", "st-mary", "--peer", "regulator=127.0.0.1:30100",
-                   "--advertise", "mary2.example:30200")
+                   "--peers", "st-mary=127.0.0.1:30102, city-general=[::1]:30104", "--advertise", "mary2.example:30200")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc == json.loads((home / "join.json").read_text())
@@ -38,7 +38,8 @@ def test_join_writes_a_validator_home_and_its_description(tmp_path: Path):
     assert certificate_key_of_pem(doc["cert"]).hex() == doc["key"]
     config = load_config(home)
     assert config.role == "validator" and config.p2p_listen == "127.0.0.1:30200"
-    assert [(p.name, p.address) for p in config.peers] == [("regulator", "127.0.0.1:30100")]
+    assert [(p.name, p.address) for p in config.peers] == [
+        ("regulator", "127.0.0.1:30100"), ("st-mary", "127.0.0.1:30102"), ("city-general", "[::1]:30104")]
     assert (home / "genesis.json").read_bytes() == genesis.read_bytes()
     assert tomllib.loads((home / "config.toml").read_text())["genesis"] == "genesis.json"
     again = _join(home, genesis, "--org", "st-mary")

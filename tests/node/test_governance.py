@@ -43,10 +43,11 @@ def _genesis(quorum: str | None = None):
         "chain_id": CHAIN,
         "genesis_time_ms": 1_000,
         "validators": [{"name": f"v{i}", "key": NODES[i].verify_key.hex(), "cert": CERTS[i]} for i in range(4)],
+        "observers": [{"name": "v5", "key": NODES[5].verify_key.hex(), "cert": CERTS[5]}],
         "clients": [{"name": "client", "key": CLIENT.verify_key.hex()}],
         "organisations": [
             {"id": f"org{i}", "name": f"Org {i}", "kind": "hospital", "admin_key": ADMINS[i].verify_key.hex(),
-             "nodes": [f"v{i}"] if i < 4 else []}
+             "nodes": [f"v{i}"] if i != 4 else []}
             for i in range(6)
         ],
     }
@@ -120,10 +121,10 @@ def test_a_proposal_without_a_quorum_never_takes_effect():
     (CLIENT, _add(4, 20), "not-admin"),
     (NODES[0], _add(4, 20), "not-admin"),
     (ADMINS[0], _add(4, 11), "too-soon"),
-    (ADMINS[0], _add(4, 20, action="promote"), "bad-action"),
+    (ADMINS[0], _add(4, 20, action="demote"), "bad-action"),
     (ADMINS[0], _add(3, 20), "node-exists"),
     (ADMINS[0], _add(4, 20, org="nobody"), "unknown-org"),
-    (ADMINS[0], _add(4, 20, cert=CERTS[5]), "bad-certificate"),
+    (ADMINS[0], _add(4, 20, cert=CERTS[3]), "bad-certificate"),
     (ADMINS[0], _add(4, 20, cert="-----BEGIN CERTIFICATE-----\nnot one\n"), "bad-certificate"),
     (ADMINS[0], _add(4, 20, address="nowhere"), "bad-address"),
     (ADMINS[0], _add(4, 20, name="bad name!"), "bad-name"),
@@ -153,6 +154,49 @@ def test_changes_are_scheduled_in_height_order_and_quorums_follow_the_set():
                            state) is None
     decided = gov.approve(ADMINS[4].verify_key.raw, b"4" * 32, 26, ApproveValidators(b"2" * 32), state)
     assert decided is not None and [v.name for v in decided.validators] == ["v1", "v2", "v3", "v4"]
+
+
+def _promote(name: str, key: SigningKey, height: int, address: str = "") -> ProposeValidators:
+    return ProposeValidators("promote", name, key.verify_key.raw, "", "", address, height)
+
+
+def test_an_observer_or_a_removed_validator_is_promoted_with_what_the_network_knows_of_it():
+    gov, state = Governance.of(GENESIS), DictState()
+
+    def decide(pid: bytes, body: ProposeValidators, height: int):
+        """Proposed by org0's admin, approved by the others in turn (those that run no validator are refused)."""
+        assert gov.propose(ADMINS[0].verify_key.raw, pid, height, body, state) is None
+        for n, admin in enumerate((1, 2, 3, 5), 1):
+            try:
+                done = gov.approve(ADMINS[admin].verify_key.raw, pid[:31] + bytes([n]), height + n,
+                                   ApproveValidators(pid), state)
+            except Rejected as exc:
+                assert exc.code == "not-a-validator-org"
+                continue
+            if done is not None:
+                return done
+        raise AssertionError("never decided")
+
+    promoted = decide(b"1" * 32, _promote("v5", NODES[5], 20, "10.0.0.5:7000"), 10)
+    assert promoted is not None
+    v5 = promoted.validators[-1]
+    assert (v5.name, v5.key, v5.org, v5.cert, v5.address) == (
+        "v5", NODES[5].verify_key.raw, "org5", CERTS[5], "10.0.0.5:7000")
+    removed = decide(b"2" * 32, _remove(3, 30), 21)
+    assert [v.name for v in removed.validators] == ["v0", "v1", "v2", "v5"]
+    back = decide(b"3" * 32, _promote("v3", NODES[3], 40), 31)
+    assert back.validators[-1].name == "v3" and back.validators[-1].cert == CERTS[3]
+    for body, code in ((_promote("v1", NODES[1], 60), "already-a-validator"),
+                       (_promote("nobody", NODES[4], 60), "unknown-node"),
+                       (_promote("v5", NODES[4], 60), "already-a-validator"),
+                       (_promote("v3", NODES[4], 60), "already-a-validator")):
+        with pytest.raises(Rejected) as refused:
+            gov.propose(ADMINS[0].verify_key.raw, b"4" * 32, 45, body, state)
+        assert refused.value.code == code
+    decide(b"5" * 32, _remove(3, 60), 45)
+    with pytest.raises(Rejected) as refused:
+        gov.propose(ADMINS[0].verify_key.raw, b"6" * 32, 50, _promote("v3", NODES[4], 70), state)
+    assert refused.value.code == "wrong-key"
 
 
 def test_genesis_sets_the_quorum_rule():

@@ -192,3 +192,41 @@ async def _propose_and_approve(c: Cluster, propose: list[str], proposer: str, ap
     height: int = listed["changes"][-1]["height"]
     assert height == entry["height"]
     return height
+
+
+async def test_an_observer_is_promoted_to_validator_and_votes(tmp_path: Path) -> None:
+    """Acme's node runs as an observer; the consortium makes it a validator, and it votes from the stated height."""
+    consortium = tmp_path / "consortium.toml"
+    text = CONSORTIUM.read_text()
+    acme = 'id = "acme-pharma"\nname = "Acme Pharmaceuticals"\nkind = "manufacturer"\nnode = "none"'
+    assert acme in text
+    consortium.write_text(text.replace(acme, acme.replace('node = "none"', 'node = "observer"')))
+    root = tmp_path / "net"
+    async with Cluster(root, consortium=consortium) as c:
+        status = await c.status("acme-pharma")
+        assert status is not None and status["role"] == "observer"
+        code, body = await c.post_tx("regulator", c.anchor_tx("before"), wait=True)
+        assert code == 200 and body["status"] == "committed"
+        node = ["--node", c.api("regulator"), "--json"]
+        admin = str(root / "orgs" / "acme-pharma" / "admin.json")
+        proposed = await cli("validators", "propose-promote", "acme-pharma", *node, "--key", admin, "--after", "6")
+        assert proposed["status"] == "committed" and proposed["code"] == "ok", proposed
+        # Acme runs no validator: its own proposal counts for nothing, three validator organisations decide
+        for n, org in enumerate(("regulator", "st-mary", "city-general"), 1):
+            if n == 3:  # two of the three needed: a proposal without its quorum schedules nothing
+                (entry,) = await cli("validators", "pending", *node)
+                assert (entry["counted"], entry["needed"], entry["status"]) == (2, 3, "pending")
+                assert (await cli("validators", "list", *node))["changes"] == []
+            approved = await cli("validators", "approve", proposed["tx_id"], *node,
+                                 "--key", str(root / "orgs" / org / "admin.json"))
+            assert approved["code"] == "ok", approved
+        listed = await cli("validators", "list", *node)
+        switch = listed["changes"][-1]["height"]
+        while (await c.status("regulator") or {}).get("height", 0) < switch + 3:
+            await c.post_tx("st-mary", c.anchor_tx(f"load {time.time_ns()}"), wait=True)
+        await c.wait_all(lambda s: s is not None and s["height"] >= switch + 3, 30, "every node past the switch")
+        status = await c.status("acme-pharma")
+        assert status is not None and status["role"] == "validator"
+        assert await _signed(c, "acme-pharma") > 0, "the promoted node never voted"
+        code, body = await c.post_tx("acme-pharma", c.anchor_tx("through the promoted node"), wait=True)
+        assert code == 200 and body["status"] == "committed", body
