@@ -93,6 +93,8 @@ class Schedule:
         return True
 
     def at(self, height: int) -> ValidatorSet:
+        if len(self._sets) == 1:
+            return self._sets[0]
         return self._sets[max(0, bisect_right(self._starts, height) - 1)]
 
     @property

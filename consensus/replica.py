@@ -268,16 +268,17 @@ class Replica:
             self._drop("beyond-horizon")
             return
         vset = self.schedule.at(message.height)
+        current = vset is self.vset  # the common case: no lookups
         if message.sender >= vset.n:
             self._drop("unknown-sender")
             return
-        if message.sender == vset.index_of(self.cfg.key.verify_key):
+        if message.sender == (self.index if current else vset.index_of(self.cfg.key.verify_key)):
             self._drop("own-message")
             return
         if isinstance(message, Checkpoint):
             self._on_checkpoint(message, vset, out)
             return
-        verifier = self._verifier_for(vset)
+        verifier = self.verifier if current else self._verifier_for(vset)
         if not verifier.verify(message.sender, message.DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad-signature")
             return
@@ -332,6 +333,8 @@ class Replica:
 
     def _current_index(self, sender: int, height: int) -> int | None:
         """The position in the current set of the validator at ``sender`` in the set of ``height``."""
+        if height == self.height:
+            return sender
         vset = self.schedule.at(height)
         if vset is self.vset or vset.keys == self.vset.keys:
             return sender

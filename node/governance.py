@@ -20,8 +20,12 @@ Rules (each refusal names its reason):
   an approval counts only for an organisation with a validator in the set in
   force at the approval's height, once per organisation; the proposer's own
   organisation counts as its first approval when it runs a validator;
-* ``add``: the node's key and name are new, its organisation is in genesis, its
-  certificate's key is the node key and its address is host:port; ``remove``:
+* ``add``: the node's key and name are new, its certificate's key is the node
+  key and its address is host:port; its organisation is one the consortium
+  knows (genesis's, or one an earlier change brought in) -- or a new one,
+  given with its name, kind and admin key, which joins the consortium when the
+  change is decided (a hospital joins: its admin signs as any other's from then
+  on); ``remove``:
   the node is a validator and one would remain (it may run on as an observer);
   ``promote``: a known node that does not validate now -- an observer in
   genesis, or a validator removed before -- validates again, with the key,
@@ -43,7 +47,7 @@ from typing import ClassVar, Protocol
 from consensus.membership import ACTIVATION_DELAY, ValidatorChange
 from node.app import Rejected
 from node.config import ConfigError, parse_address
-from node.genesis import Genesis
+from node.genesis import ORG_KINDS, Genesis, Organisation
 from node.p2p.certs import certificate_key_of_pem
 from primitives.codec import Bytes, Kind, ListOf, MessageCodec, Nested, Text, UInt, decode, encode
 from primitives.errors import DecodeError
@@ -51,6 +55,8 @@ from primitives.signing import VerifyKey
 
 SCHEDULE_KEY = b"gv/s"
 PROPOSAL_PREFIX = b"gv/p/"
+ORG_PREFIX = b"gv/o/"  # an organisation a change brought in, by id
+ADMIN_PREFIX = b"gv/a/"  # its admin key -> its id
 ACTIONS = ("add", "remove", "replace", "promote")
 MAX_VALIDATORS = 1_000
 
@@ -75,8 +81,13 @@ class ProposeValidators:
     cert: str
     address: str
     height: int
+    org_name: str = ""
+    """add, for an organisation new to the consortium: its name, kind and admin key (else empty)."""
+    org_kind: str = ""
+    org_admin: bytes = b""
     SCHEMA: ClassVar[tuple[Kind, ...]] = (
-        Text(8), Text(64), Bytes(32, exact=True), Text(32), Text(4096), Text(255), UInt(),
+        Text(8), Text(64), Bytes(32, exact=True), Text(32), Text(4096), Text(255), UInt(), Text(128), Text(16),
+        Bytes(32),
     )
 
 
@@ -142,6 +153,31 @@ class Proposal:
         Nested(ProposeValidators), Text(32), ListOf(Text(32), MAX_VALIDATORS),
         ListOf(Bytes(32, exact=True), MAX_VALIDATORS), UInt(), UInt(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRecord:
+    """An organisation a validator-set change brought into the consortium."""
+
+    id: str
+    name: str
+    kind: str
+    admin_key: bytes
+    SCHEMA: ClassVar[tuple[Kind, ...]] = (Text(32), Text(128), Text(16), Bytes(32, exact=True))
+
+    def organisation(self, nodes: tuple[str, ...] = ()) -> Organisation:
+        return Organisation(self.id, self.name, self.kind, VerifyKey(self.admin_key), nodes)
+
+
+def load_org(state: Reader, org_id: str) -> OrgRecord | None:
+    raw = state.get(ORG_PREFIX + org_id.encode())
+    return None if raw is None else decode(OrgRecord, raw)
+
+
+def org_of_admin(state: Reader, key: bytes) -> OrgRecord | None:
+    """The organisation a change brought in whose admin key is ``key``, or None."""
+    found = state.get(ADMIN_PREFIX + key)
+    return None if found is None else load_org(state, found.decode())
 
 
 class State(Protocol):
@@ -222,7 +258,7 @@ class Governance:
     def propose(
         self, signer: bytes, tx_id: bytes, height: int, body: ProposeValidators, state: State
     ) -> ScheduledSet | None:
-        org = self._admin(signer)
+        org = self._admin(signer, state)
         changes = load_schedule(state)
         _, latest = self.latest(changes)
         self._check_body(body, latest, changes, state)
@@ -235,7 +271,7 @@ class Governance:
     def approve(
         self, signer: bytes, tx_id: bytes, height: int, body: ApproveValidators, state: State
     ) -> ScheduledSet | None:
-        org = self._admin(signer)
+        org = self._admin(signer, state)
         proposal = load_proposal(state, body.proposal)
         if proposal is None:
             raise Rejected("unknown-proposal", f"no validator-set proposal {body.proposal.hex()}")
@@ -256,20 +292,49 @@ class Governance:
 
     # -- internals
 
-    def _admin(self, signer: bytes) -> str:
+    def _admin(self, signer: bytes, state: Reader) -> str:
         org = self.admins.get(signer)
+        if org is None:
+            added = org_of_admin(state, signer)
+            org = added.id if added is not None else None
         if org is None:
             raise Rejected("not-admin", "only an organisation's admin key proposes or approves validator changes")
         return org
 
+    def _known_org(self, org_id: str, state: Reader) -> bool:
+        return self.genesis.organisation(org_id) is not None or load_org(state, org_id) is not None
+
+    def _check_new_org(self, body: ProposeValidators, state: Reader) -> None:
+        """``add`` names an organisation: a known one (and no new-organisation fields), or a new one, complete."""
+        new = body.org_name or body.org_kind or body.org_admin
+        if self._known_org(body.org, state):
+            if new:
+                raise Rejected("org-exists", f"organisation {body.org!r} is already in the consortium: leave its "
+                               "name, kind and admin key out")
+            return
+        if not new:
+            raise Rejected("unknown-org", f"no organisation {body.org!r} in the consortium (a new one needs its "
+                           "name, kind and admin key)")
+        if not 0 < len(body.org) <= 32 or not body.org.replace("-", "").isalnum():
+            raise Rejected("bad-org", "an organisation id is 1 to 32 letters, digits or '-'")
+        if not body.org_name or body.org_kind not in ORG_KINDS:
+            raise Rejected("bad-org", f"a new organisation needs a name and a kind: one of {', '.join(ORG_KINDS)}")
+        if len(body.org_admin) != 32:
+            raise Rejected("bad-org", "a new organisation's admin key is 32 bytes")
+        known_keys = {m.key.raw for m in self.genesis.nodes} | set(self.admins) | {body.key}
+        if body.org_admin in known_keys or org_of_admin(state, body.org_admin) is not None:
+            raise Rejected("key-in-use", "the new organisation's admin key is already a node's or an admin's")
+
     def _check_body(
-        self, body: ProposeValidators, latest: tuple[Validator, ...], changes: Sequence[ScheduledSet], state: State
+        self, body: ProposeValidators, latest: tuple[Validator, ...], changes: Sequence[ScheduledSet], state: Reader
     ) -> None:
         if body.action not in ACTIONS:
             raise Rejected("bad-action", f"action {body.action!r} is not one of {', '.join(ACTIONS)}")
         keys = {v.key for c in changes for v in c.validators} | {m.key.raw for m in self.genesis.nodes}
         names = {v.name for c in changes for v in c.validators} | self.genesis_names
         member = next((v for v in latest if v.name == body.name), None)
+        if body.action != "add" and (body.org_name or body.org_kind or body.org_admin):
+            raise Rejected("bad-org", f"'{body.action}' brings in no organisation: leave its name, kind and admin out")
         if body.action == "promote":
             known = self._known_node(body.name, changes)
             if known is None:
@@ -286,8 +351,7 @@ class Governance:
         elif body.action == "add":
             if body.key in keys or body.name in names:
                 raise Rejected("node-exists", f"a node named {body.name!r} or with that key is already known")
-            if self.genesis.organisation(body.org) is None:
-                raise Rejected("unknown-org", f"no organisation {body.org!r} in genesis")
+            self._check_new_org(body, state)
             if not body.name or len(body.name) > 64 or not body.name.replace("-", "").isalnum():
                 raise Rejected("bad-name", "a node name is 1 to 64 letters, digits or '-'")
             self._check_endpoint(body)
@@ -361,6 +425,14 @@ class Governance:
             state.put(proposal_key(proposal_id), encode(proposal))
             return None
         self._check_height(proposal.body.height, height, changes)
+        body = proposal.body
+        if body.action == "add" and body.org_admin:
+            # A new organisation joins with the change; another change decided meanwhile may have brought in
+            # one with this id or admin key.
+            self._check_new_org(body, state)
+            record = OrgRecord(body.org, body.org_name, body.org_kind, body.org_admin)
+            state.put(ORG_PREFIX + body.org.encode(), encode(record))
+            state.put(ADMIN_PREFIX + body.org_admin, body.org.encode())
         _, latest = self.latest(changes)
         scheduled = ScheduledSet(proposal.body.height, self._apply(proposal.body, latest, changes), proposal.txs)
         state.put(proposal_key(proposal_id), encode(replace(proposal, decided=height)))

@@ -20,7 +20,7 @@ from node.genesis import load_genesis
 from node.governance import load_schedule
 from node.logs import setup_logging
 from node.p2p.setup import build_transport
-from node.runtime import Node, slow_stage
+from node.runtime import Node, bounded_stage, slow_stage
 from primitives.errors import UsageError
 from primitives.signing import VerifyKey
 from storage.chainstore import ChainStore
@@ -95,9 +95,7 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
         ended = node.end_commit_waits()
         if ended:
             log.info("answered %d commit waits with 503 shutting-down", ended, extra={"event": "waits-ended"})
-        started = time.monotonic()
-        await runner.cleanup()
-        slow_stage("the HTTP API", started)
+        await bounded_stage("the HTTP API", runner.cleanup(), SHUTDOWN_GRACE_SECONDS + 1)
         await node.stop()
         unwatch_gc()
         started = time.monotonic()

@@ -193,6 +193,37 @@ def slow_stage(what: str, started: float) -> float:
     return now
 
 
+STOP_STAGE_LIMIT_S = 5.0
+
+
+def task_stacks() -> str:
+    """Every asyncio task of this loop with the stack where it waits: what a stuck stop is waiting for."""
+    lines = []
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        lines.append(f"task {task.get_name()} ({task.get_coro()!r}):")
+        for frame in task.get_stack(limit=12):
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+    return "\n".join(lines)
+
+
+async def bounded_stage(what: str, work: Awaitable[Any], limit_s: float = STOP_STAGE_LIMIT_S) -> None:
+    """Await one stage of stopping for at most ``limit_s``; past it, log the stage and every task's stack, and go
+    on without it (a node stopped by SIGTERM is killed if it takes too long: a bounded stop says where it hung).
+
+    Committed data does not depend on a stage finishing: each block was one synchronous batch.
+    """
+    started = time.monotonic()
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=limit_s)
+    if not done:
+        log.warning("stopping: %s did not finish in %.1f s; going on without it\n%s", what, limit_s, task_stacks(),
+                    extra={"event": "stop-timeout", "stage": what})
+        task.cancel()
+        return
+    task.result()
+    slow_stage(what, started)
+
+
 def genesis_tip(genesis: Genesis) -> ChainTip:
     return ChainTip(0, genesis.hash, sha256(b"medchain/v1/app-genesis" + genesis.hash), genesis.genesis_time_ms)
 
@@ -324,16 +355,14 @@ class Node:
 
     async def stop(self) -> None:
         self.stopping = True
-        started = time.monotonic()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        started = slow_stage("the node's tasks", started)
+        await bounded_stage("the node's tasks", asyncio.gather(*self._tasks, return_exceptions=True), 3.0)
         for handle in self._timers.values():
             handle.cancel()
         self.byzantine.stop()
-        await self.transport.stop()
-        started = slow_stage("the P2P links", started)
+        await bounded_stage("the P2P links", self.transport.stop())
+        started = time.monotonic()
         for waiters in self._waiters.values():
             for fut in waiters:
                 if not fut.done():

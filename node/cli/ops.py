@@ -25,12 +25,13 @@ from node.cli.common import (
     connect,
     json_option,
     node_option,
+    parse_public_key,
     print_json,
     table,
 )
 from node.client.http import ApiFailure
 from node.config import DEFAULT_KEK_FILE, load_config, read_key, write_key
-from node.genesis import load_genesis
+from node.genesis import ORG_KINDS, load_genesis
 from node.healthcare.claims import Claim, anchored_hash, check_history, read_claim
 from node.healthcare.transactions import Anchor
 from node.lab import cluster as clusters
@@ -212,7 +213,14 @@ def node_init(home: Path, name: str | None, as_json: bool) -> None:
 @click.option("--genesis", "genesis_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="The network's genesis file (copied into HOME).")
 @click.option("--name", default=None, help="Node name (default: the folder's name).")
-@click.option("--org", required=True, help="The organisation that runs it (an id in genesis).")
+@click.option("--org", required=True,
+              help="The organisation that runs it: an id in genesis, or a new one (give --org-name, --org-kind and "
+                   "--org-admin: it joins the consortium with this node).")
+@click.option("--org-name", default="", help="A new organisation's name.")
+@click.option("--org-kind", default="", help="A new organisation's kind: hospital, pharmacy, manufacturer, "
+              "distributor, regulator or lab.")
+@click.option("--org-admin", default="", metavar="KEY",
+              help="A new organisation's admin public key: 64 hex digits or a key file ('medchain key new').")
 @click.option("--p2p", "p2p_listen", required=True, metavar="HOST:PORT",
               help="Where it listens for peers; also the address other nodes dial (see --advertise).")
 @click.option("--advertise", default=None, metavar="HOST:PORT",
@@ -224,8 +232,9 @@ def node_init(home: Path, name: str | None, as_json: bool) -> None:
               help="The same as several --peer, separated by commas.")
 @click.option("--operator-key", default="", help="Hex public key allowed on /admin (default: none).")
 @json_option("Print the node's description as JSON (the default output is this JSON too).")
-def node_join(home: Path, genesis_file: Path, name: str | None, org: str, p2p_listen: str, advertise: str | None,
-              api_listen: str, peers: tuple[str, ...], peer_list: str, operator_key: str, as_json: bool) -> None:
+def node_join(home: Path, genesis_file: Path, name: str | None, org: str, org_name: str, org_kind: str,
+              org_admin: str, p2p_listen: str, advertise: str | None, api_listen: str, peers: tuple[str, ...],
+              peer_list: str, operator_key: str, as_json: bool) -> None:
     """Prepare a node that joins a running network as a validator, through governance.
 
     Writes HOME: a node key, TLS certificate and vault KEK, the genesis file, and a
@@ -243,9 +252,19 @@ def node_join(home: Path, genesis_file: Path, name: str | None, org: str, p2p_li
     if (home / "node_key.json").exists():
         raise Fail(f"{home} already has a node key; refusing to overwrite it")
     genesis = load_genesis(genesis_file)
-    if genesis.organisation(org) is None:
+    new_org: dict[str, str] = {}
+    if genesis.organisation(org) is not None:
+        if org_name or org_kind or org_admin:
+            raise Fail(f"--org {org!r} is in genesis already: leave out --org-name, --org-kind and --org-admin")
+    elif not (org_name and org_kind and org_admin):
         known = ", ".join(o.id for o in genesis.organisations) or "none"
-        raise Fail(f"--org {org!r} is not an organisation in the genesis file (it lists: {known})")
+        raise Fail(f"--org {org!r} is not in the genesis file (it lists: {known}); a new organisation needs "
+                   "--org-name, --org-kind and --org-admin")
+    else:
+        if org_kind not in ORG_KINDS:
+            raise Fail(f"--org-kind must be one of {', '.join(ORG_KINDS)}")
+        new_org = {"org_name": org_name, "org_kind": org_kind,
+                   "org_admin": parse_public_key(org_admin, "--org-admin").hex()}
     if genesis.node(name) is not None:
         raise Fail(f"--name {name!r} is already a node in genesis: choose another name")
     try:
@@ -270,7 +289,7 @@ def node_join(home: Path, genesis_file: Path, name: str | None, org: str, p2p_li
     config = NodeConfig(name=name, role="validator", genesis="genesis.json", p2p_listen=listen, api_listen=api,
                         peers=tuple(links), operator_key=operator_key)
     (home / "config.toml").write_text(config.to_toml())
-    doc = {"name": name, "key": key.verify_key.hex(), "cert": cert, "org": org, "address": address}
+    doc = {"name": name, "key": key.verify_key.hex(), "cert": cert, "org": org, "address": address, **new_org}
     (home / "join.json").write_text(json.dumps(doc, indent=2) + "\n")
     print_json(doc)
 

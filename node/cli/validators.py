@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import Fail, api_options, connect, parse_hex, print_json, submit, table
+from node.cli.common import Fail, api_options, connect, parse_hex, parse_public_key, print_json, submit, table
 from node.client.ledger import SyncLedger
 from node.config import ConfigError, parse_address
 from node.governance import ApproveValidators, ProposeValidators
@@ -121,11 +121,21 @@ def _read_joiner(path: Path) -> dict[str, Any]:
               help="The node's TLS certificate, a PEM file (default: the --joiner file's).")
 @click.option("--org", default=None, help="The node's organisation, as in genesis (default: the file's).")
 @click.option("--address", default=None, help="The node's P2P address, HOST:PORT (default: the file's).")
+@click.option("--org-name", default=None, help="For a new organisation: its name (default: the file's).")
+@click.option("--org-kind", default=None, help="For a new organisation: its kind (default: the file's).")
+@click.option("--org-admin", default=None, metavar="KEY",
+              help="For a new organisation: its admin public key, hex or a key file (default: the file's).")
 @_when
 def propose_add(url: str | None, as_json: bool, key_file: Path | None, joiner: Path | None, name: str | None,
                 node_key: str | None, cert_file: Path | None, org: str | None, address: str | None,
+                org_name: str | None, org_kind: str | None, org_admin: str | None,
                 height: int | None, after: int) -> None:
-    """Propose adding a validator node at a future height."""
+    """Propose adding a validator node at a future height.
+
+    Its organisation is one of the consortium, or a new one (with --org-name, --org-kind and
+    --org-admin, or as the --joiner file gives them): that organisation joins when the change is
+    decided, and its admin signs like any other's from then on.  An admin of the consortium proposes.
+    """
     doc = _read_joiner(joiner) if joiner is not None else {}
     name = name or doc.get("name")
     key_hex = node_key or doc.get("key")
@@ -146,8 +156,13 @@ def propose_add(url: str | None, as_json: bool, key_file: Path | None, joiner: P
         raise Fail(f"--cert: {exc}") from None
     except ConfigError as exc:
         raise Fail(str(exc)) from None
+    org_name = org_name if org_name is not None else str(doc.get("org_name", ""))
+    org_kind = org_kind if org_kind is not None else str(doc.get("org_kind", ""))
+    admin_text = org_admin if org_admin is not None else str(doc.get("org_admin", ""))
+    admin = parse_public_key(admin_text, "--org-admin") if admin_text else b""
     ledger = connect(url, key_file, signs=True)
-    body = ProposeValidators("add", name, key, org, cert, address, _height(ledger, height, after))
+    body = ProposeValidators("add", name, key, org, cert, address, _height(ledger, height, after),
+                             org_name, org_kind, admin)
     submit(ledger, body, as_json, _done(f"proposed adding {name} from height {body.height}"))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from consensus.messages import Block
 from node.app import BlockResult, Prechecked, Rejected, StateReader, TxResult
 from node.genesis import Genesis, Organisation
-from node.governance import ApproveValidators, Governance, ProposeValidators
+from node.governance import ApproveValidators, Governance, ProposeValidators, load_org, org_of_admin
 from node.healthcare.ledger import bodies as b
 from node.healthcare.ledger.ehr import Ehr
 from node.healthcare.ledger.identity import Directory
@@ -91,6 +91,18 @@ def _checked(data: bytes, chain_id: str, verify: bool) -> tuple[Transaction, Any
     return tx, body
 
 
+class GovernedOrgs:
+    """Organisations that validator-set changes brought into the consortium (``node.governance``), from state."""
+
+    def by_id(self, state: Overlay, org_id: str) -> Organisation | None:
+        record = load_org(state, org_id)
+        return record.organisation() if record is not None else None
+
+    def by_admin(self, state: Overlay, key: bytes) -> Organisation | None:
+        record = org_of_admin(state, key)
+        return record.organisation() if record is not None else None
+
+
 class Application:
     """Document anchoring and the healthcare ledger, dispatched on the body's type."""
 
@@ -106,7 +118,7 @@ class Application:
         self.governance = governance
         self.clients = clients
         self._action = ""
-        self.directory = Directory(organisations, node_keys or {})
+        self.directory = Directory(organisations, node_keys or {}, GovernedOrgs() if governance else None)
         self.ehr = Ehr(chain_id, self.directory)
         self.supply = Supply(self.directory)
         self._rules: dict[type, Callable[[Ctx, Any], None]] = {

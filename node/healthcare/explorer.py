@@ -14,6 +14,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from node.errors import ApiError
+from node.governance import org_of_admin
 from node.healthcare.application import ANCHOR_PREFIX
 from node.healthcare.gs1 import Gs1Error, parse_code
 from node.healthcare.transactions import parse_with_body
@@ -66,6 +67,9 @@ def signer_of(key: bytes, views: LedgerViews, genesis: Genesis) -> Signer:
     for org in genesis.organisations:
         if org.admin_key.raw == key:
             return {"key": key.hex(), "org": org.id, "role": "admin", "active": None}
+    joined = org_of_admin(views.state, key)  # an organisation a validator-set change brought in
+    if joined is not None:
+        return {"key": key.hex(), "org": joined.id, "role": "admin", "active": None}
     if any(c.key.raw == key for c in genesis.clients):
         return {"key": key.hex(), "org": None, "role": "client", "active": None}
     return {"key": key.hex(), "org": None, "role": None, "active": None}

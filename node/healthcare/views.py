@@ -7,6 +7,7 @@ state (``records`` lists the indexes); nothing here walks blocks.
 from __future__ import annotations
 
 from node.genesis import Genesis
+from node.governance import ORG_PREFIX, OrgRecord, load_schedule
 from node.healthcare.documents import (
     AccessDocument,
     AlertDocument,
@@ -86,11 +87,19 @@ class LedgerViews:
     # ------------------------------------------------------------ identities
 
     def organisations(self) -> list[OrganisationDocument]:
+        """Genesis's organisations, then those validator-set changes brought in (``node.governance``)."""
         out: list[OrganisationDocument] = []
-        for org in self.genesis.organisations:
+        joined = [decode(OrgRecord, raw).organisation() for _, raw in self._items(ORG_PREFIX, None, MAX_PAGE)]
+        nodes: dict[str, list[str]] = {}
+        for change in load_schedule(self.state):
+            for v in change.validators:
+                if v.org and v.name not in nodes.setdefault(v.org, []):
+                    nodes[v.org].append(v.name)
+        for org in (*self.genesis.organisations, *joined):
+            known = list(org.nodes) + [n for n in nodes.get(org.id, []) if n not in org.nodes]
             out.append({
                 "id": org.id, "name": org.name, "kind": org.kind, "admin_key": org.admin_key.hex(),
-                "nodes": list(org.nodes), "licences": self.licences(org.id),
+                "nodes": known, "licences": self.licences(org.id),
             })
         return out
 

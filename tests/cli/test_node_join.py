@@ -46,10 +46,24 @@ def test_join_writes_a_validator_home_and_its_description(tmp_path: Path):
     assert again.exit_code == 2 and "already has a node key" in again.output
 
 
+def test_a_node_of_a_new_organisation_carries_the_organisation_in_its_description(tmp_path: Path):
+    genesis = _network(tmp_path)
+    admin = tmp_path / "riverside-admin.json"
+    assert CliRunner().invoke(main, ["key", "new", "--out", str(admin)]).exit_code == 0
+    result = _join(tmp_path / "riverside", genesis, "--org", "riverside", "--org-name", "Riverside Hospital",
+                   "--org-kind", "hospital", "--org-admin", str(admin))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert (doc["org"], doc["org_name"], doc["org_kind"]) == ("riverside", "Riverside Hospital", "hospital")
+    assert doc["org_admin"] == json.loads(admin.read_text())["public"]
+
+
 def test_join_refuses_what_cannot_work_naming_it(tmp_path: Path):
     genesis = _network(tmp_path)
     cases = [
-        (["--org", "nobody"], "--org 'nobody' is not an organisation"),
+        (["--org", "nobody"], "a new organisation needs --org-name, --org-kind and --org-admin"),
+        (["--org", "nobody", "--org-name", "N", "--org-kind", "castle", "--org-admin", "ab" * 32], "--org-kind"),
+        (["--org", "st-mary", "--org-name", "Again"], "is in genesis already"),
         (["--org", "st-mary", "--name", "regulator"], "already a node in genesis"),
         (["--org", "st-mary", "--peer", "regulator"], "NAME=HOST:PORT"),
         (["--org", "st-mary", "--peer", "regulator=nowhere"], "--peer regulator"),

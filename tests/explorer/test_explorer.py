@@ -346,6 +346,8 @@ async def test_the_in_browser_proof_check_refuses_what_the_cli_refuses(
     forged_sig = dict(proof, certificate=cert[:-2] + ("00" if cert[-2:] != "00" else "01"))
     other_tx = dict(proof, tx_id="ab" * 32)
     tampered_tx = dict(proof, tx=proof["tx"][:-4] + ("0000" if proof["tx"][-4:] != "0000" else "0101"))
+    # the page does not replay validator-set changes (node/governance.py): it says so rather than judge them
+    with_changes = dict(proof, validator_changes=[[proof]])
     await tab.goto(ui(world, "regulator", "tx.html"))
     verdicts = await tab.evaluate("""async ([docs, genesis]) => {
         const { checkProof } = await import('./js/ledger.js');
@@ -354,12 +356,13 @@ async def test_the_in_browser_proof_check_refuses_what_the_cli_refuses(
           try { const p = await checkProof(doc, genesis); out.push('ok ' + p.kind); } catch (e) { out.push(e.message); }
         }
         return out;
-    }""", [[proof, forged_sig, other_tx, tampered_tx], genesis])
+    }""", [[proof, forged_sig, other_tx, tampered_tx, with_changes], genesis])
     assert verdicts[0] == "ok ScanAlert"
     assert "bad signature from validator" in verdicts[1]
     assert verdicts[2].startswith("tx_id says")
     assert "Merkle path" in verdicts[3] or "signature" in verdicts[3]
-    for doc, said in zip((forged_sig, other_tx, tampered_tx), verdicts[1:], strict=True):
+    assert "1 validator-set change" in verdicts[4] and "medchain proof verify" in verdicts[4]
+    for doc, said in zip((forged_sig, other_tx, tampered_tx, with_changes), verdicts[1:], strict=True):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps(doc))
         result = medchain("proof", "verify", str(path), "--genesis", str(world.root / "genesis.json"), check=False)

@@ -19,10 +19,13 @@ from node.governance import (
     ApproveValidators,
     Governance,
     ProposeValidators,
+    load_org,
     load_proposal,
     load_schedule,
+    org_of_admin,
 )
 from node.healthcare.application import Application
+from node.healthcare.ledger.bodies import EnrolMember
 from node.healthcare.transactions import Anchor, make_transaction
 from node.p2p.certs import make_certificate
 from node.proofs import InvalidProof, build_proof, check_proof
@@ -32,8 +35,8 @@ from primitives.merkle import merkle_root
 from primitives.signing import SigningKey
 
 CHAIN = "gov-test"
-NODES = [SigningKey.from_seed_text(f"gov-node-{i}") for i in range(6)]
-ADMINS = [SigningKey.from_seed_text(f"gov-admin-{i}") for i in range(6)]
+NODES = [SigningKey.from_seed_text(f"gov-node-{i}") for i in range(7)]
+ADMINS = [SigningKey.from_seed_text(f"gov-admin-{i}") for i in range(7)]
 CLIENT = SigningKey.from_seed_text("gov-client")
 CERTS = [make_certificate(k)[0] for k in NODES]
 
@@ -199,6 +202,72 @@ def test_an_observer_or_a_removed_validator_is_promoted_with_what_the_network_kn
     assert refused.value.code == "wrong-key"
 
 
+def _join(height: int, **changes) -> ProposeValidators:
+    fields = {"org": "org6", "org_name": "Org Six", "org_kind": "hospital", "org_admin": ADMINS[6].verify_key.raw}
+    fields.update(changes)
+    return _add(6, height, **fields)
+
+
+def test_a_new_organisation_joins_with_its_first_validator_and_its_admin_then_counts():
+    gov, state = Governance.of(GENESIS), DictState()
+    pid = b"j" * 32
+    gov.propose(ADMINS[0].verify_key.raw, pid, 10, _join(20), state)
+    assert load_org(state, "org6") is None  # nothing joins before the change is decided
+    with pytest.raises(Rejected) as early:
+        gov.approve(ADMINS[6].verify_key.raw, b"e" * 32, 11, ApproveValidators(pid), state)
+    assert early.value.code == "not-admin"
+    gov.approve(ADMINS[1].verify_key.raw, b"a" * 32, 11, ApproveValidators(pid), state)
+    decided = gov.approve(ADMINS[2].verify_key.raw, b"b" * 32, 12, ApproveValidators(pid), state)
+    assert decided is not None and decided.validators[-1].org == "org6"
+    joined = load_org(state, "org6")
+    assert joined is not None and (joined.name, joined.kind, joined.admin_key) == (
+        "Org Six", "hospital", ADMINS[6].verify_key.raw)
+    assert org_of_admin(state, ADMINS[6].verify_key.raw) == joined
+    # its admin is an admin now; its approval counts once its validator does (from height 20)
+    gov.propose(ADMINS[6].verify_key.raw, b"r" * 32, 13, _remove(3, 40), state)
+    assert load_proposal(state, b"r" * 32).approvals == ()
+    gov.propose(ADMINS[6].verify_key.raw, b"s" * 32, 21, _remove(2, 41), state)
+    assert load_proposal(state, b"s" * 32).approvals == ("org6",)
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (_join(20, org_kind="castle"), "bad-org"),
+    (_join(20, org_name=""), "bad-org"),
+    (_join(20, org_admin=b"short"), "bad-org"),
+    (_join(20, org="bad id!"), "bad-org"),
+    (_join(20, org_admin=ADMINS[1].verify_key.raw), "key-in-use"),
+    (_join(20, org_admin=NODES[6].verify_key.raw), "key-in-use"),
+    (_join(20, org="org1"), "org-exists"),
+    (_join(20, org_name="", org_kind="", org_admin=b""), "unknown-org"),
+])
+def test_a_new_organisation_must_be_complete_and_new(body, code):
+    with pytest.raises(Rejected) as refused:
+        Governance.of(GENESIS).propose(ADMINS[0].verify_key.raw, b"p" * 32, 10, body, DictState())
+    assert refused.value.code == code
+
+
+def test_a_joined_organisations_admin_enrols_members_on_the_ledger():
+    app = Application.from_genesis(GENESIS)
+    state: dict[bytes, bytes] = {}
+    app_hash = sha256(b"app")
+
+    def run(height: int, txs: list[bytes]):
+        nonlocal app_hash
+        result = app.execute_block(_block(height, txs), state, app_hash)
+        app_hash = result.app_hash
+        state.update({k: v for k, v in result.writes.items() if v is not None})
+        return [(r.ok, r.code) for r in result.results]
+
+    member = SigningKey.from_seed_text("gov-physician")
+    enrol = make_transaction(ADMINS[6], CHAIN, EnrolMember(member.verify_key.raw, "physician"), 1)
+    assert run(2, [enrol]) == [(False, "not-admin")]
+    proposal = make_transaction(ADMINS[0], CHAIN, _join(9), 2)
+    approvals = [make_transaction(ADMINS[i], CHAIN, ApproveValidators(tx_id(proposal)), 3) for i in (1, 2)]
+    assert run(3, [proposal, *approvals]) == [(True, "ok")] * 3
+    enrol = make_transaction(ADMINS[6], CHAIN, EnrolMember(member.verify_key.raw, "physician"), 4)
+    assert run(4, [enrol]) == [(True, "ok")]
+
+
 def test_genesis_sets_the_quorum_rule():
     assert Governance.of(_genesis("3/4")).needed(4) == 3 and Governance.of(_genesis("1/1")).needed(4) == 4
     for bad in ("1/3", "2", "x"):
@@ -284,7 +353,8 @@ def test_a_change_whose_approvals_are_cut_or_forged_proves_nothing(chain):
     with pytest.raises(InvalidProof, match="ledger order"):
         check_proof(build_proof(chain["b7"], cert, 0, changes=reordered), GENESIS)
     tampered = copy.deepcopy(chain["steps"])
-    tampered[0][1]["certificate"] = tampered[0][2]["certificate"][:-2] + "00"
+    cert_hex = tampered[0][1]["certificate"]
+    tampered[0][1]["certificate"] = cert_hex[:-2] + ("00" if cert_hex[-2:] != "00" else "01")  # a signature byte
     with pytest.raises(InvalidProof, match="validator change 1"):
         check_proof(build_proof(chain["b7"], cert, 0, changes=tampered), GENESIS)
     # an approval by an organisation without a validator, made to look like a quorum

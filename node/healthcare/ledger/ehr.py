@@ -149,15 +149,15 @@ class Ehr:
             raise Rejected("not-patient", "only a registered patient manages consent and erasure")
         return pid
 
-    def _grantee(self, org: str, key: bytes | None) -> None:
+    def _grantee(self, ctx: Ctx, org: str, key: bytes | None) -> None:
         if (org == "") == (key is None):
             raise Rejected("bad-grantee", "name exactly one grantee: an organisation or a practitioner key")
         if org:
-            self.directory.org(org)
+            self.directory.org(org, ctx.state)
 
     def grant(self, ctx: Ctx, body: GrantConsent) -> None:
         pid = self._patient(ctx)
-        self._grantee(body.grantee_org, body.grantee_key)
+        self._grantee(ctx, body.grantee_org, body.grantee_key)
         if body.grantee_key == ctx.signer:
             raise Rejected("bad-grantee", "a patient needs no consent to read their own records")
         for name in body.resource_types:
@@ -175,7 +175,7 @@ class Ehr:
 
     def revoke(self, ctx: Ctx, body: RevokeConsent) -> None:
         pid = self._patient(ctx)
-        self._grantee(body.grantee_org, body.grantee_key)
+        self._grantee(ctx, body.grantee_org, body.grantee_key)
         key = consent_key(pid, body.grantee_org, body.grantee_key)
         if ctx.state.get(key) is None:
             raise Rejected("no-consent", "there is no such consent to revoke")

@@ -14,6 +14,8 @@ Rules:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from node.app import Rejected
 from node.genesis import Organisation
 from node.healthcare.ledger.bodies import EnrolMember, GrantLicence, RegisterPatient, RevokeLicence, RevokeMember
@@ -59,10 +61,22 @@ class Actor:
         return self.role in roles
 
 
-class Directory:
-    """The consortium as genesis defines it, plus what the state says about a key."""
+class AddedOrgs(Protocol):
+    """Organisations that joined after genesis (``node.governance``), as the state records them."""
 
-    def __init__(self, organisations: tuple[Organisation, ...], node_keys: dict[str, bytes]) -> None:
+    def by_id(self, state: Overlay, org_id: str) -> Organisation | None: ...
+
+    def by_admin(self, state: Overlay, key: bytes) -> Organisation | None: ...
+
+
+class Directory:
+    """The consortium as genesis defines it, plus what the state says about a key (and the organisations a
+    validator-set change brought in, through ``added``)."""
+
+    def __init__(
+        self, organisations: tuple[Organisation, ...], node_keys: dict[str, bytes], added: AddedOrgs | None = None
+    ) -> None:
+        self.added = added
         self.orgs = {o.id: o for o in organisations}
         self.admins = {o.admin_key.raw: o for o in organisations}
         self.nodes: dict[bytes, Organisation] = {}
@@ -71,10 +85,23 @@ class Directory:
                 if name in node_keys:
                     self.nodes[node_keys[name]] = org
 
-    def org(self, org_id: str) -> Organisation:
-        org = self.orgs.get(org_id)
+    def org(self, org_id: str, state: Overlay) -> Organisation:
+        org = self.find_org(org_id, state)
         if org is None:
             raise Rejected("unknown-org", f"no organisation {org_id!r} in the consortium")
+        return org
+
+    def find_org(self, org_id: str, state: Overlay) -> Organisation | None:
+        org = self.orgs.get(org_id)
+        if org is None and self.added is not None:
+            org = self.added.by_id(state, org_id)
+        return org
+
+    def admin_of(self, state: Overlay, key: bytes) -> Organisation | None:
+        """The organisation whose admin key ``key`` is, or None."""
+        org = self.admins.get(key)
+        if org is None and self.added is not None:
+            org = self.added.by_admin(state, key)
         return org
 
     def actor(self, state: Overlay, key: bytes) -> Actor:
@@ -84,18 +111,22 @@ class Directory:
             return Actor(key, self.nodes[key], "node")
         member = state.load(Member, member_key(key))
         if member is not None and member.active:
-            return Actor(key, self.orgs.get(member.org), member.role)
+            return Actor(key, self.find_org(member.org, state), member.role)
         if state.get(patient_key(patient_id(key))) is not None:
             return Actor(key, None, "patient")
+        added = self.added.by_admin(state, key) if self.added is not None else None
+        if added is not None:
+            return Actor(key, added, "admin")
         return Actor(key, None, "unknown")
 
-    def is_org_key(self, key: bytes) -> bool:
-        return key in self.admins or key in self.nodes
+    def is_org_key(self, key: bytes, state: Overlay) -> bool:
+        return key in self.admins or key in self.nodes or (
+            self.added is not None and self.added.by_admin(state, key) is not None)
 
     # ------------------------------------------------------------ members
 
     def enrol(self, ctx: Ctx, body: EnrolMember) -> None:
-        admin = self.admins.get(ctx.signer)
+        admin = self.admin_of(ctx.state, ctx.signer)
         if admin is None:
             raise Rejected("not-admin", "only an organisation's admin key enrols members")
         kinds = ROLE_KINDS.get(body.role)
@@ -103,7 +134,7 @@ class Directory:
             raise Rejected("bad-role", f"role {body.role!r} is not one of {', '.join(ROLE_KINDS)}")
         if admin.kind not in kinds:
             raise Rejected("role-not-allowed", f"a {admin.kind} cannot enrol a {body.role}")
-        if self.is_org_key(body.member):
+        if self.is_org_key(body.member, ctx.state):
             raise Rejected("key-in-use", "that key is an organisation admin or node key")
         current = ctx.state.load(Member, member_key(body.member))
         if current is not None and current.active:
@@ -113,7 +144,7 @@ class Directory:
         ctx.state.store(member_key(body.member), Member(admin.id, body.role, True, ctx.height, None))
 
     def revoke(self, ctx: Ctx, body: RevokeMember) -> None:
-        admin = self.admins.get(ctx.signer)
+        admin = self.admin_of(ctx.state, ctx.signer)
         if admin is None:
             raise Rejected("not-admin", "only an organisation's admin key revokes members")
         current = ctx.state.load(Member, member_key(body.member))
@@ -133,8 +164,8 @@ class Directory:
             raise Rejected("not-regulator", "only the regulator's admin or an inspector may do this")
         return actor
 
-    def _licence_args(self, body: GrantLicence | RevokeLicence) -> None:
-        org = self.org(body.org)
+    def _licence_args(self, ctx: Ctx, body: GrantLicence | RevokeLicence) -> None:
+        org = self.org(body.org, ctx.state)
         kinds = LICENCE_KINDS.get(body.kind)
         if kinds is None:
             raise Rejected("bad-licence", f"licence kind {body.kind!r} is not one of {', '.join(LICENCE_KINDS)}")
@@ -148,7 +179,7 @@ class Directory:
 
     def grant_licence(self, ctx: Ctx, body: GrantLicence) -> None:
         self._regulator(ctx)
-        self._licence_args(body)
+        self._licence_args(ctx, body)
         key = licence_key(body.org, body.kind, body.scope)
         if ctx.state.get(key) is not None:
             raise Rejected("already-licensed", f"{body.org} already holds that {body.kind} licence")
@@ -156,7 +187,7 @@ class Directory:
 
     def revoke_licence(self, ctx: Ctx, body: RevokeLicence) -> None:
         self._regulator(ctx)
-        self._licence_args(body)
+        self._licence_args(ctx, body)
         key = licence_key(body.org, body.kind, body.scope)
         if ctx.state.get(key) is None:
             raise Rejected("not-licensed", f"{body.org} holds no such {body.kind} licence")
@@ -169,7 +200,7 @@ class Directory:
     # ------------------------------------------------------------ patients
 
     def register_patient(self, ctx: Ctx, body: RegisterPatient) -> None:
-        if self.is_org_key(ctx.signer):
+        if self.is_org_key(ctx.signer, ctx.state):
             raise Rejected("key-in-use", "an organisation key cannot register as a patient")
         member = ctx.state.load(Member, member_key(ctx.signer))
         if member is not None and member.active:

@@ -275,7 +275,7 @@ class Supply:
         sender = actor.org_id
         first = body.packs[0].gtin if body.packs else (body.lots[0].gtin if body.lots else None)
         self._require_licence(ctx.state, sender, ("manufacture", "distribute", "dispense"), first)
-        recipient = self.directory.org(body.to_org)
+        recipient = self.directory.org(body.to_org, ctx.state)
         if recipient.id == sender:
             raise Rejected("bad-recipient", "a shipment goes to another organisation")
         self._require_licence(ctx.state, recipient.id, ("distribute", "dispense"))
