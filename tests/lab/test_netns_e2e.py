@@ -2,7 +2,8 @@
 
 Four namespaces, each joined to a bridge by a veth pair, hold one validator
 each; the network is written by ``medchain testnet --hosts`` so that nodes
-bind and reach each other by those addresses only.  The test process talks to
+bind and reach each other by those addresses only.  A fifth namespace waits
+for a new hospital, whose node joins through governance at its own address.  The test process talks to
 them from the root namespace through the bridge.  A partition is made by
 bringing a node's link down, not in the application.  Every namespace, veth
 and bridge made here is removed at the end, also when a test fails.
@@ -165,7 +166,7 @@ async def wait_for(what: str, predicate: Any, timeout: float = 30) -> None:
 async def net(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net]:
     consortium = load_consortium(ROOT / "configs" / "consortium-4.toml")
     names = [o.id for o in consortium.validators]
-    with namespaces(len(names)) as hosts:
+    with namespaces(len(names) + 1) as hosts:  # the last one for the node that joins
         root = tmp_path_factory.mktemp("hosts")
         hosts_file = root / "hosts.toml"
         hosts_file.write_text("".join(
@@ -262,3 +263,68 @@ async def test_every_namespace_and_link_is_removed_even_when_a_test_fails() -> N
             assert name not in namespaces_now
         else:
             assert ip("link", "show", name, check=False).returncode != 0, f"{name} is still there"
+
+
+async def test_a_new_hospital_on_its_own_host_joins_through_governance(net: Net, tmp_path: Path) -> None:
+    """'medchain node join' in the fifth namespace, proposed and approved by admins: it validates at its address."""
+    from click.testing import CliRunner
+
+    from node.cli.main import main
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(main, list(args))
+        assert result.exit_code == 0, f"medchain {' '.join(args[:3])}: {result.output}"
+        return json.loads(result.output)
+
+    async def cli(*args: str) -> Any:  # in a thread: the CLI's client runs its own event loop
+        return await asyncio.to_thread(run, *args)
+
+    k = len(net.names)
+    address = net.hosts.address(k)
+    home, admin = net.root / "riverside", tmp_path / "riverside-admin.json"
+    await cli("key", "new", "--out", str(admin), "--json")
+    peers = ",".join(f"{n}={net.hosts.address(i)}:26600" for i, n in enumerate(net.names))
+    await cli("node", "join", "--home", str(home), "--genesis", str(net.root / "genesis.json"), "--org", "riverside",
+        "--org-name", "Riverside Hospital", "--org-kind", "hospital", "--org-admin", str(admin),
+        "--p2p", f"{address}:26600", "--api", f"{address}:26601", "--peers", peers)
+    log = (home / "node.out").open("wb")
+    net.procs["riverside"] = subprocess.Popen(
+        ["ip", "netns", "exec", net.hosts.ns(k), sys.executable, "-m", "node", "node", "start",
+         "--home", str(home), "--log-level", "info"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+    node = ["--node", net.apis["regulator"], "--json"]
+    proposed = await cli("validators", "propose-add", "--joiner", str(home / "join.json"), "--after", "8",
+                   "--key", str(net.root / "orgs" / "st-mary" / "admin.json"), *node)
+    assert proposed["code"] == "ok", proposed
+    for org in ("regulator", "city-general"):
+        admin_key = str(net.root / "orgs" / org / "admin.json")
+        approved = await cli("validators", "approve", proposed["tx_id"], "--key", admin_key, *node)
+        assert approved["code"] == "ok", approved
+    listed = await cli("validators", "list", *node)
+    switch = listed["changes"][-1]["height"]
+    net.names.append("riverside")
+    net.apis["riverside"] = f"http://{address}:26601"
+    label = itertools.count()
+    while ((await net.heights())["regulator"] or 0) < switch + 3:
+        await net.anchor("regulator", f"toward the switch #{next(label)}")
+
+    async def joined() -> bool:
+        try:
+            status = await net.get("riverside", "/status")
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+        return status["role"] == "validator" and status["height"] >= switch + 3 and len(status["peers"]) == k
+
+    await wait_for("the new hospital's node to validate, linked to the four others", joined, 60)
+    validators = await net.get("st-mary", "/validators")
+    assert validators["validators"][-1] == {
+        "name": "riverside", "key": proposed_key(home), "org": "riverside", "address": f"{address}:26600"}
+    committed = await net.anchor("riverside", "through the new hospital")
+    proof = await net.get("city-general", f"/proofs/{committed['tx_id']}")
+    assert len(proof["validator_changes"]) == 1
+    assert verify_proof(proof, load_genesis(net.root / "genesis.json")) is None
+
+
+def proposed_key(home: Path) -> str:
+    key: str = json.loads((home / "join.json").read_text())["key"]
+    return key
