@@ -320,7 +320,13 @@ async def test_a_new_hospital_on_its_own_host_joins_through_governance(net: Net,
     assert validators["validators"][-1] == {
         "name": "riverside", "key": proposed_key(home), "org": "riverside", "address": f"{address}:26600"}
     committed = await net.anchor("riverside", "through the new hospital")
+
+    async def has_it() -> bool:  # the anchor was committed where it was sent; another node may be a step behind
+        return ((await net.heights())["city-general"] or 0) >= committed["height"]
+
+    await wait_for("city-general to hold the block", has_it, 30)
     proof = await net.get("city-general", f"/proofs/{committed['tx_id']}")
+    assert proof.get("format") == "medchain-inclusion-proof/v1", proof
     assert len(proof["validator_changes"]) == 1
     assert verify_proof(proof, load_genesis(net.root / "genesis.json")) is None
 
