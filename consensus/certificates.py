@@ -84,6 +84,26 @@ class Verifier:
         return self._votes_ok(cert.votes, DOMAIN_PREPARE, payload)
 
 
+class Verifiers:
+    """A ``Verifier`` per validator set, for checks at heights decided by different sets (``membership.py``).
+
+    Only a few sets are ever in use; past ``keep`` the oldest is dropped (its memo is of no use any more).
+    """
+
+    def __init__(self, chain_id: str, keep: int = 8) -> None:
+        self.chain_id = chain_id
+        self.keep = keep
+        self._by_keys: dict[tuple[VerifyKey, ...], Verifier] = {}
+
+    def of(self, keys: tuple[VerifyKey, ...]) -> Verifier:
+        verifier = self._by_keys.get(keys)
+        if verifier is None:
+            verifier = self._by_keys[keys] = Verifier(self.chain_id, keys)
+            if len(self._by_keys) > self.keep:
+                del self._by_keys[next(iter(self._by_keys))]
+        return verifier
+
+
 def verify_commit_certificate(
     chain_id: str, validators: Sequence[VerifyKey], cert: CommitCertificate, block: Block | None = None
 ) -> str | None:

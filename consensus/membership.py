@@ -60,12 +60,6 @@ class ValidatorSet:
     def index_of(self, key: VerifyKey) -> int | None:
         return self._position.get(key.raw)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ValidatorSet) and other.keys == self.keys
-
-    def __hash__(self) -> int:
-        return hash(self.keys)
-
 
 class Schedule:
     """The sets in force from height 1 on: genesis, then each change in height order."""

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TypeVar
 
-from consensus.certificates import Verifier
+from consensus.certificates import Verifier, Verifiers
 from consensus.config import ChainTip, ReplicaConfig
 from consensus.events import (
     TIMER_PROGRESS,
@@ -85,7 +85,6 @@ from consensus.view_change import check_new_view, check_view_change, mandated_bl
 from primitives.errors import DecodeError, UsageError
 from primitives.hashing import sha256
 from primitives.merkle import merkle_root
-from primitives.signing import VerifyKey
 
 M = TypeVar("M", PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 SignKey = tuple[str, int, int]  # (phase, view, height)
@@ -99,14 +98,14 @@ class Replica:
     def __init__(self, config: ReplicaConfig, tip: ChainTip) -> None:
         self.cfg = config
         self.schedule = Schedule(config.validators, config.changes)
-        self._verifiers: dict[tuple[VerifyKey, ...], Verifier] = {}
+        self._verifiers = Verifiers(config.chain_id)
         # chain tip: ``height`` is the next height to decide
         self.height = tip.height + 1
         # the set deciding ``height``: filled in by _use_set
         self.vset = self.schedule.genesis
         self.index: int | None = None
         self.n = self.f = self.quorum = 0
-        self.verifier = self._verifier_for(self.vset)
+        self.verifier = self._verifiers.of(self.vset.keys)
         self.last_hash = tip.block_hash
         self.last_timestamp = tip.timestamp_ms
         self.app_hash = tip.app_hash
@@ -268,17 +267,16 @@ class Replica:
             self._drop("beyond-horizon")
             return
         vset = self.schedule.at(message.height)
-        current = vset is self.vset  # the common case: no lookups
         if message.sender >= vset.n:
             self._drop("unknown-sender")
             return
-        if message.sender == (self.index if current else vset.index_of(self.cfg.key.verify_key)):
+        if message.sender == self._position_at(message.height):
             self._drop("own-message")
             return
         if isinstance(message, Checkpoint):
             self._on_checkpoint(message, vset, out)
             return
-        verifier = self.verifier if current else self._verifier_for(vset)
+        verifier = self._verifier_for(vset)
         if not verifier.verify(message.sender, message.DOMAIN, message.signing_payload(), message.signature):
             self._drop("bad-signature")
             return
@@ -318,6 +316,12 @@ class Replica:
             if view > self.peer_view.get(sender, -1):
                 self.peer_view[sender] = view
 
+    def _position_at(self, height: int) -> int | None:
+        """This replica's position in the set deciding ``height`` (None: not a member there)."""
+        if height == self.height:
+            return self.index
+        return self.schedule.at(height).index_of(self.cfg.key.verify_key)
+
     def _hint_ahead(self, message: SignedMessage, out: Output) -> None:
         newest = self.schedule.at(self.horizon)
         if message.sender >= newest.n or message.sender == newest.index_of(self.cfg.key.verify_key):
@@ -341,12 +345,7 @@ class Replica:
         return self.vset.index_of(vset.keys[sender])
 
     def _verifier_for(self, vset: ValidatorSet) -> Verifier:
-        verifier = self._verifiers.get(vset.keys)
-        if verifier is None:
-            verifier = self._verifiers[vset.keys] = Verifier(self.cfg.chain_id, vset.keys)
-            if len(self._verifiers) > 8:  # sets long past: their memos are of no use
-                del self._verifiers[next(iter(self._verifiers))]
-        return verifier
+        return self.verifier if vset is self.vset else self._verifiers.of(vset.keys)
 
     def _use_set(self, vset: ValidatorSet) -> None:
         """The current height is decided by ``vset``: indices of peers in the old set mean nothing now."""
@@ -354,7 +353,7 @@ class Replica:
         self.vset = vset
         self.n, self.f, self.quorum = vset.n, vset.f, vset.quorum
         self.index = vset.index_of(self.cfg.key.verify_key)
-        self.verifier = self._verifier_for(vset)
+        self.verifier = self._verifiers.of(vset.keys)
         if changed:
             self.peer_height.clear()
             self.served_at.clear()
@@ -410,7 +409,7 @@ class Replica:
         log = self.logs.get(height)
         if log is None:
             return
-        me = self.schedule.at(height).index_of(self.cfg.key.verify_key)
+        me = self._position_at(height)
         for vote in votes:
             reported = (vote.validator, view, height)
             if vote.validator == me or reported in self.cert_evidence:
@@ -649,12 +648,10 @@ class Replica:
         self.executed = True
         if height % self.cfg.checkpoint_interval == 0:
             self.my_checkpoints[height] = (self.last_hash, app_hash)
-            me = self.schedule.at(height).index_of(self.cfg.key.verify_key)
-            checkpoint = None
-            if me is not None:
-                checkpoint = self._emit(Checkpoint(height, self.last_hash, app_hash, me, b""), out)
-            if checkpoint is not None and me is not None:
-                self.checkpoint_votes.setdefault(height, {})[me] = checkpoint
+            me = self._position_at(height)
+            checkpoint = None if me is None else self._emit(Checkpoint(height, self.last_hash, app_hash, me, b""), out)
+            if checkpoint is not None:
+                self.checkpoint_votes.setdefault(height, {})[checkpoint.sender] = checkpoint
             self._check_stable(height, out)
         log = self.logs.get(self.height)
         if log is not None and (log.proposals or log.prepares or log.commits):
@@ -872,7 +869,7 @@ class Replica:
 
     def _emit(self, unsigned: M, out: Output, to: int | None = None) -> M | None:
         """Sign, log to the WAL and send -- unless it would contradict something signed before."""
-        if unsigned.sender != self.schedule.at(unsigned.height).index_of(self.cfg.key.verify_key):
+        if unsigned.sender != self._position_at(unsigned.height):
             self.stats["refused-not-a-member"] += 1
             return None
         key, target = _sign_key(unsigned)

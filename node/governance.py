@@ -40,11 +40,11 @@ Rules (each refusal names its reason):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import ClassVar, Protocol
 
-from consensus.membership import ACTIVATION_DELAY, ValidatorChange
+from consensus.membership import ACTIVATION_DELAY, Schedule, ValidatorChange
 from node.app import Rejected
 from node.config import ConfigError, parse_address
 from node.genesis import ORG_KINDS, Genesis, Organisation
@@ -165,8 +165,8 @@ class OrgRecord:
     admin_key: bytes
     SCHEMA: ClassVar[tuple[Kind, ...]] = (Text(32), Text(128), Text(16), Bytes(32, exact=True))
 
-    def organisation(self, nodes: tuple[str, ...] = ()) -> Organisation:
-        return Organisation(self.id, self.name, self.kind, VerifyKey(self.admin_key), nodes)
+    def organisation(self) -> Organisation:
+        return Organisation(self.id, self.name, self.kind, VerifyKey(self.admin_key))
 
 
 def load_org(state: Reader, org_id: str) -> OrgRecord | None:
@@ -208,27 +208,17 @@ def engine_changes(changes: Sequence[ScheduledSet]) -> tuple[ValidatorChange, ..
 # ---------------------------------------------------------------- the rules
 
 
-@dataclass(slots=True)
 class Governance:
     """The consortium's governance rules over genesis (pure: state comes in, records go out)."""
 
-    genesis: Genesis
-    quorum: Fraction = Fraction(2, 3)
-    admins: dict[bytes, str] = field(default_factory=dict)
-    genesis_set: tuple[Validator, ...] = ()
-    genesis_names: frozenset[str] = frozenset()
+    def __init__(self, genesis: Genesis) -> None:
+        self.genesis = genesis
+        self.admins = {org.admin_key.raw: org.id for org in genesis.organisations}
+        self.genesis_set = tuple(_validator(genesis, m.name) for m in genesis.validators)
 
-    @classmethod
-    def of(cls, genesis: Genesis) -> Governance:
-        org_of = {name: org.id for org in genesis.organisations for name in org.nodes}
-        validators = tuple(
-            Validator(m.name, m.key.raw, org_of.get(m.name, ""), m.cert_pem, "") for m in genesis.validators
-        )
-        return cls(
-            genesis, genesis.governance_quorum,
-            {org.admin_key.raw: org.id for org in genesis.organisations},
-            validators, frozenset(m.name for m in genesis.nodes),
-        )
+    @property
+    def quorum(self) -> Fraction:
+        return self.genesis.governance_quorum
 
     # -- reading the schedule
 
@@ -247,6 +237,10 @@ class Governance:
 
     def validator_orgs(self, validators: Sequence[Validator]) -> frozenset[str]:
         return frozenset(v.org for v in validators if v.org)
+
+    def expired(self, proposal: Proposal, next_height: int) -> bool:
+        """Whether ``proposal``, undecided, can no longer take effect: its quorum would come too late."""
+        return not proposal.decided and _too_soon(proposal.body.height, next_height)
 
     def needed(self, orgs: int) -> int:
         """Approvals needed among ``orgs`` validator organisations: ceil(quorum x orgs), at least 1."""
@@ -331,7 +325,7 @@ class Governance:
         if body.action not in ACTIONS:
             raise Rejected("bad-action", f"action {body.action!r} is not one of {', '.join(ACTIONS)}")
         keys = {v.key for c in changes for v in c.validators} | {m.key.raw for m in self.genesis.nodes}
-        names = {v.name for c in changes for v in c.validators} | self.genesis_names
+        names = {v.name for c in changes for v in c.validators} | {m.name for m in self.genesis.nodes}
         member = next((v for v in latest if v.name == body.name), None)
         if body.action != "add" and (body.org_name or body.org_kind or body.org_admin):
             raise Rejected("bad-org", f"'{body.action}' brings in no organisation: leave its name, kind and admin out")
@@ -373,11 +367,7 @@ class Governance:
             for v in change.validators:
                 if v.name == name:
                     return v
-        member = self.genesis.node(name)
-        if member is None:
-            return None
-        org = self.genesis.org_of_node(name)
-        return Validator(name, member.key.raw, org.id if org is not None else "", member.cert_pem, "")
+        return _validator(self.genesis, name) if self.genesis.node(name) is not None else None
 
     def _apply(
         self, body: ProposeValidators, latest: tuple[Validator, ...], changes: Sequence[ScheduledSet]
@@ -408,7 +398,7 @@ class Governance:
             raise Rejected("bad-address", str(exc)) from None
 
     def _check_height(self, wanted: int, height: int, changes: Sequence[ScheduledSet]) -> None:
-        if wanted < height + ACTIVATION_DELAY:
+        if _too_soon(wanted, height):
             raise Rejected(
                 "too-soon", f"height {wanted} is too soon: a change decided in block {height} takes effect at "
                 f"{height + ACTIVATION_DELAY} or later",
@@ -442,6 +432,19 @@ class Governance:
 
 
 
+def _too_soon(wanted: int, height: int) -> bool:
+    """A change decided in block ``height`` cannot take effect at ``wanted`` (consensus.membership)."""
+    return wanted < height + ACTIVATION_DELAY
+
+
+def _validator(genesis: Genesis, name: str) -> Validator:
+    """Genesis's node ``name`` (a validator or an observer) as a validator record."""
+    member = genesis.node(name)
+    assert member is not None
+    org = genesis.org_of_node(name)
+    return Validator(name, member.key.raw, org.id if org is not None else "", member.cert_pem, "")
+
+
 def decode_governance(body: bytes) -> ProposeValidators | ApproveValidators | None:
     """A transaction body as governance, or None when it is another kind of action."""
     try:
@@ -454,52 +457,49 @@ def decode_governance(body: bytes) -> ProposeValidators | ApproveValidators | No
 class Roster:
     """Who validates which height, by name: genesis's validators, then each scheduled change.
 
-    The node runtime's view of the schedule: names by position (what the engine's indices mean at a
-    height), every node known with its key, certificate and address, and each key's name (a
-    re-keyed node keeps its name, and its old key still names it in old certificates).
+    The node runtime's view of the schedule: the engine's own ``Schedule`` for the keys of each height, and
+    names for them (what the engine's positions mean at a height); every node known with its key,
+    certificate and address.  A re-keyed node keeps its name, and its old key still names it.
     """
 
     def __init__(self, governance: Governance, changes: Sequence[ScheduledSet] = ()) -> None:
-        self.governance = governance
+        self.schedule = Schedule(tuple(VerifyKey(v.key) for v in governance.genesis_set))
         self.changes: list[ScheduledSet] = []
-        self._starts: list[int] = [1]
-        self._names: list[list[str]] = [[v.name for v in governance.genesis_set]]
-        self._keys: list[tuple[VerifyKey, ...]] = [tuple(VerifyKey(v.key) for v in governance.genesis_set)]
         self.nodes: dict[str, Validator] = {v.name: v for v in governance.genesis_set}
-        self.by_key: dict[bytes, str] = {m.key.raw: m.name for m in governance.genesis.nodes}
+        self._name_of: dict[bytes, str] = {m.key.raw: m.name for m in governance.genesis.nodes}
+        self._names: dict[int, list[str]] = {}  # id of a ValidatorSet of the schedule -> its names
         self.extend(changes)
 
     def extend(self, changes: Sequence[ScheduledSet]) -> list[ScheduledSet]:
         """Add the changes not known yet (``changes`` is the whole schedule, or its new tail); the new ones."""
-        new = [c for c in changes if c.height > self._starts[-1]]
-        for change in new:
+        last = self.changes[-1].height if self.changes else 1
+        new = [c for c in changes if c.height > last]
+        for change, engine in zip(new, engine_changes(new), strict=True):
             self.changes.append(change)
-            self._starts.append(change.height)
-            self._names.append([v.name for v in change.validators])
-            self._keys.append(tuple(VerifyKey(v.key) for v in change.validators))
+            self.schedule.add(engine)
             for v in change.validators:
                 self.nodes[v.name] = v
-                self.by_key[v.key] = v.name
+                self._name_of[v.key] = v.name
         return new
 
-    def _at(self, height: int) -> int:
-        at = 0
-        for i, start in enumerate(self._starts):
-            if start <= height:
-                at = i
-        return at
-
     def names_at(self, height: int) -> list[str]:
-        return self._names[self._at(height)]
+        vset = self.schedule.at(height)
+        names = self._names.get(id(vset))
+        if names is None:
+            names = self._names[id(vset)] = [self._name_of[k.raw] for k in vset.keys]
+        return names
 
     def keys_at(self, height: int) -> tuple[VerifyKey, ...]:
-        return self._keys[self._at(height)]
+        return self.schedule.at(height).keys
 
     def names_from(self, height: int) -> frozenset[str]:
         """Every node that validates ``height`` or a later scheduled height: who must hear consensus."""
-        at = self._at(height)
-        return frozenset(name for names in self._names[at:] for name in names)
+        later = (name for start in self.schedule.starts() if start > height for name in self.names_at(start))
+        return frozenset((*self.names_at(height), *later))
 
     def name_at(self, height: int, index: int) -> str:
         names = self.names_at(height)
         return names[index] if 0 <= index < len(names) else f"#{index}"
+
+    def name_of(self, key: VerifyKey) -> str:
+        return self._name_of[key.raw]

@@ -71,7 +71,11 @@ async def run_node(home: Path, app_factory: AppFactory, log_level: str = "info")
     faulthandler.register(signal.SIGUSR2, all_threads=True)
     store = ChainStore.open(config.path(config.data_dir), genesis.chain_id, genesis.hash)
     try:
-        added = [(v.name, VerifyKey(v.key), v.cert, v.address) for c in load_schedule(store) for v in c.validators]
+        # The nodes changes made validators, the latest record of each; a genesis node only if a change gave it
+        # another key or an address.
+        latest = {v.name: v for change in load_schedule(store) for v in change.validators}
+        added = [(v.name, VerifyKey(v.key), v.cert, v.address) for v in latest.values()
+                 if (m := genesis.node(v.name)) is None or m.key.raw != v.key or v.address]
         transport = build_transport(config, genesis, key, home, added)
         node = Node(config, genesis, key, store, transport, app_factory)
         runner = web.AppRunner(Api(node).app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, NoReturn, TypeVar
 
-from consensus.certificates import Verifier
+from consensus.certificates import Verifier, Verifiers
 from consensus.config import ChainTip, ReplicaConfig
 from consensus.events import (
     CancelTimer,
@@ -43,7 +43,7 @@ from consensus.events import (
     Verdict,
     WalRecord,
 )
-from consensus.membership import ACTIVATION_DELAY, ValidatorChange
+from consensus.membership import ValidatorChange
 from consensus.messages import CONSENSUS_CODEC, Block, CommitCertificate, PrePrepare
 from consensus.replica import Replica
 from node.app import Application, BlockResult, Prechecked, Rejected
@@ -249,17 +249,17 @@ class Node:
         self.key = key
         self.store = store
         self.transport = transport
-        self.governance = Governance.of(genesis)
+        self.governance = Governance(genesis)
         self.tip = store.head() or genesis_tip(genesis)
         # Who validates: genesis, then the changes the ledger scheduled (read from state at the tip).
         self.roster = Roster(self.governance, load_schedule(store))
         # The names by position in the set deciding the next height (one list, updated in place: the
         # Byzantine switch holds it), and every node of that set or of one scheduled later.
         self.validator_names = list(self.roster.names_at(self.tip.height + 1))
-        self._validator_set = self.roster.names_from(self.tip.height + 1)
-        self._consensus_peers = sorted(self._validator_set)
-        self._verifiers: dict[tuple[VerifyKey, ...], Verifier] = {}
-        self._adopted: tuple[ValidatorChange, ...] = ()  # changes the block just executed scheduled
+        self._validator_set: frozenset[str] = frozenset()
+        self._consensus_peers: list[str] = []
+        self._refresh_consensus_peers()
+        self._verifiers = Verifiers(self.chain_id)
         self._change_proofs: dict[int, list[ProofDocument]] = {}  # a change's height -> its proofs
         self._announced_height = -1
         self.index = genesis.validator_index(key.verify_key)
@@ -442,14 +442,12 @@ class Node:
             self._apply_timer(timer)
         for item in out.sync:
             if isinstance(item, RequestSync):
-                peers = [self.validator_names[p] for p in item.peers if p < len(self.validator_names)] or None
+                peers = [self._engine_peer(p) for p in item.peers] or None
                 self._request_blocks(item.from_height, peers)
             elif isinstance(item, ServeSync):
                 # The replica serves a validator whose votes are two heights old; one whose announced head
                 # is rising is fetching on its own, and a batch pushed to it would only be dropped there.
-                if item.peer >= len(self.validator_names):
-                    continue
-                peer = self.validator_names[item.peer]
+                peer = self._engine_peer(item.peer)
                 if time.monotonic() - self._peer_rose.get(peer, (0, -PEER_CATCHING_UP_S))[1] >= PEER_CATCHING_UP_S:
                     await self._serve_blocks(peer, item.from_height)
         for evidence in out.evidence:
@@ -486,8 +484,8 @@ class Node:
         frame = self._proposal_frame(send.data) or NODE_CODEC.encode(ConsensusFrame(send.data))
         if send.to is None:
             self.transport.broadcast(frame, only=self._consensus_peers)
-        elif send.to < len(self.validator_names):
-            self.transport.send(self.validator_names[send.to], frame)
+        else:
+            self.transport.send(self._engine_peer(send.to), frame)
 
     def _proposal_frame(self, data: bytes) -> bytes | None:
         """A PRE-PREPARE's compact frame (``node.proposals``), or None for any other message."""
@@ -517,46 +515,49 @@ class Node:
     async def _commit(self, commit: CommitBlock) -> Event:
         block, cert = commit.block, commit.certificate
         # via_sync: the replica verified the certificate and _apply_synced the transactions (CertifiedTxs).
-        result = await self._apply_block(block, cert, certified=commit.via_sync, overlap=commit.via_sync)
+        result, changes = await self._apply_block(block, cert, certified=commit.via_sync, overlap=commit.via_sync)
         if commit.via_sync:
             self.metrics.blocks_synced.inc()
-        return Executed(block.height, result.app_hash, self._adopted)
+        return Executed(block.height, result.app_hash, changes)
 
     async def _apply_block(
         self, block: Block, cert: CommitCertificate, certified: bool = False, overlap: bool = False
-    ) -> BlockResult:
+    ) -> tuple[BlockResult, tuple[ValidatorChange, ...]]:
         """Execute and store ``block``; ``certified`` only when catch-up verified ``cert`` and the transactions.
 
         ``overlap`` (catch-up): return once the block is executed and staged (``ChainStore.stage``); its
         batch is written on a storage thread while the next block executes, and its commit is finished
-        (clients answered, events sent) when that write is done (``_settle_store``).
+        (clients answered, events sent) when that write is done (``_settle_store``).  With the result, the
+        validator-set changes the block scheduled (``_adopt_schedule``).
         """
         result = await self._execute(block, CertifiedTxs(self.checker) if certified else self.checker)
-        self._adopted = self._adopt_schedule(block.height, result)
+        changes = self._adopt_schedule(block.height, result)
         await self._settle_store()  # the block before, written while this one executed
         args = (block, cert, result.writes, result.app_hash, outcomes(result))
         tip = _tip_after(block, cert, result)
         if overlap:
             self.store.stage(block, result.writes)
             self._storing = (asyncio.ensure_future(self.offload(self._store_block, *args)), block, cert, result)
-            self._move_tip(tip)
-            self._start_replica_if_promoted()
-            return result
+            self._move_tip(tip, changes)
+            return result, changes
         await self.offload(self._store_block, *args)
-        self._move_tip(tip)
-        self._start_replica_if_promoted()
+        self._move_tip(tip, changes)
         await self._finish_commit(block, cert, result)
-        return result
+        return result, changes
 
-    def _move_tip(self, tip: ChainTip) -> None:
+    def _move_tip(self, tip: ChainTip, changes: tuple[ValidatorChange, ...]) -> None:
+        """The tip moved, after a block that scheduled ``changes``: who validates next, and who hears it."""
         self.tip = tip
         names = self.roster.names_at(tip.height + 1)
-        if names != self.validator_names:
+        switched = names != self.validator_names
+        if switched:
             log.info("validators from height %d: %s", tip.height + 1, ", ".join(names),
                      extra={"event": "validator-set", "height": tip.height + 1, "validators": names})
             self.validator_names[:] = names
-            self._validator_set = self.roster.names_from(tip.height + 1)
-            self._consensus_peers = sorted(self._validator_set)
+        if switched or changes:
+            self._refresh_consensus_peers()
+        if changes:
+            self._start_replica_if_promoted()
 
     def _adopt_schedule(self, height: int, result: BlockResult) -> tuple[ValidatorChange, ...]:
         """The validator-set changes block ``height`` scheduled (``node.governance``), now known to the roster
@@ -572,8 +573,6 @@ class Node:
                                                "validators": names})
             for v in change.validators:
                 self.transport.add_member(v.name, VerifyKey(v.key), v.cert, v.address)
-        self._validator_set = self.roster.names_from(self.tip.height + 1)
-        self._consensus_peers = sorted(self._validator_set)
         return engine_changes(new)
 
     def _replica_config(self) -> ReplicaConfig:
@@ -595,7 +594,7 @@ class Node:
     def _start_replica_if_promoted(self) -> None:
         """An observer the ledger made a validator runs a replica from now on: it follows, and votes from the
         height the change names."""
-        if self.replica is not None or not self._adopted or not self._scheduled_to_validate():
+        if self.replica is not None or not self._scheduled_to_validate():
             return
         replica = self.replica = Replica(self._replica_config(), self.tip)
         log.info("a validator-set change names this node: it runs a replica from height %d", self.tip.height + 1,
@@ -604,11 +603,17 @@ class Node:
 
     def _verifier_at(self, height: int) -> Verifier:
         """Certificate checks against the validators in force at ``height``."""
-        keys = self.roster.keys_at(height)
-        verifier = self._verifiers.get(keys)
-        if verifier is None:
-            verifier = self._verifiers[keys] = Verifier(self.chain_id, keys)
-        return verifier
+        return self._verifiers.of(self.roster.keys_at(height))
+
+    def _refresh_consensus_peers(self) -> None:
+        """Who hears consensus messages: the validators of the next height and of every later scheduled one."""
+        self._validator_set = self.roster.names_from(self.tip.height + 1)
+        self._consensus_peers = sorted(self._validator_set)
+
+    def _engine_peer(self, index: int) -> str:
+        """The node at ``index`` of the replica's current set (the engine's numbering of its outputs)."""
+        assert self.replica is not None
+        return self.roster.name_of(self.replica.vset.keys[index])
 
     async def _settle_store(self) -> None:
         """Wait for the write of the block ``_apply_block(overlap=True)`` left in flight, then finish its commit."""
@@ -1395,12 +1400,10 @@ class Node:
 
     def validators_json(self) -> ValidatorsDocument:
         nxt = self.written_tip.height + 1
-        org_of = {v.name: v.org for v in self.roster.nodes.values()}
         validators: list[ValidatorEntry] = []
         for name in self.roster.names_at(nxt):
             v = self.roster.nodes[name]
-            validators.append({"name": name, "key": v.key.hex(), "org": org_of.get(name) or None,
-                               "address": v.address or None})
+            validators.append({"name": name, "key": v.key.hex(), "org": v.org or None, "address": v.address or None})
         changes: list[ScheduledChange] = [
             {"height": c.height, "validators": [v.name for v in c.validators], "txs": [t.hex() for t in c.txs],
              "in_force": c.height <= nxt}
@@ -1412,7 +1415,7 @@ class Node:
             counted, needed = self.governance.pending(p, self.roster.changes, nxt)
             b = p.body
             status: Literal["pending", "scheduled", "expired"] = (
-                "scheduled" if p.decided else "expired" if b.height < nxt + ACTIVATION_DELAY else "pending"
+                "scheduled" if p.decided else "expired" if self.governance.expired(p, nxt) else "pending"
             )
             proposals.append({
                 "proposal": key[len(PROPOSAL_PREFIX):].hex(), "action": b.action, "name": b.name,
@@ -1431,9 +1434,7 @@ class Node:
         members: list[NetworkMember] = []
         # Validators of the next height, then every other node: genesis's, and the ones the ledger added.
         current = self.roster.names_at(self.written_tip.height + 1)
-        added = [Member(v.name, VerifyKey(v.key)) for v in self.roster.nodes.values()
-                 if self.genesis.node(v.name) is None]
-        everyone = {m.name: m for m in (*self.genesis.nodes, *added)}
+        everyone = {m.name: m for m in self.genesis.nodes}
         everyone.update({v.name: Member(v.name, VerifyKey(v.key)) for v in self.roster.nodes.values()})
         groups: tuple[tuple[Literal["validator", "observer"], list[Member]], ...] = (
             ("validator", [everyone[n] for n in current]),
@@ -1474,13 +1475,20 @@ class Node:
         return {"tx_id": tid.hex(), "status": "unknown"}
 
     def proof_json(self, tid: bytes) -> ProofDocument | None:
-        where = self.store.tx_location(tid)
-        if where is None:
-            return None
-        found = self.store.certified_block(where[0])
+        found = self._bare_proof(tid)
         if found is None:
             return None
-        return build_proof(found[0], found[1], where[1], changes=self.change_proofs(where[0]))
+        doc, height = found
+        changes = self.change_proofs(height)
+        return {**doc, "validator_changes": changes} if changes else doc
+
+    def _bare_proof(self, tid: bytes) -> tuple[ProofDocument, int] | None:
+        """A committed transaction's proof without the validator changes, and its block's height."""
+        where = self.store.tx_location(tid)
+        found = self.store.certified_block(where[0]) if where is not None else None
+        if where is None or found is None:
+            return None
+        return build_proof(found[0], found[1], where[1]), where[0]
 
     def change_proofs(self, height: int) -> list[list[ProofDocument]]:
         """For a proof of a block at ``height``: each validator-set change in force there, as proofs of the
@@ -1493,12 +1501,11 @@ class Node:
             if step is None:
                 step = []
                 for tid in change.txs:
-                    where = self.store.tx_location(tid)
-                    found = self.store.certified_block(where[0]) if where is not None else None
-                    if where is None or found is None:
+                    found = self._bare_proof(tid)
+                    if found is None:
                         raise ApiError(503, "proof-unavailable",
                                        f"governance transaction {tid.hex()} is not stored here")
-                    step.append(build_proof(found[0], found[1], where[1]))
+                    step.append(found[0])
                 self._change_proofs[change.height] = step
             steps.append(step)
         return steps

@@ -171,6 +171,7 @@ class Cluster:
         self.switches: list[int] = []  # heights at which a scheduled change took effect, in order
         self.former_index: dict[int, int] = {}  # a removed replica -> its position in the set before
         self.zombie_votes = 0
+        self.view_changes_at_switch = 0  # views honest replicas entered at a height where a new set took effect
         self._zombie_voted: set[tuple[int, int, int, bytes]] = set()
 
     # ------------------------------------------------------------ lifecycle
@@ -284,6 +285,8 @@ class Cluster:
             elif isinstance(sync, ServeSync):
                 self._serve(node.index, self._node_of(node, sync.peer), sync.from_height)
         node.view_changes += len(out.view_changes)
+        if node.index in self.honest:
+            self.view_changes_at_switch += sum(1 for v in out.view_changes if v.height in self.switches)
         node.evidence += len(out.evidence)
         if out.checkpoints and self.sc.keep_heights is not None:
             self._forget(node)

@@ -53,6 +53,8 @@ class RunResult:
     """Heights at which a validator-set change took effect (scheduled by the ledger during the run)."""
     zombie_votes: int = 0
     """Votes a removed Byzantine validator kept sending after its removal."""
+    view_changes_at_switch: int = 0
+    """Views honest replicas entered at a height where a new validator set took effect."""
 
     @property
     def safe(self) -> bool:
@@ -136,6 +138,7 @@ def run_one(
         cpu_received_s=None if clock is None else sum(n.cpu_received_s for n in nodes),
         switches=tuple(cluster.switches),
         zombie_votes=cluster.zombie_votes,
+        view_changes_at_switch=cluster.view_changes_at_switch,
     )
 
 
@@ -205,6 +208,7 @@ def summarize(scenario: Scenario, results: Iterable[RunResult]) -> dict[str, obj
         "restarts": sum(r.restarts for r in runs),
         "switches": sum(len(r.switches) for r in runs),
         "zombie_votes": sum(r.zombie_votes for r in runs),
+        "view_changes_at_switch": sum(r.view_changes_at_switch for r in runs),
         "virtual_ms": sum(r.end_ms for r in runs),
     }
     cpu = [r for r in runs if r.cpu_s is not None]

@@ -116,10 +116,7 @@ class Scenario:
             raise UsageError("bandwidth_mbps must be positive")
         if self.joiners < 0 or self.activation_delay < ACTIVATION_DELAY or self.reconfigure_gap < 0:
             raise UsageError(f"joiners and reconfigure_gap cannot be negative, activation_delay is {ACTIVATION_DELAY}+")
-        removed = set()
-        for step in self.reconfigure_steps:
-            if step[0] == "remove":
-                removed.add(step[1])
+        removed = {who for kind, who in self.reconfigure_steps if kind == "remove"}
         for r in removed:
             if any(b > r for b in self.faulty - removed):
                 # the Byzantine replicas keep their position in every set (the adversary signs by position)
@@ -135,7 +132,7 @@ class Scenario:
         steps = []
         for step in self.reconfigure:
             kind, _, who = step.partition(":")
-            if kind not in ("add", "remove") or not who.isdigit() or not 0 <= int(who) < self.nodes + self.joiners:
+            if kind not in ("add", "remove") or not who.isdigit() or not 0 <= int(who) < self.total:
                 raise UsageError(f"a reconfiguration step is add:I or remove:I with I a replica's number, got {step!r}")
             steps.append((kind, int(who)))
         return tuple(steps)

@@ -194,17 +194,26 @@ def node_init(home: Path, name: str | None, as_json: bool) -> None:
     in HOME.  The KEK (HOME/kek, mode 0600) wraps the keys of the node's EHR
     vault: keep it out of the vault's backups.
     """
+    _refuse_existing_key(home)
+    key, cert = _write_node_identity(home)
+    print_json({"name": name or home.name, "key": key.verify_key.hex(), "cert": cert})
+
+
+def _refuse_existing_key(home: Path) -> None:
+    if (home / "node_key.json").exists():
+        raise Fail(f"{home} already has a node key; refusing to overwrite it")
+
+
+def _write_node_identity(home: Path) -> tuple[SigningKey, str]:
+    """A new node key, its TLS certificate and (if none yet) a vault KEK in ``home``; the key and certificate."""
     from node.healthcare.kek import new_kek, write_kek_file
     from node.p2p.certs import write_node_tls
 
-    if (home / "node_key.json").exists():
-        raise Fail(f"{home} already has a node key; refusing to overwrite it")
     key = SigningKey.generate()
     write_key(home / "node_key.json", key)
     if not (home / DEFAULT_KEK_FILE).exists():
         write_kek_file(home / DEFAULT_KEK_FILE, new_kek())
-    cert = write_node_tls(home / "tls", key)
-    print_json({"name": name or home.name, "key": key.verify_key.hex(), "cert": cert})
+    return key, write_node_tls(home / "tls", key)
 
 
 @node_group.command("join")
@@ -245,12 +254,9 @@ def node_join(home: Path, genesis_file: Path, name: str | None, org: str, org_na
     votes from the height the change names.
     """
     from node.config import ConfigError, NodeConfig, Peer, join_address, parse_address
-    from node.healthcare.kek import new_kek, write_kek_file
-    from node.p2p.certs import write_node_tls
 
     name = name or home.name
-    if (home / "node_key.json").exists():
-        raise Fail(f"{home} already has a node key; refusing to overwrite it")
+    _refuse_existing_key(home)
     genesis = load_genesis(genesis_file)
     new_org: dict[str, str] = {}
     if genesis.organisation(org) is not None:
@@ -280,11 +286,7 @@ def node_join(home: Path, genesis_file: Path, name: str | None, org: str, org_na
     except ConfigError as exc:
         raise Fail(str(exc)) from None
     home.mkdir(parents=True, exist_ok=True)
-    key = SigningKey.generate()
-    write_key(home / "node_key.json", key)
-    if not (home / DEFAULT_KEK_FILE).exists():
-        write_kek_file(home / DEFAULT_KEK_FILE, new_kek())
-    cert = write_node_tls(home / "tls", key)
+    key, cert = _write_node_identity(home)
     shutil.copyfile(genesis_file, home / "genesis.json")
     config = NodeConfig(name=name, role="validator", genesis="genesis.json", p2p_listen=listen, api_listen=api,
                         peers=tuple(links), operator_key=operator_key)

@@ -69,8 +69,7 @@ def validators_pending(url: str | None, as_json: bool, show_all: bool) -> None:
         click.echo("no pending proposals")
         return
     click.echo(table([
-        {**p, "approved": f"{p['counted']}/{p['needed']}", "by": ", ".join(p["approvals"]) or None,
-         "proposal": p["proposal"]} for p in rows
+        {**p, "approved": f"{p['counted']}/{p['needed']}", "by": ", ".join(p["approvals"]) or None} for p in rows
     ], ["proposal", "action", "name", "org", "height", "approved", "by", "status"]))
 
 

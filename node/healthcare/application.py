@@ -160,7 +160,7 @@ class Application:
             {m.key.raw for m in genesis.clients},
             genesis.organisations,
             {m.name: m.key.raw for m in genesis.nodes},
-            Governance.of(genesis),
+            Governance(genesis),
         )
 
     def execute_block(

@@ -37,7 +37,7 @@ import aiohttp
 import psutil
 
 from node.client.http import ApiFailure, NodeClient, NodeUnreachable
-from node.config import load_config, read_key
+from node.config import NodeConfig, load_config, read_key
 from node.documents import NodeStatus
 from node.genesis import load_genesis
 from node.healthcare.transactions import Anchor, make_transaction
@@ -152,9 +152,7 @@ def _start_all(root: Path, log_level: str) -> list[NodeProcess]:
     nodes: list[NodeProcess] = []
     try:
         for home, config in configs:
-            pid, offset = spawn(home, log_level)
-            api = f"http://{config.api_listen}"
-            nodes.append(NodeProcess(config.name, config.role, str(home), api, config.p2p_listen, pid, offset))
+            nodes.append(_started(home, config, log_level))
     finally:  # even if a spawn fails, record the ones started so 'cluster down' finds them
         save_cluster(root, nodes)
     return nodes
@@ -212,11 +210,16 @@ def add_node(root: Path, name: str) -> NodeProcess:
         nodes = load_cluster(root)
         if any(n.name == config.name or Path(n.home) == home for n in nodes):
             raise ClusterError(f"{config.name} is already in the cluster: 'medchain cluster restart {config.name}'")
-        pid, offset = spawn(home)
-        node = NodeProcess(config.name, config.role, str(home), f"http://{config.api_listen}", config.p2p_listen,
-                           pid, offset)
+        node = _started(home, config)
         save_cluster(root, [*nodes, node])
     return node
+
+
+def _started(home: Path, config: NodeConfig, log_level: str = "info") -> NodeProcess:
+    """The node in ``home`` started (``spawn``), as the cluster records it."""
+    pid, offset = spawn(home, log_level)
+    return NodeProcess(config.name, config.role, str(home), f"http://{config.api_listen}", config.p2p_listen,
+                       pid, offset)
 
 
 def restart_node(root: Path, name: str, timeout: float = 30) -> NodeProcess:

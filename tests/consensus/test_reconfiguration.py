@@ -227,8 +227,8 @@ def test_reconfiguration_with_a_byzantine_validator_never_forks_or_stalls(behavi
             assert min(run.heights.values()) > run.switches[-1]
         if removed == 0 and behaviour != "silent":
             assert summary["zombie_votes"] > 0
-        if view_change:
-            assert summary["view_changes"] > 0
+        if view_change:  # the primary crashed as the height before a switch was decided
+            assert summary["view_changes_at_switch"] > 0, summary
 
 
 def test_a_removed_byzantine_validator_that_keeps_voting_changes_nothing():

@@ -82,7 +82,7 @@ class DictState(dict):
 
 
 def test_a_change_takes_effect_once_a_quorum_of_validator_organisations_approved():
-    gov, state = Governance.of(GENESIS), DictState()
+    gov, state = Governance(GENESIS), DictState()
     assert gov.needed(4) == 3 and gov.needed(5) == 4 and gov.needed(1) == 1
     pid = b"p" * 32
     assert gov.propose(ADMINS[0].verify_key.raw, pid, 10, _add(4, 20), state) is None
@@ -100,7 +100,7 @@ def test_a_change_takes_effect_once_a_quorum_of_validator_organisations_approved
 
 
 def test_a_proposal_without_a_quorum_never_takes_effect():
-    gov, state = Governance.of(GENESIS), DictState()
+    gov, state = Governance(GENESIS), DictState()
     pid = b"p" * 32
     gov.propose(ADMINS[0].verify_key.raw, pid, 10, _add(4, 20), state)
     gov.approve(ADMINS[1].verify_key.raw, b"a" * 32, 11, ApproveValidators(pid), state)
@@ -118,6 +118,8 @@ def test_a_proposal_without_a_quorum_never_takes_effect():
     assert late.value.code == "too-soon"
     assert load_schedule(state) == () and SCHEDULE_KEY not in state
     assert gov.pending(load_proposal(state, pid), (), 19) == (2, 3)
+    # what /validators calls expired: a quorum in the next block would already be too late
+    assert not gov.expired(load_proposal(state, pid), 18) and gov.expired(load_proposal(state, pid), 19)
 
 
 @pytest.mark.parametrize(("signer", "body", "code"), [
@@ -136,12 +138,12 @@ def test_a_proposal_without_a_quorum_never_takes_effect():
 ])
 def test_a_bad_proposal_is_refused_naming_why(signer, body, code):
     with pytest.raises(Rejected) as refused:
-        Governance.of(GENESIS).propose(signer.verify_key.raw, b"p" * 32, 10, body, DictState())
+        Governance(GENESIS).propose(signer.verify_key.raw, b"p" * 32, 10, body, DictState())
     assert refused.value.code == code
 
 
 def test_changes_are_scheduled_in_height_order_and_quorums_follow_the_set():
-    gov, state = Governance.of(GENESIS), DictState()
+    gov, state = Governance(GENESIS), DictState()
     for n, admin in enumerate((0, 1, 2)):
         if n == 0:
             gov.propose(ADMINS[admin].verify_key.raw, b"1" * 32, 10, _add(4, 20), state)
@@ -164,7 +166,7 @@ def _promote(name: str, key: SigningKey, height: int, address: str = "") -> Prop
 
 
 def test_an_observer_or_a_removed_validator_is_promoted_with_what_the_network_knows_of_it():
-    gov, state = Governance.of(GENESIS), DictState()
+    gov, state = Governance(GENESIS), DictState()
 
     def decide(pid: bytes, body: ProposeValidators, height: int):
         """Proposed by org0's admin, approved by the others in turn (those that run no validator are refused)."""
@@ -209,7 +211,7 @@ def _join(height: int, **changes) -> ProposeValidators:
 
 
 def test_a_new_organisation_joins_with_its_first_validator_and_its_admin_then_counts():
-    gov, state = Governance.of(GENESIS), DictState()
+    gov, state = Governance(GENESIS), DictState()
     pid = b"j" * 32
     gov.propose(ADMINS[0].verify_key.raw, pid, 10, _join(20), state)
     assert load_org(state, "org6") is None  # nothing joins before the change is decided
@@ -242,7 +244,7 @@ def test_a_new_organisation_joins_with_its_first_validator_and_its_admin_then_co
 ])
 def test_a_new_organisation_must_be_complete_and_new(body, code):
     with pytest.raises(Rejected) as refused:
-        Governance.of(GENESIS).propose(ADMINS[0].verify_key.raw, b"p" * 32, 10, body, DictState())
+        Governance(GENESIS).propose(ADMINS[0].verify_key.raw, b"p" * 32, 10, body, DictState())
     assert refused.value.code == code
 
 
@@ -269,7 +271,7 @@ def test_a_joined_organisations_admin_enrols_members_on_the_ledger():
 
 
 def test_genesis_sets_the_quorum_rule():
-    assert Governance.of(_genesis("3/4")).needed(4) == 3 and Governance.of(_genesis("1/1")).needed(4) == 4
+    assert Governance(_genesis("3/4")).needed(4) == 3 and Governance(_genesis("1/1")).needed(4) == 4
     for bad in ("1/3", "2", "x"):
         with pytest.raises(GenesisError, match=r"governance\.quorum"):
             _genesis(bad)

@@ -114,14 +114,13 @@ class Directory:
             return Actor(key, self.find_org(member.org, state), member.role)
         if state.get(patient_key(patient_id(key))) is not None:
             return Actor(key, None, "patient")
-        added = self.added.by_admin(state, key) if self.added is not None else None
-        if added is not None:
-            return Actor(key, added, "admin")
+        joined = self.admin_of(state, key)  # last: one more read, for an admin of an organisation that joined
+        if joined is not None:
+            return Actor(key, joined, "admin")
         return Actor(key, None, "unknown")
 
     def is_org_key(self, key: bytes, state: Overlay) -> bool:
-        return key in self.admins or key in self.nodes or (
-            self.added is not None and self.added.by_admin(state, key) is not None)
+        return key in self.nodes or self.admin_of(state, key) is not None
 
     # ------------------------------------------------------------ members
 
