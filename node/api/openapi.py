@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from consensus.byzantine import BEHAVIOURS
+from node.governance import ACTIONS
 
 Schema = dict[str, Any]
 
@@ -196,7 +197,7 @@ def schemas() -> dict[str, Schema]:
             "changes": array(obj({"height": INT, "validators": array(STR), "txs": array(hex_string(32)),
                                   "in_force": BOOL})),
             "proposals": array(obj({
-                "proposal": hex_string(32), "action": {"enum": ["add", "remove", "replace"]}, "name": STR,
+                "proposal": hex_string(32), "action": {"enum": list(ACTIONS)}, "name": STR,
                 "key": hex_string(32), "org": STR, "address": STR, "height": INT, "proposer_org": STR,
                 "approvals": array(STR), "counted": INT, "needed": INT,
                 "status": {"enum": ["pending", "scheduled", "expired"]}, "decided": nullable(INT),

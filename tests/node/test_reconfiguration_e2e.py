@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from jsonschema import Draft202012Validator
 
 from node.cli.main import main
 from node.lab import cluster as clusters
@@ -236,5 +237,9 @@ async def test_an_observer_is_promoted_to_validator_and_votes(tmp_path: Path) ->
         status = await c.status("acme-pharma")
         assert status is not None and status["role"] == "validator"
         assert await _signed(c, "acme-pharma") > 0, "the promoted node never voted"
+        code, listed = await c.get("regulator", "/validators")  # a promotion among the proposals: as described
+        assert [p["action"] for p in listed["proposals"]] == ["promote"]
+        components = (await c.get("regulator", "/openapi.json"))[1]["components"]
+        Draft202012Validator({"$ref": "#/components/schemas/Validators", "components": components}).validate(listed)
         code, body = await c.post_tx("acme-pharma", c.anchor_tx("through the promoted node"), wait=True)
         assert code == 200 and body["status"] == "committed", body
