@@ -112,10 +112,13 @@ def check_proof(doc: Any, genesis: Genesis) -> ProvenTransaction:
     ``doc`` is whatever JSON someone hands in (``Any``): it becomes a proof only by passing these checks.
     """
     tx, path, header, cert = _check_document(doc, allow_changes=True)
-    governance = Governance(genesis)
-    changes = _follow_changes(doc.get(CHANGES_FIELD, []), genesis, governance)
-    validators = governance.set_at(changes, header.height)
-    proven = _verify_parts(tx, path, header, cert, genesis, validators)
+    if CHANGES_FIELD in doc:  # the governance rules only for a proof across changes
+        governance = Governance(genesis)
+        changes = _follow_changes(doc[CHANGES_FIELD], genesis, governance)
+        signers = _signers(governance.set_at(changes, header.height))
+    else:
+        signers = [(m.name, m.key) for m in genesis.validators]
+    proven = _verify_parts(tx, path, header, cert, genesis, signers)
     _check_readable(doc, proven)
     return proven
 
@@ -147,8 +150,8 @@ def _follow_changes(steps: Any, genesis: Genesis, governance: Governance) -> lis
         for part in step:
             where = f"validator change {n}"
             tx, path, header, cert = _check_document(part, allow_changes=False)
-            validators = governance.set_at(changes, header.height)
-            proven = _verify_parts(tx, path, header, cert, genesis, validators, where)
+            signers = _signers(governance.set_at(changes, header.height))
+            proven = _verify_parts(tx, path, header, cert, genesis, signers, where)
             _check_readable(part, proven)
             if (proven.height, proven.tx_index) <= last:
                 raise InvalidProof(f"{where}: its transactions are not in ledger order")
@@ -200,17 +203,22 @@ def _decode_parts(doc: dict[str, Any]) -> tuple[bytes, MerkleProof, BlockHeader,
         raise InvalidProof(f"malformed proof: {exc}") from None
 
 
+def _signers(validators: tuple[Validator, ...]) -> list[tuple[str, VerifyKey]]:
+    return [(v.name, VerifyKey(v.key)) for v in validators]
+
+
 def _verify_parts(
     tx: bytes, path: MerkleProof, header: BlockHeader, cert: CommitCertificate, genesis: Genesis,
-    validators: tuple[Validator, ...], where: str = "",
+    signers: list[tuple[str, VerifyKey]], where: str = "",
 ) -> ProvenTransaction:
+    """``signers``: (name, key) of the validators in force at the block's height, by position."""
     prefix = f"{where}: " if where else ""
     if header.chain_id != genesis.chain_id:
         raise InvalidProof(f"{prefix}proof is for chain {header.chain_id!r}, genesis is {genesis.chain_id!r}")
     block_hash = sha256(encode(header))
     if cert.block_hash != block_hash or cert.height != header.height:
         raise InvalidProof(f"{prefix}the certificate is not for this block header")
-    reason = verify_commit_certificate(genesis.chain_id, [VerifyKey(v.key) for v in validators], cert)
+    reason = verify_commit_certificate(genesis.chain_id, [key for _, key in signers], cert)
     if reason is not None:
         raise InvalidProof(f"{prefix}invalid commit certificate at height {header.height}: {reason}")
     if path.leaf_count != header.tx_count:
@@ -223,7 +231,7 @@ def _verify_parts(
         raise InvalidProof(f"the proven bytes are not a transaction: {exc}") from None
     if envelope.chain_id != genesis.chain_id or not envelope.check_signature():
         raise InvalidProof("the transaction's signature does not verify on this chain")
-    proposer = validators[header.proposer].name if header.proposer < len(validators) else "?"
+    proposer = signers[header.proposer][0] if header.proposer < len(signers) else "?"
     return ProvenTransaction(
         chain_id=header.chain_id, height=header.height, block_hash=block_hash, block_time_ms=header.timestamp_ms,
         proposer=proposer, tx_id=tx_id(tx), tx_index=path.index, tx=tx, signer=envelope.signer,
